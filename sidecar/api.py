@@ -1,0 +1,119 @@
+"""The method table of the stdio API: one entry per api.md method.
+
+Each entry names its params Struct, its result type and the errors it can
+answer, so the dispatcher (`sidecar.rpc`) and the OpenRPC document
+(`sidecar.schema`) are built from the same declaration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from msgspec import Struct
+
+from sidecar import errors
+from sidecar.messages import (
+    LeaderStatus,
+    NoParams,
+    PeerInfo,
+    PingPeerParams,
+    PingResult,
+    SendControlMessageParams,
+    SendResult,
+    StartPeerParams,
+)
+from sidecar.peer import Peer
+
+
+async def _start_peer(peer: Peer, p: Any) -> Any:
+    return await peer.start(p)
+
+
+async def _stop_peer(peer: Peer, _: Any) -> Any:
+    await peer.stop()
+    return None
+
+
+async def _send_control_message(peer: Peer, p: Any) -> Any:
+    return await peer.send(p)
+
+
+async def _get_connected_peers(peer: Peer, _: Any) -> Any:
+    return peer.connected_peers()
+
+
+async def _get_leader_status(peer: Peer, _: Any) -> Any:
+    return peer.leader_status()
+
+
+async def _ping_peer(peer: Peer, p: Any) -> Any:
+    return await peer.ping(p.peer_id)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    summary: str
+    params: type[Struct]
+    result: Any  # a type msgspec can describe in JSON Schema
+    errors: tuple[int, ...]
+    call: Callable[[Peer, Any], Awaitable[Any]]
+
+
+METHODS: tuple[MethodSpec, ...] = (
+    MethodSpec(
+        "start_peer",
+        "Join the room on the local network; returns this peer.",
+        StartPeerParams,
+        PeerInfo,
+        (errors.INVALID_PARAMS, errors.ALREADY_STARTED),
+        _start_peer,
+    ),
+    MethodSpec(
+        "send_control_message",
+        "Send a JSON payload over the data channels to all, some, or a display class.",
+        SendControlMessageParams,
+        SendResult,
+        (
+            errors.INVALID_PARAMS,
+            errors.NOT_STARTED,
+            errors.PEER_NOT_CONNECTED,
+            errors.PAYLOAD_TOO_LARGE,
+        ),
+        _send_control_message,
+    ),
+    MethodSpec(
+        "get_connected_peers",
+        "The peers with an open data channel.",
+        NoParams,
+        list[PeerInfo],
+        (errors.INVALID_PARAMS,),
+        _get_connected_peers,
+    ),
+    MethodSpec(
+        "get_leader_status",
+        "Election state, the leader, the term and the signaling URL.",
+        NoParams,
+        LeaderStatus,
+        (errors.INVALID_PARAMS,),
+        _get_leader_status,
+    ),
+    MethodSpec(
+        "ping_peer",
+        "Round-trip time to a connected peer, measured over the data channel.",
+        PingPeerParams,
+        PingResult,
+        (errors.INVALID_PARAMS, errors.NOT_STARTED, errors.PEER_NOT_CONNECTED),
+        _ping_peer,
+    ),
+    MethodSpec(
+        "stop_peer",
+        "Leave the network as on exit, but keep the process; start_peer may follow.",
+        NoParams,
+        None,
+        (errors.INVALID_PARAMS,),
+        _stop_peer,
+    ),
+)

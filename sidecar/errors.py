@@ -1,0 +1,75 @@
+"""Error codes of the stdio API (api.md, "Errors") as exceptions.
+
+The peer raises these; `sidecar.rpc` turns them into JSON-RPC error objects.
+Keeping them free of jsonrpcserver lets the core stay I/O- and library-free.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+NOT_STARTED = -32001
+ALREADY_STARTED = -32002
+PEER_NOT_CONNECTED = -32003
+PAYLOAD_TOO_LARGE = -32004
+
+
+class ApiError(Exception):
+    """An error answer: JSON-RPC `code`, human `message`, machine `data`."""
+
+    code: int = INTERNAL_ERROR
+
+    def __init__(self, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data
+
+
+class NotStarted(ApiError):
+    code = NOT_STARTED
+
+    def __init__(self) -> None:
+        super().__init__("Peer not started: call start_peer first")
+
+
+class AlreadyStarted(ApiError):
+    code = ALREADY_STARTED
+
+    def __init__(self) -> None:
+        super().__init__("Peer already started: call stop_peer first")
+
+
+class PeerNotConnected(ApiError):
+    code = PEER_NOT_CONNECTED
+
+    def __init__(self, peer_ids: list[str]) -> None:
+        super().__init__(f"Peer not connected: {', '.join(peer_ids)}", {"peer_ids": peer_ids})
+
+
+class PayloadTooLarge(ApiError):
+    code = PAYLOAD_TOO_LARGE
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"Payload too large: {size} bytes serialized, limit {limit}",
+            {"size": size, "limit": limit},
+        )
+
+
+ERROR_MESSAGES: dict[int, str] = {
+    PARSE_ERROR: "Parse error",
+    INVALID_REQUEST: "Invalid request",
+    METHOD_NOT_FOUND: "Method not found",
+    INVALID_PARAMS: "Invalid params",
+    INTERNAL_ERROR: "Internal error",
+    NOT_STARTED: "Peer not started",
+    ALREADY_STARTED: "Peer already started",
+    PEER_NOT_CONNECTED: "Peer not connected",
+    PAYLOAD_TOO_LARGE: "Payload too large",
+}
+"""Every code the API can answer, for the OpenRPC document."""

@@ -1,0 +1,360 @@
+"""Every message the sidecar reads or writes, as msgspec Structs.
+
+These Structs are the single definition of the wire formats: the stdio
+JSON-RPC API (api.md), the signaling protocol between peers and the leader
+(design.md, "Signaling") and the envelope carried over the `live-control`
+data channel. The JSON Schema, the OpenRPC document and the TypeScript types
+are generated from them (see `sidecar.schema`), never written by hand.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+PROTOCOL_VERSION = 1
+"""Version of the signaling and data-channel protocol, announced as TXT `v`."""
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+"""Largest control-message payload, measured as its JSON serialization."""
+
+PeerType = Literal["controller", "display"]
+DisplayClass = Literal["audience", "stage", "lobby"]
+ConnectionState = Literal["new", "connecting", "connected", "disconnected", "self"]
+LeaderState = Literal["idle", "discovering", "electing", "leader", "follower"]
+MeshPolicy = Literal["controllers", "full"]
+DisconnectReason = Literal["closed", "timeout", "failed", "left"]
+
+PeerId = Annotated[str, Meta(min_length=1, max_length=64, description="peer UUID")]
+PeerName = Annotated[str, Meta(min_length=1, max_length=64, description="device name")]
+RoomName = Annotated[str, Meta(min_length=1, max_length=64)]
+Millis = Annotated[int, Meta(ge=0, description="milliseconds since the Unix epoch")]
+Port = Annotated[int, Meta(ge=0, le=65535)]
+Term = Annotated[int, Meta(ge=0)]
+
+_IPV4 = r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$"
+IPv4Address = Annotated[str, Meta(pattern=_IPV4, description="dotted-quad IPv4 address")]
+
+
+class _Wire(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=False):
+    """Base of every message: fields by name, unknown fields rejected."""
+
+
+# --------------------------------------------------------------------------- types
+
+
+class PeerInfo(_Wire):
+    """One peer of the room as this sidecar sees it."""
+
+    peer_id: PeerId
+    name: PeerName
+    peer_type: PeerType
+    display_class: DisplayClass | None
+    started_at: Millis
+    is_leader: bool
+    connection_state: ConnectionState
+
+
+class IceServer(_Wire):
+    """A STUN or TURN server, as in the WebRTC RTCIceServer dictionary."""
+
+    urls: str | list[str]
+    username: str | None = None
+    credential: str | None = None
+
+
+# --------------------------------------------------------------- method params
+
+
+class StartPeerParams(_Wire):
+    name: PeerName
+    peer_type: PeerType
+    display_class: DisplayClass | None = None
+    signaling_port: Port = 3010
+    room: RoomName = "default"
+    room_key: Annotated[str, Meta(min_length=1, max_length=1024)] | None = None
+    mesh: MeshPolicy = "controllers"
+    echo: bool = False
+    ice_servers: list[IceServer] = field(default_factory=list)
+    interfaces: list[IPv4Address] | None = None
+
+    def __post_init__(self) -> None:
+        # Cross-field rules; the "field: reason" form is what ParamError parses.
+        if self.peer_type == "display" and self.display_class is None:
+            raise ValueError("display_class: required when peer_type is display")
+        if self.peer_type == "controller" and self.display_class is not None:
+            raise ValueError("display_class: must be absent or null for a controller")
+        if any(ch < " " for ch in self.name):
+            raise ValueError("name: must not contain control characters")
+
+
+class SendControlMessageParams(_Wire):
+    payload: Any
+    to: PeerId | list[PeerId] | None = None
+    display_class: DisplayClass | None = None
+
+
+class PingPeerParams(_Wire):
+    peer_id: PeerId
+
+
+class NoParams(_Wire):
+    """For methods that take no params (an empty object or list is accepted)."""
+
+
+# --------------------------------------------------------------- method results
+
+
+class SendResult(_Wire):
+    message_id: str
+    sent_to: list[str]
+
+
+class LeaderStatus(_Wire):
+    state: LeaderState
+    leader_id: str | None
+    is_leader: bool
+    term: Term
+    leader: PeerInfo | None
+    signaling_url: str | None
+
+
+class PingResult(_Wire):
+    rtt_ms: float
+
+
+# --------------------------------------------------------- notifications (out)
+
+
+class ConnectedParams(_Wire):
+    peer: PeerInfo
+
+
+class DisconnectedParams(_Wire):
+    peer_id: str
+    reason: DisconnectReason
+
+
+class MessageParams(_Wire):
+    from_: str = field(name="from")
+    message_id: str
+    payload: Any
+    sent_at: Millis
+
+
+class LeaderChangedParams(_Wire):
+    leader_id: str | None
+    is_leader: bool
+    term: Term
+
+
+class PeerListChangedParams(_Wire):
+    peers: list[PeerInfo]
+
+
+NOTIFICATIONS: dict[str, type[Struct]] = {
+    "webrtc:connected": ConnectedParams,
+    "webrtc:disconnected": DisconnectedParams,
+    "webrtc:message": MessageParams,
+    "webrtc:leader_changed": LeaderChangedParams,
+    "webrtc:peer_list_changed": PeerListChangedParams,
+}
+"""Notification method name -> the Struct of its params."""
+
+
+# ------------------------------------------------------------------ signaling
+# Frames on the leader's WebSocket, tagged by "type". A peer that is not
+# registered may only send `register`; the leader answers `challenge` first
+# when the room has a key (HMAC-SHA256 of the nonce, the key never sent).
+
+
+class _Signal(_Wire, tag_field="type"):
+    pass
+
+
+class SignalPeer(_Wire):
+    """A room member as the leader lists it: enough to rank and to connect."""
+
+    peer_id: PeerId
+    name: PeerName
+    peer_type: PeerType
+    display_class: DisplayClass | None
+    started_at: Millis
+
+
+class Challenge(_Signal, tag="challenge"):
+    nonce: str
+
+
+class Register(_Signal, tag="register"):
+    peer: SignalPeer
+    room: RoomName
+    v: int = PROTOCOL_VERSION
+    proof: str | None = None
+
+
+class Registered(_Signal, tag="registered"):
+    leader_id: PeerId
+    term: Term
+    peers: list[SignalPeer]
+
+
+class PeerList(_Signal, tag="peer_list"):
+    leader_id: PeerId
+    term: Term
+    peers: list[SignalPeer]
+
+
+class Offer(_Signal, tag="offer"):
+    from_: PeerId = field(name="from")
+    to: PeerId
+    sdp: str
+
+
+class Answer(_Signal, tag="answer"):
+    from_: PeerId = field(name="from")
+    to: PeerId
+    sdp: str
+
+
+class Candidate(_Signal, tag="candidate"):
+    from_: PeerId = field(name="from")
+    to: PeerId
+    candidate: str | None
+    sdp_mid: str | None = None
+    sdp_mline_index: int | None = None
+
+
+class Heartbeat(_Signal, tag="heartbeat"):
+    seq: int
+    term: Term
+
+
+class HeartbeatAck(_Signal, tag="heartbeat_ack"):
+    seq: int
+    term: Term
+
+
+class Leave(_Signal, tag="leave"):
+    peer_id: PeerId
+
+
+class SignalError(_Signal, tag="error"):
+    code: str
+    message: str
+
+
+SignalMessage = (
+    Challenge
+    | Register
+    | Registered
+    | PeerList
+    | Offer
+    | Answer
+    | Candidate
+    | Heartbeat
+    | HeartbeatAck
+    | Leave
+    | SignalError
+)
+
+
+# ------------------------------------------------------------- data channel
+# Envelopes on the `live-control` channel, tagged by "type".
+
+
+class _Envelope(_Wire, tag_field="type"):
+    pass
+
+
+class ControlEnvelope(_Envelope, tag="control"):
+    id: str
+    from_: PeerId = field(name="from")
+    sent_at: Millis
+    payload: Any
+
+
+class PingEnvelope(_Envelope, tag="ping"):
+    seq: int
+    sent_at: Millis
+
+
+class PongEnvelope(_Envelope, tag="pong"):
+    seq: int
+    sent_at: Millis
+
+
+Envelope = ControlEnvelope | PingEnvelope | PongEnvelope
+
+
+# ------------------------------------------------------------------ decoding
+
+
+class ParamError(ValueError):
+    """A message failed validation; `field` names where, `reason` says why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+    def as_data(self) -> dict[str, str]:
+        return {"field": self.field, "reason": self.reason}
+
+
+_AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$(?P<path>[^`]*)`$")
+_NAMED_FIELD = re.compile(r"field `(?P<field>[^`]+)`")
+_OWN_RULE = re.compile(r"^(?P<field>[a-z_]+): (?P<reason>.+)$")
+
+
+def param_error_from(exc: msgspec.ValidationError) -> ParamError:
+    """Turn msgspec's message into (field, reason), whatever form it took."""
+    text = str(exc)
+    if m := _AT_PATH.match(text):
+        path = m["path"].lstrip(".") or "params"
+        reason = m["reason"]
+        if f := _NAMED_FIELD.search(reason):  # missing/unknown field inside a nested object
+            path = f"{path}.{f['field']}" if path != "params" else f["field"]
+        return ParamError(path, reason)
+    if f := _NAMED_FIELD.search(text):
+        return ParamError(f["field"], text)
+    if m := _OWN_RULE.match(text):
+        return ParamError(m["field"], m["reason"])
+    return ParamError("params", text)
+
+
+T = TypeVar("T")
+
+
+def convert_params(params: object, into: type[T]) -> T:
+    """Validate already-decoded JSON against a Struct, raising ParamError."""
+    if params is None or params == []:
+        params = {}
+    if not isinstance(params, dict):
+        raise ParamError("params", "params are passed by name: send a JSON object")
+    try:
+        return msgspec.convert(params, into, strict=True)
+    except msgspec.ValidationError as exc:
+        raise param_error_from(exc) from None
+
+
+_signal_decoder: msgspec.json.Decoder[SignalMessage] = msgspec.json.Decoder(SignalMessage)
+_envelope_decoder: msgspec.json.Decoder[Envelope] = msgspec.json.Decoder(Envelope)
+
+
+def decode_signal(frame: bytes | str) -> SignalMessage:
+    """Decode one signaling frame; raises msgspec.DecodeError or ValidationError."""
+    return _signal_decoder.decode(frame)
+
+
+def decode_envelope(frame: bytes | str) -> Envelope:
+    """Decode one data-channel message; raises msgspec.DecodeError or ValidationError."""
+    return _envelope_decoder.decode(frame)
+
+
+def payload_size(payload: Any) -> int:
+    """Serialized size of a control payload, the figure the 64 KiB limit applies to."""
+    return len(msgspec.json.encode(payload))
