@@ -88,9 +88,14 @@ def _bind(spec: MethodSpec, peer: Peer) -> Callable[..., Any]:
 
 
 class RpcServer:
-    def __init__(self, peer: Peer, write_line: Callable[[bytes], None]) -> None:
+    def __init__(
+        self,
+        peer: Peer,
+        write_line: Callable[[bytes], None],
+        methods: tuple[MethodSpec, ...] = METHODS,
+    ) -> None:
         self._write_line = write_line
-        self._methods = {spec.name: _bind(spec, peer) for spec in METHODS}
+        self._methods = {spec.name: _bind(spec, peer) for spec in methods}
         self._encoder = msgspec.json.Encoder()
 
     def notify(self, method: str, params: Struct) -> None:
@@ -112,7 +117,7 @@ class RpcServer:
             return None  # a person pressing Enter is not an error
         try:
             decoded = msgspec.json.decode(line)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
             return _error(errors.PARSE_ERROR, str(exc))
         except RecursionError:
             return _error(errors.PARSE_ERROR, "JSON nested too deeply")
