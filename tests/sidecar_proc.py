@@ -13,9 +13,14 @@ import os
 import shlex
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from tests.lab import Host
 
 START_TIMEOUT_S = 10.0
 
@@ -55,6 +60,23 @@ class SidecarClient:
             limit=8 * 1024 * 1024,
             **kwargs,
         )
+        return cls(process)
+
+    @classmethod
+    async def spawn_in(cls, host: Host, *args: str, log: Path | None = None) -> SidecarClient:
+        """A sidecar inside a test-lab host; its stderr goes to `log` when given."""
+        stderr: Any = asyncio.subprocess.DEVNULL
+        if log is not None:
+            stderr = log.open("ab")
+        try:
+            process = await host.spawn_async(
+                sidecar_argv("--log-level", "debug", *args),
+                stderr=stderr,
+                limit=8 * 1024 * 1024,
+            )
+        finally:
+            if log is not None:
+                stderr.close()
         return cls(process)
 
     async def _read(self) -> None:

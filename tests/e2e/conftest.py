@@ -1,0 +1,33 @@
+"""Fixtures for end-to-end tests that run in the network-namespace test lab (tests/lab.py)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+_REPO = str(Path(__file__).resolve().parents[2])
+if _REPO not in sys.path:  # make `tests.lab` importable however pytest was started
+    sys.path.insert(0, _REPO)
+
+from tests.lab import Lab, lab_unavailable_reason, sweep_stale_labs  # noqa: E402
+
+
+@pytest.fixture
+async def lab() -> AsyncIterator[Lab]:
+    """An empty lab; ``h1, h2 = lab.hosts(2)`` adds hosts.  Skips where labs cannot run.
+
+    Everything (processes, namespaces) is removed after the test, pass or fail.  The fixture
+    is async so cleanup (``Lab.aclose``) runs while the test's event loop is still alive.
+    """
+    reason = lab_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    sweep_stale_labs()
+    the_lab = Lab()
+    try:
+        yield the_lab
+    finally:
+        await the_lab.aclose()
