@@ -259,3 +259,24 @@ def test_killed_parent_takes_the_sidecar_with_it(tmp_path: Path) -> None:
             os.kill(child_pid, signal.SIGKILL)
         for fd in (stdin_r, stdin_w, stdout_r, stdout_w):
             os.close(fd)
+
+
+def test_a_host_that_stops_reading_stdout_cannot_wedge_the_sidecar() -> None:
+    # Far more output than a pipe buffers, never read: the writer thread blocks,
+    # the event loop must not, so SIGTERM is still honoured in time.
+    process = subprocess.Popen(
+        sidecar_argv(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        assert process.stdin is not None
+        request = b'{"jsonrpc":"2.0","method":"get_leader_status","id":1}\n'
+        process.stdin.write(request * 3000)
+        process.stdin.flush()
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(EXIT_BOUND_S) == 0
+        assert time.monotonic() - started < EXIT_BOUND_S
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(5)
