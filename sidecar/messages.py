@@ -27,6 +27,7 @@ ConnectionState = Literal["new", "connecting", "connected", "disconnected", "sel
 LeaderState = Literal["idle", "discovering", "electing", "leader", "follower"]
 MeshPolicy = Literal["controllers", "full"]
 DisconnectReason = Literal["closed", "timeout", "failed", "left"]
+Role = Literal["candidate", "leader", "follower"]
 
 PeerId = Annotated[str, Meta(min_length=1, max_length=64, description="peer UUID")]
 PeerName = Annotated[str, Meta(min_length=1, max_length=64, description="device name")]
@@ -176,13 +177,20 @@ class _Signal(_Wire, tag_field="type"):
 
 
 class SignalPeer(_Wire):
-    """A room member as the leader lists it: enough to rank and to connect."""
+    """A room member as the leader lists it: enough to rank it and to reach it.
+
+    `addresses` and `port` locate its signaling server (bound by every peer at
+    start, serving only while it leads), so on leader loss the followers can
+    reach the successor at once, without a new discovery round.
+    """
 
     peer_id: PeerId
     name: PeerName
     peer_type: PeerType
     display_class: DisplayClass | None
     started_at: Millis
+    addresses: list[IPv4Address] = field(default_factory=list)
+    port: Port = 0
 
 
 class Challenge(_Signal, tag="challenge"):
@@ -190,16 +198,21 @@ class Challenge(_Signal, tag="challenge"):
 
 
 class Register(_Signal, tag="register"):
+    """First frame of a follower. With a room key, `proof` answers the
+    challenge and `client_nonce` asks the leader to prove the key in turn."""
+
     peer: SignalPeer
     room: RoomName
     v: int = PROTOCOL_VERSION
     proof: str | None = None
+    client_nonce: str | None = None
 
 
 class Registered(_Signal, tag="registered"):
     leader_id: PeerId
     term: Term
     peers: list[SignalPeer]
+    proof: str | None = None
 
 
 class PeerList(_Signal, tag="peer_list"):
@@ -260,6 +273,28 @@ SignalMessage = (
     | Leave
     | SignalError
 )
+
+
+# ------------------------------------------------------------------ discovery
+
+
+class PeerRecord(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """What one peer announces over mDNS (design.md, "Discovery"): the TXT
+    record's fields plus the addresses and port of the service. A record is a
+    hint, never proof of life."""
+
+    peer_id: PeerId
+    name: PeerName
+    peer_type: PeerType
+    display_class: DisplayClass | None
+    started_at: Millis
+    role: Role
+    leader_id: str | None
+    term: Term
+    room: RoomName
+    v: int = PROTOCOL_VERSION
+    addresses: tuple[IPv4Address, ...] = ()
+    port: Port = 0
 
 
 # ------------------------------------------------------------- data channel

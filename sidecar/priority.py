@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import total_ordering
+from typing import Protocol
 
 from sidecar.messages import PeerType
 
@@ -44,3 +45,17 @@ class Priority:
         if int(rank) not in types or started_at < 0 or not peer_id:
             raise ValueError(f"malformed priority {text!r}")
         return cls(types[int(rank)], started_at, peer_id)
+
+
+class _Ranked(Protocol):
+    @property
+    def peer_type(self) -> PeerType: ...
+    @property
+    def started_at(self) -> int: ...
+    @property
+    def peer_id(self) -> str: ...
+
+
+def priority_of(peer: _Ranked) -> Priority:
+    """Priority of anything that carries the three ranking fields."""
+    return Priority(peer.peer_type, peer.started_at, peer.peer_id)
