@@ -1,0 +1,449 @@
+"""The election rules, driven with a fake clock and a simulated room.
+
+`SimRoom` stands in for mDNS and the signaling server: each step it shows
+every peer the records of the peers it can reach, joins followers to their
+leader when it is reachable and leading, and reports leader loss when not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sidecar.election import BecomeLeader, Decision, Election, Follow, Retermed, Timing
+from sidecar.messages import PeerRecord, PeerType, SignalPeer
+
+TIMING = Timing()
+
+
+def make_peer(peer_id: str, peer_type: PeerType = "display", started_at: int = 1000) -> SignalPeer:
+    return SignalPeer(
+        peer_id=peer_id,
+        name=peer_id,
+        peer_type=peer_type,
+        display_class="audience" if peer_type == "display" else None,
+        started_at=started_at,
+        addresses=["10.77.0.9"],
+        port=3010,
+    )
+
+
+def follow(leader_id: str, term: int, successor: bool = False) -> Follow:
+    """The Follow decision for a peer made by make_peer."""
+    return Follow(leader_id, ("10.77.0.9",), 3010, term, successor)
+
+
+def record_of(election: Election, room: str = "default") -> PeerRecord:
+    me = election.me
+    if election.state == "leader":
+        role = "leader"
+    elif election.state == "follower" and election.joined:
+        role = "follower"
+    else:
+        role = "candidate"
+    return PeerRecord(
+        peer_id=me.peer_id,
+        name=me.name,
+        peer_type=me.peer_type,
+        display_class=me.display_class,
+        started_at=me.started_at,
+        role=role,
+        leader_id=election.leader_id,
+        term=election.term,
+        room=room,
+        addresses=tuple(me.addresses),
+        port=me.port,
+    )
+
+
+def leader_record(peer: SignalPeer, term: int) -> PeerRecord:
+    return PeerRecord(
+        peer_id=peer.peer_id,
+        name=peer.name,
+        peer_type=peer.peer_type,
+        display_class=peer.display_class,
+        started_at=peer.started_at,
+        role="leader",
+        leader_id=peer.peer_id,
+        term=term,
+        room="default",
+        addresses=tuple(peer.addresses),
+        port=peer.port,
+    )
+
+
+# ----------------------------------------------------------------- one peer
+
+
+def test_alone_becomes_leader_after_the_discovery_window() -> None:
+    e = Election(make_peer("a"))
+    assert e.start(0.0) == []
+    assert e.state == "discovering"
+    assert e.tick(TIMING.discovery_window_s - 0.01) == []
+    assert e.tick(TIMING.discovery_window_s) == [BecomeLeader(1)]
+    assert (e.state, e.leader_id, e.term, e.next_deadline()) == ("leader", "a", 1, None)
+
+
+def test_joins_a_serving_leader_at_once_even_with_higher_priority() -> None:
+    me = make_peer("a", started_at=1)  # earlier start: higher priority than the leader
+    leader = make_peer("z", started_at=500)
+    e = Election(me)
+    e.start(0.0)
+    decisions = e.record_seen(leader_record(leader, 4), 0.05)
+    assert decisions == [follow("z", 4)]
+    assert e.state == "follower" and not e.joined
+    assert e.joined_leader("z", 4, [leader, me], 0.1) == []
+    assert e.joined and e.term == 4
+
+
+def test_controller_takes_over_from_a_display_leader() -> None:
+    e = Election(make_peer("c", "controller", started_at=9_999))
+    e.start(0.0)
+    assert e.record_seen(leader_record(make_peer("d"), 3), 0.05) == [BecomeLeader(4)]
+
+
+def test_controller_joins_a_controller_leader() -> None:
+    e = Election(make_peer("c2", "controller", started_at=1))
+    e.start(0.0)
+    decisions = e.record_seen(leader_record(make_peer("c1", "controller", 5), 2), 0.05)
+    assert decisions == [follow("c1", 2)]
+
+
+def test_lower_priority_candidate_waits_for_the_winner_then_follows_it() -> None:
+    me, winner = make_peer("b", started_at=2), make_peer("a", started_at=1)
+    e = Election(me)
+    e.start(0.0)
+    as_candidate = leader_record(winner, 0)
+    assert (
+        e.record_seen(as_candidate.__class__(**{**_fields(as_candidate), "role": "candidate"}), 0.1)
+        == []
+    )
+    assert e.tick(TIMING.discovery_window_s) == []
+    assert e.state == "electing"
+    assert e.record_seen(leader_record(winner, 1), 0.7) == [follow("a", 1)]
+
+
+def test_a_winner_that_never_leads_is_dropped() -> None:
+    me, winner = make_peer("b", started_at=2), make_peer("a", started_at=1)
+    e = Election(me)
+    e.start(0.0)
+    e.record_seen(_as(leader_record(winner, 0), role="candidate"), 0.1)
+    e.tick(TIMING.discovery_window_s)
+    assert e.tick(TIMING.discovery_window_s + TIMING.winner_wait_s - 0.01) == []
+    assert e.tick(TIMING.discovery_window_s + TIMING.winner_wait_s) == [BecomeLeader(1)]
+
+
+def test_lingering_record_of_a_dead_leader_is_ignored_after_a_failed_join() -> None:
+    e = Election(make_peer("b"))
+    e.start(0.0)
+    dead = make_peer("x", started_at=1)
+    e.record_seen(leader_record(dead, 2), 0.05)
+    assert e.join_failed("x", 0.3) == []  # no peer list: back to discovery
+    e.record_seen(leader_record(dead, 2), 0.4)  # the record lingers
+    assert e.tick(10.0) == [BecomeLeader(3)]
+    # ... but the same peer leading at a higher term is alive again.
+    assert e.record_seen(leader_record(dead, 5), 11.0) == [follow("x", 5)]
+
+
+# ------------------------------------------------------------ leader loss
+
+
+def joined_follower(
+    me: SignalPeer, leader: SignalPeer, members: list[SignalPeer], term: int = 1
+) -> Election:
+    e = Election(me)
+    e.start(0.0)
+    e.record_seen(leader_record(leader, term), 0.01)
+    e.joined_leader(leader.peer_id, term, members, 0.02)
+    assert e.joined
+    return e
+
+
+def test_successor_is_known_without_a_new_discovery_round() -> None:
+    leader = make_peer("c", "controller", 1)
+    second, third = make_peer("d1", started_at=10), make_peer("d2", started_at=20)
+    e = joined_follower(third, leader, [leader, second, third])
+    assert e.leader_lost("c", 5.0) == [follow("d1", 2, successor=True)]
+    f = joined_follower(second, leader, [leader, second, third])
+    assert f.leader_lost("c", 5.0) == [BecomeLeader(2)]
+
+
+def test_unreachable_successor_passes_to_the_next() -> None:
+    leader = make_peer("c", "controller", 1)
+    a, b, me = (
+        make_peer("d1", started_at=10),
+        make_peer("d2", started_at=20),
+        make_peer("d3", started_at=30),
+    )
+    e = joined_follower(me, leader, [leader, a, b, me])
+    assert e.leader_lost("c", 5.0)[0] == follow("d1", 2, successor=True)
+    assert e.join_failed("d1", 8.0)[0] == follow("d2", 2, successor=True)
+    assert e.join_failed("d2", 11.0) == [BecomeLeader(2)]
+
+
+def test_goodbye_of_the_leader_is_a_leader_loss() -> None:
+    leader, me = make_peer("a", started_at=1), make_peer("b", started_at=2)
+    e = joined_follower(me, leader, [leader, me])
+    assert e.record_gone("a", 3.0) == [BecomeLeader(2)]
+
+
+def test_a_live_leader_record_beats_the_successor_rule() -> None:
+    leader, me = make_peer("a", started_at=1), make_peer("b", started_at=2)
+    e = joined_follower(me, leader, [leader, me])
+    other = make_peer("c", "display", 50)  # leads elsewhere, ranks below our leader
+    assert e.record_seen(leader_record(other, 1), 2.0) == []
+    assert e.leader_lost("a", 3.0) == [follow("c", 1)]
+
+
+def test_stale_leader_events_are_ignored() -> None:
+    leader, me = make_peer("a", started_at=1), make_peer("b", started_at=2)
+    e = joined_follower(me, leader, [leader, me])
+    assert e.leader_lost("someone-else", 3.0) == []
+    assert e.join_failed("someone-else", 3.0) == []
+    assert e.peer_list("a", 0, [leader], 3.0) == []  # older term
+    assert e.state == "follower" and e.leader_id == "a"
+
+
+def test_peer_list_naming_another_leader_redirects() -> None:
+    leader, me, new = (
+        make_peer("d", started_at=5),
+        make_peer("e", started_at=9),
+        make_peer("c", "controller", 99),
+    )
+    e = joined_follower(me, leader, [leader, me])
+    assert e.peer_list("c", 2, [new, leader, me], 4.0) == [follow("c", 2)]
+
+
+# ------------------------------------------------------- duplicate leaders
+
+
+def test_lower_priority_leader_steps_down_and_winner_lifts_its_term() -> None:
+    high, low = make_peer("a", "controller", 1), make_peer("b", "display", 1)
+    winner, loser = Election(high), Election(low)
+    winner.start(0.0)
+    loser.start(0.0)
+    assert winner.tick(1.0) == [BecomeLeader(1)]
+    assert loser.tick(1.0) == [BecomeLeader(1)]
+    loser.term = 2  # it had lived through more changes
+    assert winner.record_seen(record_of(loser), 2.0) == [Retermed(3)]
+    assert loser.record_seen(record_of(winner), 2.1) == [follow("a", 3)]
+
+
+def test_leader_ignores_a_stale_higher_priority_leader_until_it_reterms() -> None:
+    high, low = make_peer("a", "controller", 1), make_peer("b", "display", 1)
+    e = Election(low)
+    e.start(0.0)
+    e.tick(1.0)
+    e.term = 5
+    assert e.record_seen(leader_record(high, 4), 2.0) == []
+    assert e.record_seen(leader_record(high, 6), 3.0) == [follow("a", 6)]
+
+
+def test_followers_move_to_a_better_leader() -> None:
+    leader, me = make_peer("d1", started_at=1), make_peer("d2", started_at=2)
+    e = joined_follower(me, leader, [leader, me], term=1)
+    controller = make_peer("c", "controller", 77)
+    assert e.record_seen(leader_record(controller, 2), 3.0) == [follow("c", 2)]
+
+
+# -------------------------------------------------------- the simulated room
+
+
+def _fields(record: PeerRecord) -> dict[str, object]:
+    return {f: getattr(record, f) for f in record.__struct_fields__}
+
+
+def _as(record: PeerRecord, **changes: object) -> PeerRecord:
+    return PeerRecord(**{**_fields(record), **changes})  # type: ignore[arg-type]
+
+
+@dataclass
+class SimRoom:
+    peers: dict[str, Election] = field(default_factory=dict)
+    started: set[str] = field(default_factory=set)
+    cut: dict[str, int] = field(default_factory=dict)  # peer -> partition number (default 0)
+    now: float = 0.0
+    log: list[tuple[str, Decision]] = field(default_factory=list)
+
+    def add(self, peer: SignalPeer) -> Election:
+        e = Election(peer)
+        self.peers[peer.peer_id] = e
+        return e
+
+    def start(self, peer_id: str) -> None:
+        self.started.add(peer_id)
+        self._apply(peer_id, self.peers[peer_id].start(self.now))
+
+    def reaches(self, a: str, b: str) -> bool:
+        return self.cut.get(a, 0) == self.cut.get(b, 0)
+
+    def _apply(self, peer_id: str, decisions: list[Decision]) -> None:
+        for d in decisions:
+            self.log.append((peer_id, d))
+
+    def _connect_followers(self) -> None:
+        for pid in sorted(self.started):
+            e = self.peers[pid]
+            if e.state != "follower":
+                continue
+            leader = self.peers.get(e.leader_id or "")
+            reachable = (
+                leader is not None
+                and e.leader_id in self.started
+                and self.reaches(pid, leader.me.peer_id)
+            )
+            if e.joined:
+                if not reachable or leader is None or leader.state != "leader":
+                    self._apply(pid, e.leader_lost(e.leader_id or "", self.now))
+                else:  # the leader's peer list broadcast (carries its current term)
+                    self._apply(
+                        pid, e.peer_list(leader.me.peer_id, leader.term, e.members(), self.now)
+                    )
+                continue
+            if reachable and leader is not None and leader.state == "leader":
+                members = [leader.me] + [
+                    self.peers[q].me
+                    for q in sorted(self.started)
+                    if self.peers[q].leader_id == leader.me.peer_id
+                    and q != leader.me.peer_id
+                    and self.reaches(q, leader.me.peer_id)
+                ]
+                if e.me not in members:
+                    members.append(e.me)
+                self._apply(pid, e.joined_leader(leader.me.peer_id, leader.term, members, self.now))
+            elif not reachable:
+                self._apply(pid, e.join_failed(e.leader_id or "", self.now))
+
+    def step(self, dt: float = 0.1) -> None:
+        self.now += dt
+        for pid in sorted(self.started):
+            self._apply(pid, self.peers[pid].tick(self.now))
+        for pid in sorted(self.started):
+            for other in sorted(self.started):
+                if other != pid and self.reaches(pid, other):
+                    self._apply(
+                        pid, self.peers[pid].record_seen(record_of(self.peers[other]), self.now)
+                    )
+        self._connect_followers()
+
+    def run(self, seconds: float) -> None:
+        for _ in range(round(seconds / 0.1)):
+            self.step()
+
+    def leaders(self, partition: int | None = None) -> list[str]:
+        return sorted(
+            pid
+            for pid in self.started
+            if self.peers[pid].state == "leader"
+            and (partition is None or self.cut.get(pid, 0) == partition)
+        )
+
+    def settled_on(self, leader: str) -> bool:
+        return all(
+            self.peers[p].leader_id == leader and (self.peers[p].joined or p == leader)
+            for p in self.started
+            if self.reaches(p, leader)
+        )
+
+
+def three_peers() -> SimRoom:
+    room = SimRoom()
+    room.add(make_peer("ctrl", "controller", 3_000))
+    room.add(make_peer("disp1", "display", 1_000))
+    room.add(make_peer("disp2", "display", 2_000))
+    return room
+
+
+def test_three_peers_started_together_elect_the_controller() -> None:
+    room = three_peers()
+    for pid in ("disp1", "ctrl", "disp2"):
+        room.start(pid)
+    room.run(3.0)
+    assert room.leaders() == ["ctrl"]
+    assert room.settled_on("ctrl")
+
+
+def test_two_peers_within_10_ms_agree() -> None:
+    room = SimRoom()
+    room.add(make_peer("a", "display", 1_000))
+    room.add(make_peer("b", "display", 1_010))
+    room.start("b")
+    room.now += 0.01
+    room.start("a")
+    room.run(3.0)
+    assert room.leaders() == ["a"] and room.settled_on("a")
+
+
+def test_controller_arriving_after_two_displays_takes_over() -> None:
+    room = three_peers()
+    room.start("disp1")
+    room.start("disp2")
+    room.run(2.0)
+    assert room.leaders() == ["disp1"] and room.settled_on("disp1")
+    term_before = room.peers["disp1"].term
+    room.start("ctrl")
+    room.run(2.0)
+    assert room.leaders() == ["ctrl"] and room.settled_on("ctrl")
+    assert room.peers["ctrl"].term == term_before + 1
+
+
+def test_partition_elects_in_both_halves_and_heals_to_one_leader() -> None:
+    room = three_peers()
+    room.add(make_peer("disp3", "display", 4_000))
+    for pid in ("ctrl", "disp1", "disp2", "disp3"):
+        room.start(pid)
+    room.run(3.0)
+    assert room.leaders() == ["ctrl"]
+    room.cut = {"disp2": 1, "disp3": 1}
+    room.run(3.0)
+    assert room.leaders(0) == ["ctrl"] and room.leaders(1) == ["disp2"]
+    room.cut = {}
+    room.run(3.0)
+    assert room.leaders() == ["ctrl"]
+    assert room.settled_on("ctrl")
+    terms = {room.peers[p].term for p in room.started}
+    assert len(terms) == 1  # everyone agrees on the term too
+
+
+def test_leader_killed_survivors_agree_on_the_successor() -> None:
+    room = three_peers()
+    for pid in ("ctrl", "disp1", "disp2"):
+        room.start(pid)
+    room.run(3.0)
+    room.started.discard("ctrl")
+    room.step()
+    assert room.leaders() == ["disp1"]
+    room.run(1.0)
+    assert room.settled_on("disp1")
+    assert room.peers["disp1"].term == room.peers["disp2"].term == 2
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(["controller", "display"]), min_size=2, max_size=5),
+    starts=st.lists(st.integers(min_value=0, max_value=30), min_size=5, max_size=5),
+    split=st.lists(st.booleans(), min_size=5, max_size=5),
+)
+def test_any_room_converges_to_one_leader_after_a_partition_heals(
+    kinds: list[PeerType], starts: list[int], split: list[bool]
+) -> None:
+    room = SimRoom()
+    ids = [f"p{i}" for i in range(len(kinds))]
+    for i, (pid, kind) in enumerate(zip(ids, kinds, strict=False)):
+        room.add(make_peer(pid, kind, 1_000 + starts[i] * 10))
+    order = sorted(range(len(ids)), key=lambda i: starts[i])
+    for i in order:
+        room.start(ids[i])
+        room.step(0.1 * (starts[i] % 3))
+    room.run(4.0)
+    assert len(room.leaders()) == 1
+    room.cut = {pid: 1 for pid, s in zip(ids, split, strict=False) if s}
+    room.run(8.0)
+    room.cut = {}
+    room.run(6.0)
+    (leader,) = room.leaders()
+    assert room.settled_on(leader)
+    if "controller" in kinds:  # the booth controller leads whenever present
+        assert room.peers[leader].me.peer_type == "controller"
