@@ -167,9 +167,9 @@ NOTIFICATIONS: dict[str, type[Struct]] = {
 
 
 # ------------------------------------------------------------------ signaling
-# Frames on the leader's WebSocket, tagged by "type". A peer that is not
-# registered may only send `register`; the leader answers `challenge` first
-# when the room has a key (HMAC-SHA256 of the nonce, the key never sent).
+# Frames on the leader's WebSocket, tagged by "type". The leader opens with
+# `challenge`; a peer that is not registered may only send `register`, whose
+# `proof` (with a room key) is an HMAC-SHA256 of the nonce: the key is never sent.
 
 
 class _Signal(_Wire, tag_field="type"):
