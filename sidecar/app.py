@@ -22,13 +22,13 @@ log = logging.getLogger(__name__)
 MAX_IN_FLIGHT = 256
 """Requests handled at once; beyond that we stop reading stdin (backpressure)."""
 
-DRAIN_S = 1.2
+DRAIN_S = 0.8
 """On exit, time left for requests already read (a person piping JSON wants answers)."""
 
-LEAVE_S = 1.0
+LEAVE_S = 1.7
 """On exit, time left for leaving the network cleanly."""
 
-FLUSH_S = 0.5
+FLUSH_S = 0.3
 """On exit, time left for stdout to take what is queued."""
 
 PARENT_POLL_S = 0.25

@@ -1,119 +1,486 @@
-"""The peer: owns this device's state and answers the stdio API.
+"""The peer: owns this device's state and ties the adapters together.
 
-Issue 2 (foundation) gives it its lifecycle and validation only; discovery,
-election, signaling and data channels are wired in by the issues that follow.
-Until then a started peer stays `discovering`, alone in its room.
+Discovery (mDNS records), the signaling server and client (WebSocket) and the
+clock feed the election core; its decisions are carried out here, and every
+change the host cares about goes out as a notification. Data channels arrive
+with issue 4: until then no peer is ever `connected`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from msgspec import Struct
+from msgspec import Struct, structs
 
+from sidecar import netifs
+from sidecar.discovery import Discovery
+from sidecar.election import BecomeLeader, Decision, Election, Follow, Retermed
 from sidecar.errors import AlreadyStarted, NotStarted, PayloadTooLarge, PeerNotConnected
 from sidecar.messages import (
     MAX_PAYLOAD_BYTES,
+    ConnectionState,
+    LeaderChangedParams,
     LeaderState,
     LeaderStatus,
+    ParamError,
     PeerInfo,
+    PeerList,
+    PeerListChangedParams,
+    PeerRecord,
     PingResult,
+    Role,
     SendControlMessageParams,
     SendResult,
+    SignalMessage,
+    SignalPeer,
     StartPeerParams,
     payload_size,
 )
+from sidecar.signaling import JoinFailed, SignalingClient, SignalingServer
 
 log = logging.getLogger(__name__)
 
 Notify = Callable[[str, Struct], None]
 """Sends a notification (method name, params) to the host."""
 
+LEADER_ANNOUNCE_S = 1.0
+"""The leader re-announces its record this often. One small multicast packet
+per room per second bounds how long the halves of a healed partition take to
+find each other, however far the mDNS query backoff has grown meanwhile."""
+
+JOIN_TIMEOUT_S = 1.5
+"""One attempt to register at a leader (LAN round trips are milliseconds)."""
+
+SUCCESSOR_WAIT_S = 3.5
+"""How long to keep trying a successor that may not have noticed the loss yet:
+followers' heartbeat phases differ by up to one 2 s interval."""
+
+SUCCESSOR_RETRY_S = 0.1
+
+STOP_S = 1.5
+"""Bound on leaving the network (the process must be gone within 3 s)."""
+
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class _Session:
+    """Everything that exists between start_peer and stop_peer."""
+
+    def __init__(self, options: StartPeerParams, me: SignalPeer) -> None:
+        self.options = options
+        self.me = me
+        self.election = Election(me)
+        self.server: SignalingServer | None = None
+        self.discovery: Discovery | None = None
+        self.client: SignalingClient | None = None
+        self.client_leader: str | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.join_task: asyncio.Task[None] | None = None
+        self.wake = asyncio.Event()
+        self.publish_needed = asyncio.Event()
+        self.leader_members: list[SignalPeer] = []  # our registry while we lead
+        self.last_leader: tuple[str | None, int] = (None, 0)
+        self.last_membership: list[tuple[str, bool]] = []
+
+
 class Peer:
     def __init__(self, notify: Notify) -> None:
         self._notify = notify
-        self._me: PeerInfo | None = None
-        self._options: StartPeerParams | None = None
-        self._connected: dict[str, PeerInfo] = {}
+        self._s: _Session | None = None
+        self._loop_time: Callable[[], float] = time.monotonic
+
+    # ----------------------------------------------------------------- the API
 
     @property
     def started(self) -> bool:
-        return self._me is not None
+        return self._s is not None
 
-    def _require_started(self) -> PeerInfo:
-        if self._me is None:
+    def _session(self) -> _Session:
+        if self._s is None:
             raise NotStarted()
-        return self._me
+        return self._s
 
     async def start(self, options: StartPeerParams) -> PeerInfo:
-        if self._me is not None:
+        if self._s is not None:
             raise AlreadyStarted()
-        self._options = options
-        self._me = PeerInfo(
+        interfaces = self._interfaces(options)
+        me = SignalPeer(
             peer_id=str(uuid.uuid4()),
             name=options.name,
             peer_type=options.peer_type,
             display_class=options.display_class,
             started_at=now_ms(),
-            is_leader=False,
-            connection_state="self",
+            addresses=interfaces,
+            port=0,
         )
-        log.info("peer started", extra={"peer_id": self._me.peer_id, "room": options.room})
-        return self._me
+        session = _Session(options, me)
+        self._s = session
+        self._loop_time = asyncio.get_running_loop().time
+        try:
+            await self._open(session, interfaces)
+        except BaseException:
+            self._s = None
+            await self._close(session)
+            raise
+        log.info(
+            "peer started",
+            extra={"peer_id": me.peer_id, "room": options.room, "port": session.me.port},
+        )
+        return self._info(session, session.me)
 
     async def stop(self) -> None:
         """Leave the network; idempotent, so EOF after stop_peer is harmless."""
-        if self._me is None:
+        session, self._s = self._s, None
+        if session is None:
             return
-        log.info("peer stopped", extra={"peer_id": self._me.peer_id})
-        self._me = None
-        self._options = None
-        self._connected.clear()
+        await self._close(session)
+        log.info("peer stopped", extra={"peer_id": session.me.peer_id})
 
     async def send(self, params: SendControlMessageParams) -> SendResult:
-        self._require_started()
+        self._session()
         size = payload_size(params.payload)
         if size > MAX_PAYLOAD_BYTES:
             raise PayloadTooLarge(size, MAX_PAYLOAD_BYTES)
-        targets = self._targets(params)
-        return SendResult(message_id=str(uuid.uuid4()), sent_to=targets)
-
-    def _targets(self, params: SendControlMessageParams) -> list[str]:
-        """Who a message goes to; every named peer must be connected."""
-        if params.to is None:
-            chosen = list(self._connected.values())
-        else:
+        if params.to is not None:
             wanted = [params.to] if isinstance(params.to, str) else list(dict.fromkeys(params.to))
-            missing = [p for p in wanted if p not in self._connected]
-            if missing:
-                raise PeerNotConnected(missing)
-            chosen = [self._connected[p] for p in wanted]
-        if params.display_class is not None:
-            chosen = [p for p in chosen if p.display_class == params.display_class]
-        return [p.peer_id for p in chosen]
+            raise PeerNotConnected(wanted)
+        return SendResult(message_id=str(uuid.uuid4()), sent_to=[])
 
     def connected_peers(self) -> list[PeerInfo]:
-        return list(self._connected.values())
+        return []
 
     def leader_status(self) -> LeaderStatus:
-        state: LeaderState = "discovering" if self._me is not None else "idle"
+        s = self._s
+        if s is None:
+            return LeaderStatus(
+                state="idle",
+                leader_id=None,
+                is_leader=False,
+                term=0,
+                leader=None,
+                signaling_url=None,
+            )
+        e = s.election
+        state: LeaderState = e.state
+        if state == "follower" and not e.joined:
+            state = "electing"  # chosen, not yet registered
+        leader_id = self._confirmed_leader(s)
+        leader = self._find_member(s, leader_id) if leader_id else None
+        url = None
+        if leader is not None and leader.addresses:
+            url = f"ws://{leader.addresses[0]}:{leader.port}"
         return LeaderStatus(
             state=state,
-            leader_id=None,
-            is_leader=False,
-            term=0,
-            leader=None,
-            signaling_url=None,
+            leader_id=leader_id,
+            is_leader=e.is_leader,
+            term=e.term,
+            leader=self._info(s, leader) if leader is not None else None,
+            signaling_url=url,
         )
 
     async def ping(self, peer_id: str) -> PingResult:
-        self._require_started()
+        self._session()
         raise PeerNotConnected([peer_id])
+
+    # -------------------------------------------------------------- lifecycle
+
+    @staticmethod
+    def _interfaces(options: StartPeerParams) -> list[str]:
+        if options.interfaces is not None:
+            try:
+                return netifs.validate_interfaces(options.interfaces)
+            except ValueError as exc:
+                raise ParamError("interfaces", str(exc)) from None
+        found = netifs.default_ipv4_addresses()
+        if not found:
+            raise ParamError("interfaces", "no non-loopback IPv4 interface is up")
+        return found
+
+    async def _open(self, s: _Session, interfaces: list[str]) -> None:
+        o = s.options
+        s.server = SignalingServer(
+            me=s.me,
+            room=o.room,
+            room_key=o.room_key,
+            on_deliver=lambda msg: self._on_signal(s, msg),
+            on_members_changed=lambda members: self._on_members(s, members),
+        )
+        port = await s.server.bind(interfaces, o.signaling_port)
+        s.me = structs.replace(s.me, port=port)
+        s.election.me = s.me
+        s.discovery = Discovery(
+            room=o.room,
+            interfaces=interfaces,
+            on_seen=lambda record: self._feed(s, s.election.record_seen(record, self._now())),
+            on_gone=lambda peer_id: self._feed(s, s.election.record_gone(peer_id, self._now())),
+            room_key=o.room_key,
+        )
+        await s.discovery.start(self._record(s))
+        self._spawn(s, self._clock(s))
+        self._spawn(s, self._announcer(s))
+        self._spawn(s, self._publisher(s))
+        self._feed(s, s.election.start(self._now()))
+
+    async def _close(self, s: _Session) -> None:
+        for task in list(s.tasks):
+            task.cancel()
+        steps: list[Coroutine[Any, Any, None]] = []
+        if s.client is not None:
+            steps.append(s.client.close(leave=True))
+        if s.server is not None:
+            steps.append(s.server.close())
+        if s.discovery is not None:
+            steps.append(s.discovery.close())  # goodbye packets
+        # In parallel: the goodbye and the leave message go out together.
+        results = await asyncio.wait_for(asyncio.gather(*steps, return_exceptions=True), STOP_S)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("leaving the network: a step failed: %r", result)
+        s.election.stop()
+
+    def _spawn(self, s: _Session, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        s.tasks.add(task)
+        task.add_done_callback(s.tasks.discard)
+        task.add_done_callback(_log_crash)
+        return task
+
+    def _now(self) -> float:
+        return self._loop_time()
+
+    # ------------------------------------------------------ background tasks
+
+    async def _clock(self, s: _Session) -> None:
+        """Ticks the election at its deadlines (woken early by any decision)."""
+        while True:
+            deadline = s.election.next_deadline()
+            s.wake.clear()
+            if deadline is None:
+                await s.wake.wait()
+                continue
+            delay = deadline - self._now()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(s.wake.wait(), delay)
+                continue
+            self._feed(s, s.election.tick(self._now()))
+
+    async def _announcer(self, s: _Session) -> None:
+        while True:
+            await asyncio.sleep(LEADER_ANNOUNCE_S)
+            if s.election.is_leader and s.discovery is not None:
+                s.discovery.announce()
+
+    async def _publisher(self, s: _Session) -> None:
+        """Publishes our record when it changed, coalescing rapid changes."""
+        published: PeerRecord | None = None
+        while True:
+            await s.publish_needed.wait()
+            s.publish_needed.clear()
+            record = self._record(s)
+            if record != published and s.discovery is not None:
+                await s.discovery.update(record)
+                published = record
+
+    # --------------------------------------------------------------- decisions
+
+    def _feed(self, s: _Session, decisions: list[Decision]) -> None:
+        """Carry out the election's decisions, then tell the host what changed."""
+        if self._s is not s:
+            return  # a late event from a stopped session
+        for decision in decisions:
+            log.info("election: %s", decision, extra={"term": s.election.term})
+            if isinstance(decision, BecomeLeader):
+                self._lead(s, decision.term)
+            elif isinstance(decision, Follow):
+                self._follow(s, decision)
+            elif isinstance(decision, Retermed) and s.server is not None:
+                s.server.set_term(decision.term)
+        s.wake.set()
+        s.publish_needed.set()
+        self._report(s)
+
+    def _lead(self, s: _Session, term: int) -> None:
+        self._drop_client(s)
+        assert s.server is not None
+        s.server.start_leading(term)
+        s.leader_members = s.server.members()
+
+    def _follow(self, s: _Session, decision: Follow) -> None:
+        if s.server is not None:
+            if s.server.leading:
+                # Our followers get a peer list naming the new leader first.
+                target = self._find_member(s, decision.leader_id)
+                s.server.stop_leading(redirect=target, term=decision.term)
+                s.leader_members = []
+            s.server.set_leader_hint(decision.leader_id)
+        self._drop_client(s)
+        s.join_task = self._spawn(s, self._join(s, decision))
+
+    def _drop_client(self, s: _Session) -> None:
+        if s.join_task is not None:
+            s.join_task.cancel()
+            s.join_task = None
+        client, s.client, s.client_leader = s.client, None, None
+        if client is not None:
+            self._spawn(s, client.close(leave=True))
+
+    async def _join(self, s: _Session, decision: Follow) -> None:
+        deadline = self._now() + (SUCCESSOR_WAIT_S if decision.successor else JOIN_TIMEOUT_S)
+        urls = [f"ws://{address}:{decision.port}/signal" for address in decision.addresses]
+        last_error = "no address"
+        while True:
+            for url in urls:
+                client = SignalingClient(
+                    on_peer_list=lambda msg: self._on_peer_list(s, msg),
+                    on_signal=lambda msg: self._on_signal(s, msg),
+                    on_lost=functools.partial(self._on_lost, s, decision.leader_id),
+                )
+                remaining = max(deadline - self._now(), 0.2)
+                try:
+                    registered = await client.join(
+                        url, s.me, s.options.room, s.options.room_key, timeout=remaining
+                    )
+                except JoinFailed as exc:
+                    last_error = f"{exc.code}: {exc.reason}"
+                    with contextlib.suppress(Exception):
+                        await client.close(leave=False)
+                    if exc.code in ("forbidden", "unproven_leader", "wrong_room"):
+                        deadline = 0.0  # retrying cannot help
+                    continue
+                s.client, s.client_leader = client, decision.leader_id
+                s.join_task = None
+                self._feed(
+                    s,
+                    s.election.joined_leader(
+                        registered.leader_id, registered.term, registered.peers, self._now()
+                    ),
+                )
+                return
+            if self._now() >= deadline:
+                break
+            await asyncio.sleep(SUCCESSOR_RETRY_S)
+        log.warning("could not join leader %s: %s", decision.leader_id, last_error)
+        s.join_task = None
+        self._feed(s, s.election.join_failed(decision.leader_id, self._now()))
+
+    # ----------------------------------------------------------- adapter events
+
+    def _on_lost(self, s: _Session, leader_id: str, reason: str) -> None:
+        log.warning("lost leader %s: %s", leader_id, reason)
+        if s.client_leader == leader_id:
+            s.client, s.client_leader = None, None
+        self._feed(s, s.election.leader_lost(leader_id, self._now()))
+
+    def _on_peer_list(self, s: _Session, msg: PeerList) -> None:
+        self._feed(s, s.election.peer_list(msg.leader_id, msg.term, msg.peers, self._now()))
+
+    def _on_members(self, s: _Session, members: list[SignalPeer]) -> None:
+        s.leader_members = members
+        self._report(s)
+
+    def _on_signal(self, s: _Session, msg: SignalMessage) -> None:
+        log.debug("signal for the data channels (issue 4): %s", type(msg).__name__)
+
+    # ----------------------------------------------------------- what we show
+
+    def _record(self, s: _Session) -> PeerRecord:
+        e = s.election
+        role: Role = "candidate"
+        if e.is_leader:
+            role = "leader"
+        elif e.state == "follower" and e.joined:
+            role = "follower"
+        return PeerRecord(
+            peer_id=s.me.peer_id,
+            name=s.me.name,
+            peer_type=s.me.peer_type,
+            display_class=s.me.display_class,
+            started_at=s.me.started_at,
+            role=role,
+            leader_id=e.leader_id if role != "candidate" else None,
+            term=e.term,
+            room=s.options.room,
+            addresses=tuple(s.me.addresses),
+            port=s.me.port,
+        )
+
+    @staticmethod
+    def _confirmed_leader(s: _Session) -> str | None:
+        e = s.election
+        return e.leader_id if e.is_leader or (e.state == "follower" and e.joined) else None
+
+    def _members(self, s: _Session) -> list[SignalPeer]:
+        e = s.election
+        if e.is_leader:
+            return s.leader_members or [s.me]
+        if e.state == "follower" and e.joined and e.members():
+            return e.members()
+        return [s.me]
+
+    def _find_member(self, s: _Session, peer_id: str | None) -> SignalPeer | None:
+        if peer_id is None:
+            return None
+        if peer_id == s.me.peer_id:
+            return s.me
+        for member in self._members(s):
+            if member.peer_id == peer_id:
+                return member
+        record = s.election.record(peer_id)
+        if record is None:
+            return None
+        return SignalPeer(
+            peer_id=record.peer_id,
+            name=record.name,
+            peer_type=record.peer_type,
+            display_class=record.display_class,
+            started_at=record.started_at,
+            addresses=list(record.addresses),
+            port=record.port,
+        )
+
+    def _connection_state(self, s: _Session, peer_id: str) -> ConnectionState:
+        return "self" if peer_id == s.me.peer_id else "new"
+
+    def _info(self, s: _Session, peer: SignalPeer) -> PeerInfo:
+        return PeerInfo(
+            peer_id=peer.peer_id,
+            name=peer.name,
+            peer_type=peer.peer_type,
+            display_class=peer.display_class,
+            started_at=peer.started_at,
+            is_leader=peer.peer_id == self._confirmed_leader(s),
+            connection_state=self._connection_state(s, peer.peer_id),
+        )
+
+    def _report(self, s: _Session) -> None:
+        """Notify the host of a new leader or a new room membership."""
+        leader = (self._confirmed_leader(s), s.election.term)
+        if leader[0] is not None and leader[0] != s.last_leader[0]:
+            s.last_leader = leader
+            self._notify(
+                "webrtc:leader_changed",
+                LeaderChangedParams(
+                    leader_id=leader[0], is_leader=s.election.is_leader, term=leader[1]
+                ),
+            )
+        members = self._members(s)
+        infos = [self._info(s, m) for m in members]
+        membership = sorted((i.peer_id, i.is_leader) for i in infos)
+        if membership != s.last_membership:
+            s.last_membership = membership
+            self._notify("webrtc:peer_list_changed", PeerListChangedParams(peers=infos))
+
+
+def _log_crash(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("background task failed", exc_info=exc)

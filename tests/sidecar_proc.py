@@ -13,6 +13,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -48,6 +49,9 @@ class SidecarClient:
         self._pending: dict[bytes, asyncio.Future[Any]] = {}
         self.notifications: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.stdout_lines: list[bytes] = []  # every line, for "stdout is only protocol"
+        self.history: list[tuple[float, dict[str, Any]]] = []  # (monotonic time, notification)
+        self.latest: dict[str, dict[str, Any]] = {}  # method -> params of the last one
+        self._changed = asyncio.Condition()
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -87,6 +91,10 @@ class SidecarClient:
             for item in message if isinstance(message, list) else [message]:
                 if "method" in item:
                     self.notifications.put_nowait(item)
+                    self.history.append((time.monotonic(), item))
+                    self.latest[item["method"]] = item["params"]
+                    async with self._changed:
+                        self._changed.notify_all()
                 else:
                     future = self._future(item.get("id"))
                     if not future.done():
@@ -137,6 +145,22 @@ class SidecarClient:
             item = await asyncio.wait_for(self.notifications.get(), max(remaining, 0.001))
             if item["method"] == method:
                 return dict(item["params"])
+
+    async def wait_until(self, condition: Callable[[], bool], timeout: float) -> None:
+        """Wait until `condition` (over `latest`/`history`) holds after some notification."""
+        async with asyncio.timeout(timeout):
+            async with self._changed:
+                await self._changed.wait_for(condition)
+
+    @property
+    def leader_id(self) -> str | None:
+        """The leader named by the last webrtc:leader_changed."""
+        return self.latest.get("webrtc:leader_changed", {}).get("leader_id")
+
+    def peer_ids(self) -> set[str]:
+        """The room as the last webrtc:peer_list_changed listed it."""
+        peers = self.latest.get("webrtc:peer_list_changed", {}).get("peers", [])
+        return {p["peer_id"] for p in peers}
 
     def close_stdin(self) -> None:
         assert self.process.stdin

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +31,23 @@ async def lab() -> AsyncIterator[Lab]:
         yield the_lab
     finally:
         await the_lab.aclose()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    # Lets fixtures see whether the test failed (item.rep_call), to dump logs.
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def sidecar_logs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A folder for the sidecars' stderr; printed (tail) when the test fails."""
+    yield tmp_path
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        for log in sorted(tmp_path.glob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()
+            print(f"\n===== {log.name} (last 60 lines) =====")
+            print("\n".join(lines[-60:]))

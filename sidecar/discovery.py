@@ -1,0 +1,669 @@
+"""mDNS discovery (design.md, "Discovery"): the TXT codec and the zeroconf adapter.
+
+`encode_txt` / `decode_txt` are pure: a `PeerRecord` to TXT properties and
+back, where decoding rejects (None, debug log) anything malformed or foreign.
+
+`Discovery` is the thin I/O adapter. It registers this peer as
+`<peer_id>._mobile-worship._tcp.local.` on the given IPv4 interfaces, browses
+the type, and reports every received announcement of another peer of the same
+room and protocol version through `on_seen`, also when nothing changed (the
+leader's periodic re-announce relies on that), and goodbyes through `on_gone`.
+A record is a hint, never proof of life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import ipaddress
+import logging
+import re
+import socket
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+from zeroconf import (
+    IPVersion,
+    RecordUpdate,
+    RecordUpdateListener,
+    ServiceInfo,
+    Zeroconf,
+    current_time_millis,
+)
+from zeroconf._dns import (  # the classes are typed here
+    DNSAddress,
+    DNSPointer,
+    DNSQuestion,
+    DNSRecord,
+    DNSService,
+    DNSText,
+)
+from zeroconf._protocol.outgoing import DNSOutgoing
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+from zeroconf.const import _CLASS_IN, _FLAGS_QR_QUERY, _TYPE_PTR
+
+from sidecar.messages import PROTOCOL_VERSION, PeerRecord
+from sidecar.priority import priority_of
+
+log = logging.getLogger(__name__)
+
+SERVICE_TYPE = "_mobile-worship._tcp.local."
+_TYPE_KEY = SERVICE_TYPE.lower()
+_INSTANCE_SUFFIX = "." + _TYPE_KEY
+
+TXT_ENTRY_MAX = 255
+"""A TXT string is length-prefixed by one byte: `key=value` fits in 255 bytes."""
+
+CLOSE_TIMEOUT_S = 0.8
+"""Bound for `close()`: the goodbyes take 0.25 s (3 sends, 125 ms apart)."""
+
+RESOLVE_TIMEOUT_MS = 2000
+"""How long to query for the missing parts of an incomplete record."""
+
+_ID_MAX = 64  # PeerId's max_length; `leader-id` is not bounded by the Struct
+_UINT = re.compile(r"0|[1-9][0-9]{0,15}")  # canonical, ASCII, below 2**53 (safe in JS)
+_DNS_LABEL = re.compile(r"[A-Za-z0-9-]{1,63}")  # our id is a host label (`<id>.local.`)
+
+# ---------------------------------------------------------------------- TXT codec
+
+
+class _Malformed(ValueError):
+    """A TXT record that must be ignored; the message says why."""
+
+
+def _fit(key: str, value: str) -> str:
+    """Cut `value` (on a character boundary) so that `key=value` fits one TXT string."""
+    room = TXT_ENTRY_MAX - len(key.encode()) - 1
+    data = value.encode()
+    if len(data) <= room:
+        return value
+    return data[:room].decode("utf-8", errors="ignore")
+
+
+AUTH_KEY = "auth"
+"""TXT key of the record's HMAC in a room with a key."""
+
+
+def txt_auth(properties: dict[bytes, bytes | None], room_key: str) -> str:
+    """HMAC-SHA256 (truncated to 128 bits) of every other TXT entry, so the
+    members of a keyed room ignore records forged or announced without the key:
+    a peer with a wrong key can neither win their election nor lure them away."""
+    canonical = b"\n".join(
+        key + b"=" + value
+        for key, value in sorted(properties.items())
+        if key != AUTH_KEY.encode() and value is not None
+    )
+    return hmac.new(room_key.encode(), canonical, hashlib.sha256).hexdigest()[:32]
+
+
+def encode_txt(record: PeerRecord, room_key: str | None = None) -> dict[str, str]:
+    """The TXT properties announcing `record` (design.md, "Discovery"), signed
+    with `room_key` when the room has one.
+
+    The display name is cut to fit one TXT string (255 bytes); any other value
+    that does not fit, or a record the other side would reject, raises
+    ValueError naming the field.
+    """
+    txt = {
+        "v": str(record.v),
+        "id": record.peer_id,
+        "name": _fit("name", record.name),
+        "peer-type": record.peer_type,
+        "display-class": record.display_class or "",
+        "started": str(record.started_at),
+        "priority": priority_of(record).encode(),
+        "role": record.role,
+        "leader-id": record.leader_id or "",
+        "term": str(record.term),
+        "room": record.room,
+    }
+    for key, value in txt.items():
+        if len(key.encode()) + 1 + len(value.encode()) > TXT_ENTRY_MAX:
+            raise ValueError(f"{key}: longer than {TXT_ENTRY_MAX - len(key) - 1} bytes as UTF-8")
+    # What we announce must be what the others accept: check it with the decoder.
+    raw: dict[bytes, bytes | None] = {k.encode(): v.encode() for k, v in txt.items()}
+    try:
+        _decode(raw, [], 0, version=record.v)
+    except _Malformed as exc:
+        raise ValueError(str(exc)) from None
+    if room_key is not None:
+        txt[AUTH_KEY] = txt_auth(raw, room_key)
+    return txt
+
+
+def decode_txt(
+    properties: dict[bytes, bytes | None],
+    addresses: list[str],
+    port: int,
+    room_key: str | None = None,
+) -> PeerRecord | None:
+    """The record announced by TXT `properties` and the service's addresses and
+    port, or None (logged at debug) when anything is missing, malformed, of
+    another protocol version, or not signed with `room_key` (a record signed
+    with a key we do not have is another room's). The room is kept: filtering
+    is the caller's job. Never raises."""
+    try:
+        check_auth(properties, room_key)
+        return _decode(properties, addresses, port, version=PROTOCOL_VERSION)
+    except _Malformed as exc:
+        log.debug("ignoring malformed mDNS TXT record: %s", exc)
+        return None
+
+
+def check_auth(properties: dict[bytes, bytes | None], room_key: str | None) -> None:
+    """Raise _Malformed unless the record's signature fits our room key."""
+    given = properties.get(AUTH_KEY.encode())
+    if room_key is None:
+        if given is not None:
+            raise _Malformed("auth: the record of a room with a key")
+        return
+    expected = txt_auth(properties, room_key).encode()
+    if given is None or not hmac.compare_digest(given, expected):
+        raise _Malformed("auth: not signed with our room key")
+
+
+def parse_txt(text: bytes) -> dict[bytes, bytes | None]:
+    """Split raw TXT rdata into properties (RFC 6763 6.3-6.4): keys lower-cased,
+    the first occurrence of a key wins, a key without `=` maps to None."""
+    props: dict[bytes, bytes | None] = {}
+    pos = 0
+    while pos < len(text):
+        length = text[pos]
+        entry = text[pos + 1 : pos + 1 + length]
+        pos += 1 + length
+        key, sep, value = entry.partition(b"=")
+        key = key.lower()
+        if key and key not in props:
+            props[key] = value if sep else None
+    return props
+
+
+def _decode(
+    properties: dict[bytes, bytes | None], addresses: list[str], port: int, *, version: int
+) -> PeerRecord:
+    """`decode_txt` that raises _Malformed with the reason."""
+    try:
+        return _decode_unchecked(properties, addresses, port, version=version)
+    except _Malformed:
+        raise
+    except (ValueError, TypeError, AttributeError) as exc:  # msgspec.ValidationError included
+        raise _Malformed(str(exc)) from None
+
+
+def _decode_unchecked(
+    properties: dict[bytes, bytes | None], addresses: list[str], port: int, *, version: int
+) -> PeerRecord:
+    def text(key: str) -> str:
+        raw = properties.get(key.encode())
+        if raw is None:
+            raise _Malformed(f"{key}: missing")
+        if not isinstance(raw, bytes) or len(key) + 1 + len(raw) > TXT_ENTRY_MAX:
+            raise _Malformed(f"{key}: does not fit a TXT string")
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _Malformed(f"{key}: not UTF-8") from None
+
+    def uint(key: str) -> int:
+        value = text(key)
+        if not _UINT.fullmatch(value):
+            raise _Malformed(f"{key}: not a canonical unsigned integer: {value!r}")
+        return int(value)
+
+    v = uint("v")
+    if v != version:
+        raise _Malformed(f"v: protocol version {v}, expected {version}")
+    peer_type = text("peer-type")
+    display_class = text("display-class") or None
+    if peer_type == "display" and display_class is None:
+        raise _Malformed("display-class: required for a display")
+    if peer_type == "controller" and display_class is not None:
+        raise _Malformed("display-class: must be empty for a controller")
+    leader_id = text("leader-id") or None
+    if leader_id is not None and len(leader_id) > _ID_MAX:
+        raise _Malformed("leader-id: too long")
+    name = text("name")
+    if any(ch < " " for ch in name):
+        raise _Malformed("name: contains control characters")
+    fields: dict[str, Any] = {
+        "peer_id": text("id"),
+        "name": name,
+        "peer_type": peer_type,
+        "display_class": display_class,
+        "started_at": uint("started"),
+        "role": text("role"),
+        "leader_id": leader_id,
+        "term": uint("term"),
+        "room": text("room"),
+        "v": v,
+        "addresses": tuple(addresses),
+        "port": port,
+    }
+    # Literals, lengths, the address pattern and the port range.
+    record = msgspec.convert(fields, PeerRecord, strict=True)
+    if text("priority") != priority_of(record).encode():
+        raise _Malformed("priority: disagrees with peer-type, started and id")
+    return record
+
+
+# ------------------------------------------------------------------ the adapter
+
+
+@dataclass
+class _Heard:
+    """What one response packet said about one service instance."""
+
+    name: str
+    srv: DNSService | None = None
+    txt: DNSText | None = None
+
+
+class _Listener(RecordUpdateListener):
+    """Receives every record of every response (not only changes, unlike the
+    browser) and hands them to the Discovery; never lets an error escape into
+    zeroconf's packet processing."""
+
+    def __init__(self, owner: Discovery) -> None:
+        self._owner = owner
+
+    def async_update_records(self, zc: Zeroconf, now: float, records: list[RecordUpdate]) -> None:
+        try:
+            self._owner._ingest(zc, now, records)
+        except Exception:
+            log.exception("mDNS: failed to process a response")
+
+    def async_update_records_complete(self) -> None:
+        try:
+            self._owner._flush()
+        except Exception:
+            log.exception("mDNS: failed to process a response")
+
+
+def _ignore_browser_event(**_: object) -> None:
+    """The browser runs only for its queries; the listener reports."""
+
+
+_R = TypeVar("_R", bound=DNSRecord)
+
+
+def _newest(kind: type[_R], records: Iterable[DNSRecord], now: float) -> list[_R]:
+    """The live records of one kind, newest first. A record superseded by a cache
+    flush expires within 1 s, so the latest expiry is the latest current one."""
+    live = [r for r in records if isinstance(r, kind) and not r.is_expired(now)]
+    return sorted(live, key=lambda r: r.created + r.ttl * 1000.0, reverse=True)
+
+
+def _ipv4(record: DNSAddress) -> str | None:
+    return socket.inet_ntoa(record.address) if len(record.address) == 4 else None
+
+
+class Discovery:
+    """The zeroconf adapter: announce this peer, report the others of the room.
+
+    Callbacks run on the event loop, from zeroconf's packet processing: keep
+    them short. `on_seen` fires for every received announcement of a peer of
+    this room and protocol version (duplicates included), `on_gone` with the
+    peer id when it says goodbye or its PTR record expires.
+
+    Two limits of zeroconf underneath:
+
+    * It drops a packet byte-identical to one it processed less than 0.8 s
+      before, so an unchanged record announced more often than that is seen
+      at most once per 0.8 s (a 1 s announce period is fine).
+    * It sends only on `interfaces` and joins the mDNS group only there, but
+      its listening socket is bound to 0.0.0.0:5353: on Linux, when another
+      socket of the host (avahi, another mDNS stack) joined the group on some
+      other interface, that interface's mDNS reaches us too. (Setting
+      IP_MULTICAST_ALL to 0 would stop that, but with zeroconf's SO_REUSEPORT
+      the kernel then hands group traffic to an arbitrary socket of the
+      reuseport group, other processes' included: worse.)
+    """
+
+    def __init__(
+        self,
+        *,
+        room: str,
+        interfaces: list[str],
+        on_seen: Callable[[PeerRecord], None],
+        on_gone: Callable[[str], None],
+        room_key: str | None = None,
+    ) -> None:
+        if not interfaces:
+            raise ValueError("interfaces: at least one IPv4 address is needed")
+        self._interfaces = [str(ipaddress.IPv4Address(a)) for a in interfaces]
+        self._room = room
+        self._room_key = room_key
+        self._on_seen = on_seen
+        self._on_gone = on_gone
+        self._aiozc: AsyncZeroconf | None = None
+        self._browser: AsyncServiceBrowser | None = None
+        self._listener: _Listener | None = None
+        self._me: PeerRecord | None = None
+        self._info: ServiceInfo | None = None
+        self._own_key = ""
+        self._known: dict[str, PeerRecord] = {}  # peer id -> last record
+        self._peer_of: dict[str, str] = {}  # instance key -> peer id
+        self._resolving: dict[str, asyncio.Task[None]] = {}  # instance key -> query task
+        self._broadcasts: set[asyncio.Future[Any]] = set()
+        # What the packet being processed says; filled by _ingest, emptied by _flush.
+        self._heard: dict[str, _Heard] = {}  # instance key -> records
+        self._heard_addresses: dict[str, list[DNSAddress]] = {}  # server key -> A records
+        self._said_goodbye: set[str] = set()
+        self._closed = False
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def interfaces(self) -> list[str]:
+        return list(self._interfaces)
+
+    def known(self) -> dict[str, PeerRecord]:
+        """The live records by peer id: reported seen and not gone since."""
+        return dict(self._known)
+
+    async def start(self, me: PeerRecord) -> None:
+        """Open mDNS on the interfaces, browse, and announce `me` at once.
+
+        Raises ValueError for a record that cannot be announced and OSError when
+        no interface could be opened.
+        """
+        if self._aiozc is not None or self._closed:
+            raise RuntimeError("Discovery.start: already started")
+        if not _DNS_LABEL.fullmatch(me.peer_id):
+            raise ValueError(f"peer_id: {me.peer_id!r} is not a DNS label")
+        info = self._service_info(me)
+        self._me, self._info = me, info
+        self._own_key = info.key
+        self._aiozc = AsyncZeroconf(interfaces=self._interfaces, ip_version=IPVersion.V4Only)
+        zc = self._aiozc.zeroconf
+        # Listen before the first await lets zeroconf read its sockets: in a room
+        # started together, another peer's first announcement can arrive during our
+        # start-up, and zeroconf drops its two repeats as duplicate packets.
+        self._listener = _Listener(self)
+        zc.async_add_listener(self._listener, None)
+        try:
+            await zc.async_wait_for_start()
+            if self._closed:
+                raise RuntimeError("Discovery closed while starting")
+            if not zc.engine.senders:
+                raise OSError(f"mDNS: no socket could be opened on {self._interfaces}")
+            self._browser = AsyncServiceBrowser(zc, SERVICE_TYPE, handlers=[_ignore_browser_event])
+            # No probing: instance names are UUIDs, so they cannot conflict, and a
+            # room started together must see each other within a few hundred ms.
+            # The first of the three announcements goes out now.
+            done = await self._aiozc.async_register_service(info, cooperating_responders=True)
+            self._track(done)
+            # Ask now for the peers already there rather than after the browser's
+            # 20-120 ms anti-synchronisation delay (RFC 6762 5.2): a room is a handful
+            # of peers, and a joiner must find its leader quickly. QU: the answers
+            # come back unicast, at once.
+            question = DNSQuestion(SERVICE_TYPE, _TYPE_PTR, _CLASS_IN)
+            question.unicast = True
+            query = DNSOutgoing(_FLAGS_QR_QUERY)
+            query.add_question(question)
+            zc.async_send(query)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def update(self, me: PeerRecord) -> None:
+        """Announce a changed record (TXT and port) at once, then twice more."""
+        aiozc = self._started()
+        if self._me is not None and me.peer_id != self._me.peer_id:
+            raise ValueError("peer_id: cannot change while announced")
+        info = self._service_info(me)
+        # An older record's pending repeats would announce it again after this one.
+        self._cancel_broadcasts()
+        self._me, self._info = me, info
+        self._track(await aiozc.async_update_service(info))
+
+    def announce(self) -> None:
+        """Send our current record once, now, unsolicited (the leader's heartbeat
+        on mDNS: it reaches a healed partition whatever its query backoff)."""
+        aiozc = self._started()
+        assert self._info is not None
+        zc = aiozc.zeroconf
+        zc.async_send(zc.generate_service_broadcast(self._info, None))
+
+    async def close(self) -> None:
+        """Say goodbye (others learn at once) and stop, in under a second even if
+        something hangs. Leaves no zeroconf task, timer or socket behind.
+        Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        aiozc, self._aiozc = self._aiozc, None
+        pending: list[asyncio.Future[Any]] = [*self._resolving.values(), *self._broadcasts]
+        self._resolving.clear()
+        self._broadcasts.clear()
+        for future in pending:
+            future.cancel()
+        self._known.clear()
+        self._peer_of.clear()
+        zc = aiozc.zeroconf if aiozc is not None else None
+        if zc is not None and self._listener is not None:
+            zc.async_remove_listener(self._listener)
+        self._listener = None
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await asyncio.gather(*pending, return_exceptions=True)
+                if self._browser is not None:
+                    await self._browser.async_cancel()
+                    self._browser = None
+                if aiozc is not None:
+                    await aiozc.async_close()  # goodbyes, then sockets
+        except TimeoutError:
+            log.warning("mDNS: closing took over %.1f s; closed without waiting", CLOSE_TIMEOUT_S)
+            if zc is not None:
+                _force_close(zc)
+        except BaseException:
+            if zc is not None:
+                _force_close(zc)
+            raise
+
+    # ---------------------------------------------------------------- internals
+
+    def _started(self) -> AsyncZeroconf:
+        if self._aiozc is None:
+            raise RuntimeError("Discovery is not started (or already closed)")
+        return self._aiozc
+
+    def _service_info(self, me: PeerRecord) -> ServiceInfo:
+        return ServiceInfo(
+            SERVICE_TYPE,
+            f"{me.peer_id}.{SERVICE_TYPE}",
+            port=me.port,
+            properties=encode_txt(me, self._room_key),
+            server=f"{me.peer_id}.local.",
+            parsed_addresses=self._interfaces,  # never what the host name resolves to
+        )
+
+    def _track(self, future: Any) -> None:
+        if isinstance(future, asyncio.Future):
+            self._broadcasts.add(future)
+            future.add_done_callback(self._broadcasts.discard)
+
+    def _cancel_broadcasts(self) -> None:
+        for future in list(self._broadcasts):
+            future.cancel()
+        self._broadcasts.clear()
+
+    def _heard_of(self, name: str) -> _Heard:
+        key = name.lower()
+        heard = self._heard.get(key)
+        if heard is None:
+            heard = self._heard[key] = _Heard(name)
+        return heard
+
+    def _ingest(self, zc: Zeroconf, now: float, records: list[RecordUpdate]) -> None:
+        """Note what one response says about instances of our type (before the
+        cache takes it in); `_flush` acts on it once the cache has it."""
+        for update in records:
+            record = update.new
+            if isinstance(record, DNSPointer):
+                if record.key != _TYPE_KEY:
+                    continue
+                if record.is_expired(now):  # a goodbye, or expired from the cache
+                    self._said_goodbye.add(record.alias.lower())
+                else:
+                    self._heard_of(record.alias)
+            elif isinstance(record, DNSService | DNSText):
+                if not record.key.endswith(_INSTANCE_SUFFIX):
+                    continue
+                if record.ttl == 0:  # a goodbye (a cache expiry keeps its ttl)
+                    if isinstance(record, DNSService):
+                        self._said_goodbye.add(record.key)
+                elif not record.is_expired(now):
+                    heard = self._heard_of(record.name)
+                    if isinstance(record, DNSService):
+                        heard.srv = record
+                    else:
+                        heard.txt = record
+            elif isinstance(record, DNSAddress) and not record.is_expired(now):
+                # An address alone still comes from the peer: report its services.
+                for service in zc.cache.async_entries_with_server(record.name):
+                    if isinstance(service, DNSService) and service.key.endswith(_INSTANCE_SUFFIX):
+                        self._heard_of(service.name)
+                self._heard_addresses.setdefault(record.key, []).append(record)
+
+    def _flush(self) -> None:
+        heard, self._heard = self._heard, {}
+        in_packet, self._heard_addresses = self._heard_addresses, {}
+        gone, self._said_goodbye = self._said_goodbye, set()
+        if self._closed or self._aiozc is None:
+            return
+        for key in gone:
+            self._forget(key)
+        zc = self._aiozc.zeroconf
+        now = current_time_millis()
+        for key, what in heard.items():
+            if key in gone or key == self._own_key or not key.endswith(_INSTANCE_SUFFIX):
+                continue
+            self._report(zc, key, what, in_packet, now)
+
+    def _report(
+        self,
+        zc: Zeroconf,
+        key: str,
+        what: _Heard,
+        in_packet: dict[str, list[DNSAddress]],
+        now: float,
+    ) -> None:
+        """Report an instance from this packet, completed from the cache (the
+        packet first: the cache may briefly hold the superseded TXT too); query
+        for what is still missing."""
+        cached = zc.cache.async_entries_with_name(key)
+        srv = what.srv or next(iter(_newest(DNSService, cached, now)), None)
+        txt = what.txt or next(iter(_newest(DNSText, cached, now)), None)
+        addresses: list[str] = []
+        if srv is not None:
+            records = in_packet.get(srv.server_key) or _newest(
+                DNSAddress, zc.cache.async_entries_with_name(srv.server), now
+            )
+            for record in records:
+                if (ip := _ipv4(record)) is not None and ip not in addresses:
+                    addresses.append(ip)
+        if srv is None or txt is None or not addresses:
+            self._resolve(what.name)
+            return
+        self._accept(key, srv.name, parse_txt(txt.text), addresses, srv.port)
+
+    def _accept(
+        self,
+        key: str,
+        name: str,
+        properties: dict[bytes, bytes | None],
+        addresses: list[str],
+        port: int,
+    ) -> None:
+        label = name[: -len(_INSTANCE_SUFFIX)]
+        try:
+            check_auth(properties, self._room_key)
+            record = _decode(properties, addresses, port, version=PROTOCOL_VERSION)
+        except _Malformed as exc:
+            reason = {"v": "version", "auth": "room"}.get(str(exc).split(":")[0], "malformed")
+            self._ignore(key, label, reason, str(exc))
+            return
+        if record.peer_id.lower() != label.lower():
+            self._ignore(key, label, "malformed", f"id {record.peer_id!r} is not the instance name")
+            return
+        if record.room != self._room:
+            self._ignore(key, label, "room", f"room {record.room!r}")
+            return
+        previous = self._peer_of.get(key)
+        if previous is not None and previous != record.peer_id:  # cannot happen: id == label
+            self._forget(key)
+        self._peer_of[key] = record.peer_id
+        self._known[record.peer_id] = record
+        try:
+            self._on_seen(record)
+        except Exception:
+            log.exception("mDNS: on_seen failed")
+
+    def _ignore(self, key: str, label: str, reason: str, detail: str) -> None:
+        log.debug(
+            "mDNS: ignoring %s (%s)",
+            label,
+            detail,
+            extra={"mdns_ignored": reason, "peer_id": label},
+        )
+        if key in self._peer_of:  # was one of ours, now is not: as good as gone
+            self._forget(key)
+
+    def _forget(self, key: str) -> None:
+        task = self._resolving.pop(key, None)
+        if task is not None:
+            task.cancel()
+        peer_id = self._peer_of.pop(key, None)
+        if peer_id is None or self._known.pop(peer_id, None) is None:
+            return
+        try:
+            self._on_gone(peer_id)
+        except Exception:
+            log.exception("mDNS: on_gone failed")
+
+    def _resolve(self, name: str) -> None:
+        key = name.lower()
+        if key in self._resolving or self._aiozc is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._query(self._aiozc.zeroconf, name))
+        self._resolving[key] = task
+
+        def done(finished: asyncio.Task[None]) -> None:
+            if self._resolving.get(key) is finished:
+                del self._resolving[key]
+
+        task.add_done_callback(done)
+
+    async def _query(self, zc: Zeroconf, name: str) -> None:
+        """Ask for the missing records of one instance (bounded). The answer also
+        reaches the listener; reporting it here too covers split answers."""
+        try:
+            info = AsyncServiceInfo(SERVICE_TYPE, name)
+            if not await info.async_request(zc, RESOLVE_TIMEOUT_MS):
+                log.debug("mDNS: %s did not resolve", name)
+                return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("mDNS: resolving %s failed: %r", name, exc)
+            return
+        if self._closed or info.port is None:
+            return
+        addresses = info.parsed_addresses(IPVersion.V4Only)
+        self._accept(name.lower(), info.name, parse_txt(info.text), addresses, info.port)
+
+
+def _force_close(zc: Zeroconf) -> None:
+    """Close sockets now, without goodbyes (from inside the loop, `close()`
+    skips the blocking unregister and shuts the transports)."""
+    with contextlib.suppress(Exception):
+        zc.close()
+    # Not cancelled by close(): it would reschedule itself forever.
+    timer = getattr(zc.engine, "_cleanup_timer", None)
+    if isinstance(timer, asyncio.TimerHandle):
+        timer.cancel()

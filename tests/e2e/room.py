@@ -1,0 +1,80 @@
+"""A room of real sidecar processes in the test lab, driven only through stdio."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.lab import Host, Lab
+from tests.sidecar_proc import SidecarClient
+
+CONTROLLER: dict[str, Any] = {"name": "Booth", "peer_type": "controller"}
+
+
+def display(name: str, display_class: str = "audience") -> dict[str, Any]:
+    return {"name": name, "peer_type": "display", "display_class": display_class}
+
+
+@dataclass
+class LabPeer:
+    host: Host
+    client: SidecarClient
+    params: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def peer_id(self) -> str:
+        return str(self.info["peer_id"])
+
+    async def start(self) -> dict[str, Any]:
+        self.info = await self.client.call("start_peer", self.params)
+        return self.info
+
+    async def status(self) -> dict[str, Any]:
+        return dict(await self.client.call("get_leader_status"))
+
+
+@dataclass
+class Room:
+    lab: Lab
+    logs: Path
+    peers: list[LabPeer] = field(default_factory=list)
+
+    async def spawn(self, params: dict[str, Any]) -> LabPeer:
+        host = self.lab.add_host()
+        client = await SidecarClient.spawn_in(host, log=self.logs / f"{host.name}.log")
+        peer = LabPeer(host, client, params)
+        self.peers.append(peer)
+        return peer
+
+    async def start(self, *params: dict[str, Any]) -> list[LabPeer]:
+        """Spawn one sidecar per params, then start them all at once."""
+        peers = [await self.spawn(p) for p in params]
+        await asyncio.gather(*(p.start() for p in peers))
+        return peers
+
+    async def close(self) -> None:
+        await asyncio.gather(*(p.client.aclose() for p in self.peers))
+
+
+async def until(
+    clients: list[LabPeer], condition: Callable[[LabPeer], bool], timeout: float
+) -> float:
+    """Wait until `condition` holds for every peer; returns the seconds it took."""
+    started = time.monotonic()
+    await asyncio.gather(*(p.client.wait_until(lambda p=p: condition(p), timeout) for p in clients))
+    return time.monotonic() - started
+
+
+async def agree_on(peers: list[LabPeer], leader: LabPeer, timeout: float) -> float:
+    """Every peer names `leader` as leader (notifications), checked by status."""
+    took = await until(peers, lambda p: p.client.leader_id == leader.peer_id, timeout)
+    statuses = await asyncio.gather(*(p.status() for p in peers))
+    assert [s["is_leader"] for s in statuses] == [p is leader for p in peers]
+    assert {s["leader_id"] for s in statuses} == {leader.peer_id}
+    assert len({s["term"] for s in statuses}) == 1, statuses
+    return took
