@@ -296,6 +296,37 @@ class PeerRecord(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     addresses: tuple[IPv4Address, ...] = ()
     port: Port = 0
 
+    @classmethod
+    def of(
+        cls, peer: SignalPeer, *, role: Role, leader_id: str | None, term: int, room: str
+    ) -> PeerRecord:
+        """The record announcing `peer` in the given role."""
+        return cls(
+            peer_id=peer.peer_id,
+            name=peer.name,
+            peer_type=peer.peer_type,
+            display_class=peer.display_class,
+            started_at=peer.started_at,
+            role=role,
+            leader_id=leader_id,
+            term=term,
+            room=room,
+            addresses=tuple(peer.addresses),
+            port=peer.port,
+        )
+
+    def as_signal_peer(self) -> SignalPeer:
+        """The member entry of the peer this record announces."""
+        return SignalPeer(
+            peer_id=self.peer_id,
+            name=self.name,
+            peer_type=self.peer_type,
+            display_class=self.display_class,
+            started_at=self.started_at,
+            addresses=list(self.addresses),
+            port=self.port,
+        )
+
 
 # ------------------------------------------------------------- data channel
 # Envelopes on the `live-control` channel, tagged by "type".

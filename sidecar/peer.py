@@ -400,18 +400,12 @@ class Peer:
             role = "leader"
         elif e.state == "follower" and e.joined:
             role = "follower"
-        return PeerRecord(
-            peer_id=s.me.peer_id,
-            name=s.me.name,
-            peer_type=s.me.peer_type,
-            display_class=s.me.display_class,
-            started_at=s.me.started_at,
+        return PeerRecord.of(
+            s.me,
             role=role,
             leader_id=e.leader_id if role != "candidate" else None,
             term=e.term,
             room=s.options.room,
-            addresses=tuple(s.me.addresses),
-            port=s.me.port,
         )
 
     @staticmethod
@@ -436,17 +430,7 @@ class Peer:
             if member.peer_id == peer_id:
                 return member
         record = s.election.record(peer_id)
-        if record is None:
-            return None
-        return SignalPeer(
-            peer_id=record.peer_id,
-            name=record.name,
-            peer_type=record.peer_type,
-            display_class=record.display_class,
-            started_at=record.started_at,
-            addresses=list(record.addresses),
-            port=record.port,
-        )
+        return record.as_signal_peer() if record is not None else None
 
     def _connection_state(self, s: _Session, peer_id: str) -> ConnectionState:
         return "self" if peer_id == s.me.peer_id else "new"

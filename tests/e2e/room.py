@@ -47,6 +47,8 @@ class Room:
     async def spawn(self, params: dict[str, Any]) -> LabPeer:
         host = self.lab.add_host()
         client = await SidecarClient.spawn_in(host, log=self.logs / f"{host.name}.log")
+        # Answering: what follows measures the peer, not the interpreter's start.
+        await client.call("get_leader_status", timeout=30)
         peer = LabPeer(host, client, params)
         self.peers.append(peer)
         return peer

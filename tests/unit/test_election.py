@@ -43,35 +43,11 @@ def record_of(election: Election, room: str = "default") -> PeerRecord:
         role = "follower"
     else:
         role = "candidate"
-    return PeerRecord(
-        peer_id=me.peer_id,
-        name=me.name,
-        peer_type=me.peer_type,
-        display_class=me.display_class,
-        started_at=me.started_at,
-        role=role,
-        leader_id=election.leader_id,
-        term=election.term,
-        room=room,
-        addresses=tuple(me.addresses),
-        port=me.port,
-    )
+    return PeerRecord.of(me, role=role, leader_id=election.leader_id, term=election.term, room=room)
 
 
 def leader_record(peer: SignalPeer, term: int) -> PeerRecord:
-    return PeerRecord(
-        peer_id=peer.peer_id,
-        name=peer.name,
-        peer_type=peer.peer_type,
-        display_class=peer.display_class,
-        started_at=peer.started_at,
-        role="leader",
-        leader_id=peer.peer_id,
-        term=term,
-        room="default",
-        addresses=tuple(peer.addresses),
-        port=peer.port,
-    )
+    return PeerRecord.of(peer, role="leader", leader_id=peer.peer_id, term=term, room="default")
 
 
 # ----------------------------------------------------------------- one peer

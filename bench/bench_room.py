@@ -1,0 +1,219 @@
+"""Election timings of design.md's table, on real sidecars in the test lab.
+
+Each figure is measured from the host's point of view (stdio only), over
+several rounds, each in a fresh lab. Baselines measured in the same run:
+bare mDNS (two `Discovery` probes seeing each other, the floor under any
+election) and a bare Python process leaving on stdin EOF.
+
+    sudo uv run python bench/bench_room.py --rounds 5 > result.json
+
+Needs Linux and root (network namespaces); prints one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.e2e.room import CONTROLLER, LabPeer, Room, agree_on, display  # noqa: E402
+from tests.lab import Lab, lab_unavailable_reason, sweep_stale_labs  # noqa: E402
+
+PROBE = REPO / "tests" / "e2e" / "discovery_probe.py"
+WAIT_S = 30.0
+
+
+def successor_of(peers: list[LabPeer]) -> LabPeer:
+    return min(peers, key=lambda p: (p.info["started_at"], p.peer_id))
+
+
+async def started_together(room: Room) -> float:
+    """Two peers started at once, both agree on the leader."""
+    peers = [await room.spawn(CONTROLLER), await room.spawn(display("Audience"))]
+    t0 = time.monotonic()
+    await asyncio.gather(*(p.start() for p in peers))
+    await agree_on(peers, peers[0], WAIT_S)
+    return time.monotonic() - t0
+
+
+async def joiner(room: Room) -> float:
+    """A display joins a running room: start_peer to its leader_changed."""
+    ctrl, d1 = await room.start(CONTROLLER, display("Audience"))
+    await agree_on([ctrl, d1], ctrl, WAIT_S)
+    new = await room.spawn(display("Lobby", "lobby"))
+    t0 = time.monotonic()
+    await new.start()
+    await new.client.wait_until(lambda: new.client.leader_id == ctrl.peer_id, WAIT_S)
+    return time.monotonic() - t0
+
+
+async def three_peers(room: Room) -> tuple[LabPeer, list[LabPeer]]:
+    ctrl, d1, d2 = await room.start(CONTROLLER, display("First"), display("Second"))
+    await agree_on([ctrl, d1, d2], ctrl, WAIT_S)
+    return ctrl, [d1, d2]
+
+
+async def leader_killed(room: Room) -> float:
+    ctrl, survivors = await three_peers(room)
+    t0 = time.monotonic()
+    ctrl.client.process.kill()
+    await agree_on(survivors, successor_of(survivors), WAIT_S)
+    return time.monotonic() - t0
+
+
+async def leader_link_down(room: Room) -> float:
+    ctrl, survivors = await three_peers(room)
+    t0 = time.monotonic()
+    ctrl.host.cut()
+    await agree_on(survivors, successor_of(survivors), WAIT_S)
+    return time.monotonic() - t0
+
+
+async def partition_heals(room: Room) -> float:
+    ctrl, survivors = await three_peers(room)
+    ctrl.host.cut()
+    await agree_on(survivors, successor_of(survivors), WAIT_S)
+    t0 = time.monotonic()
+    ctrl.host.heal()
+    await agree_on([ctrl, *survivors], ctrl, WAIT_S)
+    return time.monotonic() - t0
+
+
+async def stdin_closed(room: Room) -> float:
+    (peer,) = await room.start(CONTROLLER)
+    await agree_on([peer], peer, WAIT_S)
+    t0 = time.monotonic()
+    peer.client.close_stdin()
+    await peer.client.wait_exit(WAIT_S)
+    return time.monotonic() - t0
+
+
+async def baseline_bare_exit(lab: Lab) -> float:
+    """A Python process that only waits for stdin EOF, then exits."""
+    host = lab.add_host()
+    code = "import sys; print('ready', flush=True); sys.stdin.read()"
+    process = await host.spawn_async([sys.executable, "-c", code])
+    assert process.stdout is not None and process.stdin is not None
+    await asyncio.wait_for(process.stdout.readline(), WAIT_S)
+    t0 = time.monotonic()
+    process.stdin.close()
+    await asyncio.wait_for(process.wait(), WAIT_S)
+    return time.monotonic() - t0
+
+
+async def baseline_bare_mdns(lab: Lab) -> float:
+    """Two bare Discovery instances started together: until each saw the other."""
+    probes = []
+    for host in lab.hosts(2):
+        process = await host.spawn_async([sys.executable, str(PROBE), "--room", "bench"])
+        probes.append(process)
+
+    async def event(process: asyncio.subprocess.Process, kind: str) -> dict[str, Any]:
+        assert process.stdout is not None
+        while True:
+            line = await asyncio.wait_for(process.stdout.readline(), WAIT_S)
+            if not line:
+                raise EOFError("probe exited")
+            parsed: dict[str, Any] = json.loads(line)
+            if parsed["event"] == kind:
+                return parsed
+
+    for process in probes:
+        await event(process, "ready")
+    for process in probes:
+        assert process.stdin is not None
+        process.stdin.write(b'{"cmd": "start"}\n')
+    starts = [await event(p, "starting") for p in probes]
+    seen = [await event(p, "seen") for p in probes]
+    return max(s["t"] for s in seen) - min(s["t"] for s in starts)
+
+
+Scenario = Callable[[Room], Awaitable[float]]
+SCENARIOS: dict[str, tuple[Scenario, float, float]] = {
+    # name: (measure, must, goal) in seconds, from design.md's timing table
+    "started_together_leader_agreed": (started_together, 5.0, 1.5),
+    "joiner_follows_running_room": (joiner, 2.0, 0.5),
+    "leader_killed_new_leader": (leader_killed, 3.0, 1.0),
+    "leader_link_down_new_leader": (leader_link_down, 8.0, 6.5),
+    "partition_heals_one_leader": (partition_heals, 5.0, 2.0),
+    "stdin_closed_process_gone": (stdin_closed, 3.0, 0.5),
+}
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "median_s": round(statistics.median(ordered), 4),
+        "min_s": round(ordered[0], 4),
+        "max_s": round(ordered[-1], 4),
+    }
+
+
+async def run(rounds: int, only: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    logs = Path(tempfile.mkdtemp(prefix="bench-room-"))
+    for name, (measure, must, goal) in SCENARIOS.items():
+        if only and name not in only:
+            continue
+        samples = []
+        for _ in range(rounds):
+            async with Lab() as lab:
+                room = Room(lab, logs)
+                try:
+                    samples.append(await measure(room))
+                finally:
+                    await room.close()
+        results[name] = {**summary(samples), "must_s": must, "goal_s": goal, "rounds": rounds}
+        print(f"{name}: {results[name]}", file=sys.stderr)
+    baselines: dict[str, Any] = {}
+    for name, base in (
+        ("bare_mdns_see_each_other", baseline_bare_mdns),
+        ("bare_python_stdin_eof_exit", baseline_bare_exit),
+    ):
+        samples = []
+        for _ in range(rounds):
+            async with Lab() as lab:
+                samples.append(await base(lab))
+        baselines[name] = {**summary(samples), "rounds": rounds}
+    return {
+        "benchmark": "bench_room",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": __import__("os").cpu_count(),
+        },
+        "results": results,
+        "baselines": baselines,
+        "sidecar_logs": str(logs),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", nargs="*", default=[], choices=list(SCENARIOS))
+    args = parser.parse_args()
+    reason = lab_unavailable_reason()
+    if reason is not None:
+        print(json.dumps({"benchmark": "bench_room", "skipped": reason}))
+        return 0
+    sweep_stale_labs()
+    print(json.dumps(asyncio.run(run(args.rounds, args.only)), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
