@@ -47,8 +47,10 @@ class AlreadyStarted(ApiError):
 class PeerNotConnected(ApiError):
     code = PEER_NOT_CONNECTED
 
-    def __init__(self, peer_ids: list[str]) -> None:
-        super().__init__(f"Peer not connected: {', '.join(peer_ids)}", {"peer_ids": peer_ids})
+    def __init__(self, peer_ids: list[str], detail: str = "", **data: Any) -> None:
+        super().__init__(
+            f"Peer not connected: {', '.join(peer_ids)}{detail}", {"peer_ids": peer_ids, **data}
+        )
 
 
 class PayloadTooLarge(ApiError):

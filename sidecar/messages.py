@@ -353,7 +353,11 @@ class PongEnvelope(_Envelope, tag="pong"):
     sent_at: Millis
 
 
-Envelope = ControlEnvelope | PingEnvelope | PongEnvelope
+class ByeEnvelope(_Envelope, tag="bye"):
+    """Sent before closing on purpose, so the other side reports `left`."""
+
+
+Envelope = ControlEnvelope | PingEnvelope | PongEnvelope | ByeEnvelope
 
 
 # ------------------------------------------------------------------ decoding

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from msgspec import Struct, structs
 
@@ -25,10 +25,18 @@ from sidecar.election import BecomeLeader, Decision, Election, Follow, Retermed
 from sidecar.errors import AlreadyStarted, NotStarted, PayloadTooLarge, PeerNotConnected
 from sidecar.messages import (
     MAX_PAYLOAD_BYTES,
+    Answer,
+    Candidate,
+    ConnectedParams,
     ConnectionState,
+    ControlEnvelope,
+    DisconnectedParams,
+    DisconnectReason,
     LeaderChangedParams,
     LeaderState,
     LeaderStatus,
+    MessageParams,
+    Offer,
     ParamError,
     PeerInfo,
     PeerList,
@@ -44,6 +52,9 @@ from sidecar.messages import (
     payload_size,
 )
 from sidecar.signaling import JoinFailed, SignalingClient, SignalingServer
+
+if TYPE_CHECKING:  # aiortc is imported when a peer starts, not at process start
+    from sidecar.channel import Channels, PeerSignal
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +75,8 @@ followers' heartbeat phases differ by up to one 2 s interval."""
 
 SUCCESSOR_RETRY_S = 0.1
 
+PING_TIMEOUT_S = 5.0
+
 STOP_S = 1.5
 """Bound on leaving the network (the process must be gone within 3 s)."""
 
@@ -83,6 +96,7 @@ class _Session:
         self.discovery: Discovery | None = None
         self.client: SignalingClient | None = None
         self.client_leader: str | None = None
+        self.channels: Channels | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.join_task: asyncio.Task[None] | None = None
         self.wake = asyncio.Event()
@@ -146,17 +160,58 @@ class Peer:
         log.info("peer stopped", extra={"peer_id": session.me.peer_id})
 
     async def send(self, params: SendControlMessageParams) -> SendResult:
-        self._session()
+        # No await before the channel sends: requests read in order go out in order.
+        s = self._session()
         size = payload_size(params.payload)
         if size > MAX_PAYLOAD_BYTES:
             raise PayloadTooLarge(size, MAX_PAYLOAD_BYTES)
-        if params.to is not None:
+        targets = self._targets(s, params)
+        envelope = ControlEnvelope(
+            id=str(uuid.uuid4()), from_=s.me.peer_id, sent_at=now_ms(), payload=params.payload
+        )
+        return SendResult(message_id=envelope.id, sent_to=self._deliver(s, targets, envelope))
+
+    @staticmethod
+    def _targets(s: _Session, params: SendControlMessageParams) -> list[SignalPeer]:
+        """Who a message goes to; every peer named must have an open channel."""
+        connected = {p.peer_id: p for p in s.channels.connected()} if s.channels else {}
+        if params.to is None:
+            chosen = list(connected.values())
+        else:
             wanted = [params.to] if isinstance(params.to, str) else list(dict.fromkeys(params.to))
-            raise PeerNotConnected(wanted)
-        return SendResult(message_id=str(uuid.uuid4()), sent_to=[])
+            missing = [p for p in wanted if p not in connected]
+            if missing:
+                raise PeerNotConnected(missing)
+            chosen = [connected[p] for p in wanted]
+        if params.display_class is not None:
+            chosen = [p for p in chosen if p.display_class == params.display_class]
+        return chosen
+
+    @staticmethod
+    def _deliver(s: _Session, targets: list[SignalPeer], envelope: ControlEnvelope) -> list[str]:
+        """Send to each target; a channel that closed meanwhile is an error naming it."""
+        sent: list[str] = []
+        failed: list[str] = []
+        for peer in targets:
+            link = s.channels.link(peer.peer_id) if s.channels else None
+            try:
+                if link is None:
+                    raise ConnectionError(peer.peer_id)
+                link.send_envelope(envelope)
+                sent.append(peer.peer_id)
+            except ConnectionError:
+                failed.append(peer.peer_id)
+        if failed:
+            raise PeerNotConnected(
+                failed, " (channel closed)", sent_to=sent, message_id=envelope.id
+            )
+        return sent
 
     def connected_peers(self) -> list[PeerInfo]:
-        return []
+        s = self._s
+        if s is None or s.channels is None:
+            return []
+        return [self._info(s, peer) for peer in s.channels.connected()]
 
     def leader_status(self) -> LeaderStatus:
         s = self._s
@@ -188,8 +243,15 @@ class Peer:
         )
 
     async def ping(self, peer_id: str) -> PingResult:
-        self._session()
-        raise PeerNotConnected([peer_id])
+        s = self._session()
+        link = s.channels.link(peer_id) if s.channels else None
+        if link is None:
+            raise PeerNotConnected([peer_id])
+        try:
+            return PingResult(rtt_ms=round(await link.ping(PING_TIMEOUT_S), 3))
+        except (TimeoutError, ConnectionError):
+            detail = f" (no answer to a ping within {PING_TIMEOUT_S:.0f} s)"
+            raise PeerNotConnected([peer_id], detail) from None
 
     # -------------------------------------------------------------- lifecycle
 
@@ -217,11 +279,23 @@ class Peer:
         port = await s.server.bind(interfaces, o.signaling_port)
         s.me = structs.replace(s.me, port=port)
         s.election.me = s.me
+        from sidecar.channel import Channels  # aiortc: loaded only now (startup time)
+
+        s.channels = Channels(
+            me=s.me,
+            mesh=o.mesh,
+            ice_servers=o.ice_servers,
+            interfaces=interfaces,
+            send_signal=lambda msg: self._send_signal(s, msg),
+            on_connected=lambda peer: self._on_connected(s, peer),
+            on_disconnected=lambda peer_id, reason: self._on_disconnected(s, peer_id, reason),
+            on_message=lambda peer_id, envelope: self._on_message(s, peer_id, envelope),
+        )
         s.discovery = Discovery(
             room=o.room,
             interfaces=interfaces,
             on_seen=lambda record: self._feed(s, s.election.record_seen(record, self._now())),
-            on_gone=lambda peer_id: self._feed(s, s.election.record_gone(peer_id, self._now())),
+            on_gone=lambda peer_id: self._on_gone(s, peer_id),
             room_key=o.room_key,
         )
         await s.discovery.start(self._record(s))
@@ -234,6 +308,8 @@ class Peer:
         for task in list(s.tasks):
             task.cancel()
         steps: list[Coroutine[Any, Any, None]] = []
+        if s.channels is not None:
+            steps.append(s.channels.close())  # says bye on every channel first
         if s.client is not None:
             steps.append(s.client.close(leave=True))
         if s.server is not None:
@@ -388,8 +464,61 @@ class Peer:
         s.leader_members = members
         self._report(s)
 
+    def _on_gone(self, s: _Session, peer_id: str) -> None:
+        if s.channels is not None:
+            s.channels.peer_left(peer_id)
+        self._feed(s, s.election.record_gone(peer_id, self._now()))
+
     def _on_signal(self, s: _Session, msg: SignalMessage) -> None:
-        log.debug("signal for the data channels (issue 4): %s", type(msg).__name__)
+        """An offer, answer or candidate for us, from the leader or its server."""
+        if s.channels is not None and isinstance(msg, Offer | Answer | Candidate):
+            self._spawn(s, s.channels.handle_signal(msg))
+
+    def _send_signal(self, s: _Session, msg: PeerSignal) -> bool:
+        """Route an offer or answer through the current leader; False: no route now."""
+        if s.server is not None and s.server.leading:
+            try:
+                s.server.send_local(msg)
+            except (KeyError, ValueError):
+                return False
+            return True
+        client = s.client
+        if client is None or not client.connected:
+            return False
+        self._spawn(s, client.send(msg))
+        return True
+
+    def _on_connected(self, s: _Session, peer: SignalPeer) -> None:
+        if self._s is s:
+            self._notify("webrtc:connected", ConnectedParams(peer=self._info(s, peer)))
+
+    def _on_disconnected(self, s: _Session, peer_id: str, reason: DisconnectReason) -> None:
+        if self._s is s:
+            self._notify("webrtc:disconnected", DisconnectedParams(peer_id=peer_id, reason=reason))
+
+    def _on_message(self, s: _Session, peer_id: str, envelope: ControlEnvelope) -> None:
+        if self._s is not s:
+            return
+        self._notify(
+            "webrtc:message",
+            MessageParams(
+                from_=peer_id,
+                message_id=envelope.id,
+                payload=envelope.payload,
+                sent_at=envelope.sent_at,
+            ),
+        )
+        if s.options.echo:
+            link = s.channels.link(peer_id) if s.channels else None
+            reply = ControlEnvelope(
+                id=str(uuid.uuid4()), from_=s.me.peer_id, sent_at=now_ms(), payload=envelope.payload
+            )
+            try:
+                if link is None:
+                    raise ConnectionError(peer_id)
+                link.send_envelope(reply)
+            except ConnectionError:
+                log.warning("echo to %s not sent: channel closed", peer_id)
 
     # ----------------------------------------------------------- what we show
 
@@ -433,7 +562,9 @@ class Peer:
         return record.as_signal_peer() if record is not None else None
 
     def _connection_state(self, s: _Session, peer_id: str) -> ConnectionState:
-        return "self" if peer_id == s.me.peer_id else "new"
+        if peer_id == s.me.peer_id:
+            return "self"
+        return s.channels.state_of(peer_id) if s.channels else "new"
 
     def _info(self, s: _Session, peer: SignalPeer) -> PeerInfo:
         return PeerInfo(
@@ -458,6 +589,8 @@ class Peer:
                 ),
             )
         members = self._members(s)
+        if s.channels is not None:
+            s.channels.update_room(members)
         infos = [self._info(s, m) for m in members]
         membership = sorted((i.peer_id, i.is_leader) for i in infos)
         if membership != s.last_membership:

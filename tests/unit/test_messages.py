@@ -85,6 +85,7 @@ ENVELOPES: list[m.Envelope] = [
     m.ControlEnvelope(id="m1", from_="a", sent_at=1, payload={"cue": "next"}),
     m.PingEnvelope(seq=1, sent_at=2),
     m.PongEnvelope(seq=1, sent_at=2),
+    m.ByeEnvelope(),
 ]
 
 
