@@ -1,8 +1,5 @@
 """mobile-worship sidecar: the peer layer of the worship app, driven over stdio."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("mobile-worship-sidecar")
-except PackageNotFoundError:  # running from a frozen build or a bare checkout
-    __version__ = "0.1.0"
+__version__ = "0.1.0"
+"""Kept equal to pyproject.toml's version (a test checks it); read here rather
+than through importlib.metadata, which costs ~50 ms at every start."""

@@ -298,8 +298,12 @@ class Channels:
         on_connected: Callable[[SignalPeer], None],
         on_disconnected: Callable[[str, DisconnectReason], None],
         on_message: Callable[[str, ControlEnvelope], None],
+        lookup: Callable[[str], SignalPeer | None] = lambda _: None,
     ) -> None:
         restrict_ice_gathering(interfaces)
+        # Finds a peer not (yet) in our copy of the room: an offer can overtake
+        # the peer list that introduces its sender.
+        self._lookup = lookup
         self.me = me
         self.mesh = mesh
         self.configuration = rtc_configuration(ice_servers)
@@ -355,7 +359,7 @@ class Channels:
             return
         peer_id = msg.from_
         if isinstance(msg, Offer):
-            remote = self._room.get(peer_id) or self._known_remote(peer_id)
+            remote = self._room.get(peer_id) or self._known_remote(peer_id) or self._lookup(peer_id)
             if remote is None:
                 log.info("offer from %s, not in the room yet: ignored", peer_id)
                 return

@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from msgspec import Struct, structs
 
-from sidecar import netifs
-from sidecar.discovery import Discovery
 from sidecar.election import BecomeLeader, Decision, Election, Follow, Retermed
 from sidecar.errors import AlreadyStarted, NotStarted, PayloadTooLarge, PeerNotConnected
 from sidecar.messages import (
@@ -51,10 +49,14 @@ from sidecar.messages import (
     StartPeerParams,
     payload_size,
 )
-from sidecar.signaling import JoinFailed, SignalingClient, SignalingServer
 
-if TYPE_CHECKING:  # aiortc is imported when a peer starts, not at process start
+if TYPE_CHECKING:
+    # The network stack (aiohttp, zeroconf, aiortc with PyAV) is imported when a
+    # peer starts, not at process start: the host's first request is answered
+    # sooner (a frozen sidecar must answer in under 0.5 s).
     from sidecar.channel import Channels, PeerSignal
+    from sidecar.discovery import Discovery
+    from sidecar.signaling import SignalingClient, SignalingServer
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +259,8 @@ class Peer:
 
     @staticmethod
     def _interfaces(options: StartPeerParams) -> list[str]:
+        from sidecar import netifs
+
         if options.interfaces is not None:
             try:
                 return netifs.validate_interfaces(options.interfaces)
@@ -268,6 +272,10 @@ class Peer:
         return found
 
     async def _open(self, s: _Session, interfaces: list[str]) -> None:
+        from sidecar.channel import Channels
+        from sidecar.discovery import Discovery
+        from sidecar.signaling import SignalingServer
+
         o = s.options
         s.server = SignalingServer(
             me=s.me,
@@ -279,8 +287,6 @@ class Peer:
         port = await s.server.bind(interfaces, o.signaling_port)
         s.me = structs.replace(s.me, port=port)
         s.election.me = s.me
-        from sidecar.channel import Channels  # aiortc: loaded only now (startup time)
-
         s.channels = Channels(
             me=s.me,
             mesh=o.mesh,
@@ -290,6 +296,7 @@ class Peer:
             on_connected=lambda peer: self._on_connected(s, peer),
             on_disconnected=lambda peer_id, reason: self._on_disconnected(s, peer_id, reason),
             on_message=lambda peer_id, envelope: self._on_message(s, peer_id, envelope),
+            lookup=lambda peer_id: self._find_member(s, peer_id),
         )
         s.discovery = Discovery(
             room=o.room,
@@ -411,6 +418,8 @@ class Peer:
             self._spawn(s, client.close(leave=True))
 
     async def _join(self, s: _Session, decision: Follow) -> None:
+        from sidecar.signaling import JoinFailed, SignalingClient
+
         deadline = self._now() + (SUCCESSOR_WAIT_S if decision.successor else JOIN_TIMEOUT_S)
         urls = [f"ws://{address}:{decision.port}/signal" for address in decision.addresses]
         last_error = "no address"
