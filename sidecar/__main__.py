@@ -35,7 +35,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _utf8_stdio() -> None:
+    """UTF-8 text on stdout and stderr everywhere: frozen binaries on Windows
+    otherwise use the legacy code page for pipes. (The protocol itself is
+    written as UTF-8 bytes straight to the file descriptor, unbuffered.)"""
+    for stream, errors in ((sys.stdout, "strict"), (sys.stderr, "backslashreplace")):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(encoding="utf-8", errors=errors, line_buffering=True)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _utf8_stdio()
     args = parse_args(argv)
     if args.command in ("schema", "openrpc"):
         from sidecar.schema import json_schema, openrpc_document, to_json

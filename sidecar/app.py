@@ -56,6 +56,10 @@ def _protocol_stdout() -> int:
     protocol stream.
     """
     out = os.dup(1)
+    if sys.platform == "win32":  # bytes as they are: no CRLF translation on the pipe
+        import msvcrt
+
+        msvcrt.setmode(out, os.O_BINARY)
     sys.stdout.flush()
     os.dup2(2, 1)
     sys.stdout = sys.stderr

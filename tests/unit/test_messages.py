@@ -204,3 +204,12 @@ def test_committed_openrpc_document_is_current() -> None:
         "docs/openrpc.json is stale: "
         "run `uv run mobile-worship-sidecar openrpc > docs/openrpc.json`"
     )
+
+
+def test_version_matches_pyproject() -> None:
+    import tomllib
+
+    from sidecar import __version__
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert __version__ == project["project"]["version"]
