@@ -1,0 +1,30 @@
+export {
+  useWebRTC,
+  DEFAULT_COMMAND_PREFIX,
+  DEFAULT_MAX_MESSAGES,
+  WEBRTC_EVENTS,
+  type CommandArgsStyle,
+  type UseWebRTCOptions,
+  type UseWebRTCResult,
+  type SendMessageOptions,
+  type WebRTCEventName,
+  type WebRTCEventPayloads,
+} from "./useWebRTC";
+export {
+  ConnectionStatus,
+  ROLE_LABELS,
+  PEER_STATE_LABELS,
+  PEER_TYPE_LABELS,
+  DISPLAY_CLASS_LABELS,
+  type ConnectionStatusProps,
+} from "./ConnectionStatus";
+export { WebRTCCommandError, SidecarErrorCode, parseCommandError } from "./errors";
+export {
+  roomReducer,
+  initialRoomState,
+  type LeaderView,
+  type PeerConnectionState,
+  type RoomState,
+  type RoomAction,
+} from "./state";
+export type * from "./generated/sidecar-types";

@@ -1,0 +1,344 @@
+/**
+ * useWebRTC: the room, the leader and the live-control messages of the
+ * mobile-worship peer layer, over the Tauri plugin's commands and events.
+ *
+ * Commands are `<prefix><method>` (prefix `plugin:mobile-worship|` by default)
+ * with the JSON-RPC params of api.md as invoke args; events are `webrtc:*`
+ * with the notification's params as payload.
+ */
+import { invoke, type InvokeArgs } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
+
+import { SidecarErrorCode, WebRTCCommandError } from "./errors";
+import type {
+  ConnectedParams,
+  DisconnectedParams,
+  LeaderChangedParams,
+  MessageParams,
+  PeerInfo,
+  PeerListChangedParams,
+  PingPeerParams,
+  SendControlMessageParams,
+  SendResult,
+  SidecarMethodResults,
+  StartPeerParams,
+} from "./generated/sidecar-types";
+import {
+  initialRoomState,
+  roomReducer,
+  selectConnectedPeers,
+  selectConnectionState,
+  selectLeader,
+  type LeaderView,
+  type PeerConnectionState,
+  type RoomAction,
+} from "./state";
+
+export const DEFAULT_COMMAND_PREFIX = "plugin:mobile-worship|";
+export const DEFAULT_MAX_MESSAGES = 100;
+
+/** The Tauri events of the bridge and their payloads (the notifications' params). */
+export interface WebRTCEventPayloads {
+  "webrtc:connected": ConnectedParams;
+  "webrtc:disconnected": DisconnectedParams;
+  "webrtc:message": MessageParams;
+  "webrtc:leader_changed": LeaderChangedParams;
+  "webrtc:peer_list_changed": PeerListChangedParams;
+}
+
+export type WebRTCEventName = keyof WebRTCEventPayloads;
+
+export const WEBRTC_EVENTS: readonly WebRTCEventName[] = [
+  "webrtc:connected",
+  "webrtc:disconnected",
+  "webrtc:message",
+  "webrtc:leader_changed",
+  "webrtc:peer_list_changed",
+];
+
+/**
+ * How a command's params travel as invoke args:
+ * - `"flat"`: the api.md params themselves, by name (`{payload, to, display_class}`);
+ * - `"params"`: under one `params` argument (`{params: {payload, to, display_class}}`), for
+ *   Rust commands declared as `fn send_control_message(params: SendControlMessageParams)`.
+ * Commands without params get no args either way.
+ */
+export type CommandArgsStyle = "flat" | "params";
+
+export interface UseWebRTCOptions {
+  /** Prefix of every command name. Default `plugin:mobile-worship|`; `""` for app commands. */
+  commandPrefix?: string;
+  /** How params are passed. Default `"flat"`. */
+  commandArgs?: CommandArgsStyle;
+  /** How many received messages `messages` keeps (the newest). Default 100. */
+  maxMessages?: number;
+  /** Read get_leader_status and get_connected_peers once subscribed. Default true. */
+  refreshOnMount?: boolean;
+  /** Called with every received message, including those `messages` no longer keeps. */
+  onMessage?: (message: MessageParams) => void;
+}
+
+export interface SendMessageOptions {
+  /** A peer id or a list of them; default every connected peer. */
+  to?: SendControlMessageParams["to"];
+  /** Only displays of that class. */
+  displayClass?: SendControlMessageParams["display_class"];
+}
+
+export interface UseWebRTCResult {
+  /** Every peer of the room this device knows of, itself included. */
+  peers: readonly PeerInfo[];
+  /** The peers with an open data channel. */
+  connectedPeers: readonly PeerInfo[];
+  /** This device, once started. */
+  self: PeerInfo | null;
+  leader: LeaderView;
+  /** What this device is doing. */
+  connectionState: PeerConnectionState;
+  /** The last `maxMessages` received messages, oldest first. */
+  messages: readonly MessageParams[];
+  /** The last command error, until `clearError()`. */
+  error: WebRTCCommandError | null;
+  /** All five events are subscribed. */
+  subscribed: boolean;
+  startPeer: (options: StartPeerParams) => Promise<PeerInfo>;
+  stopPeer: () => Promise<void>;
+  sendMessage: (payload: unknown, options?: SendMessageOptions) => Promise<SendResult>;
+  /** Round-trip time in milliseconds. */
+  ping: (peerId: string) => Promise<number>;
+  /** Re-reads get_leader_status and get_connected_peers. */
+  refresh: () => Promise<void>;
+  clearError: () => void;
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+}
+
+function deferred(): Deferred {
+  let resolve: () => void = () => undefined;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
+  const prefix = options.commandPrefix ?? DEFAULT_COMMAND_PREFIX;
+  const argsStyle = options.commandArgs ?? "flat";
+  const maxMessages = options.maxMessages ?? DEFAULT_MAX_MESSAGES;
+  const refreshOnMount = options.refreshOnMount ?? true;
+
+  const [state, dispatch] = useReducer(roomReducer, initialRoomState);
+  const [subscribed, setSubscribed] = useState(false);
+
+  // Logical clock of the inputs (see state.ts), and whether this instance is mounted.
+  const clock = useRef(0);
+  const mounted = useRef(false);
+  // Settles when the current subscription attempt is over: startPeer waits for it, so
+  // that no event of the start is emitted before its listener exists.
+  const subscription = useRef<Deferred | null>(null);
+  subscription.current ??= deferred();
+
+  const maxMessagesRef = useRef(maxMessages);
+  const onMessageRef = useRef(options.onMessage);
+  useEffect(() => {
+    maxMessagesRef.current = maxMessages;
+    onMessageRef.current = options.onMessage;
+  });
+
+  const tick = useCallback(() => ++clock.current, []);
+
+  const subscribedOrUnmounted = useCallback(async (): Promise<void> => {
+    for (;;) {
+      const attempt = subscription.current;
+      if (attempt === null) return;
+      await attempt.promise;
+      if (subscription.current === attempt || !mounted.current) return;
+    }
+  }, []);
+  const safeDispatch = useCallback((action: RoomAction) => {
+    if (mounted.current) dispatch(action);
+  }, []);
+
+  useEffect(() => {
+    dispatch({ type: "trim_messages", max: maxMessages });
+  }, [maxMessages]);
+
+  const call = useCallback(
+    async <M extends keyof SidecarMethodResults>(
+      method: M,
+      params?: Record<string, unknown>,
+    ): Promise<SidecarMethodResults[M]> => {
+      const args: InvokeArgs | undefined =
+        params === undefined ? undefined : argsStyle === "params" ? { params } : params;
+      try {
+        return await invoke<SidecarMethodResults[M]>(`${prefix}${method}`, args);
+      } catch (raw) {
+        const error = new WebRTCCommandError(method, raw);
+        safeDispatch({ type: "error", error });
+        throw error;
+      }
+    },
+    [argsStyle, prefix, safeDispatch],
+  );
+
+  const refresh = useCallback(async (): Promise<void> => {
+    const issued = clock.current;
+    const [status, connected] = await Promise.allSettled([
+      call("get_leader_status").then((s) => {
+        safeDispatch({ type: "leader_status", issued, status: s });
+      }),
+      call("get_connected_peers").then((peers) => {
+        safeDispatch({ type: "connected_peers", issued, peers });
+      }),
+    ]);
+    if (status.status === "rejected") throw status.reason;
+    if (connected.status === "rejected") throw connected.reason;
+  }, [call, safeDispatch]);
+
+  // Subscribe to the five events on mount; unsubscribe every listener on unmount,
+  // including those whose `listen` resolves only after it.
+  useEffect(() => {
+    let active = true;
+    mounted.current = true;
+    const unlisteners: UnlistenFn[] = [];
+
+    // UnlistenFn is typed `() => void` but returns a promise in @tauri-apps/api v2
+    const release = (unlisten: () => unknown) => {
+      try {
+        const pending = unlisten();
+        if (pending instanceof Promise) pending.catch(() => undefined);
+      } catch {
+        // the IPC is gone (the window is closing): nothing left to unsubscribe from
+      }
+    };
+
+    const on = async <E extends WebRTCEventName>(
+      event: E,
+      handle: (payload: WebRTCEventPayloads[E]) => void,
+    ): Promise<void> => {
+      let unlisten: UnlistenFn;
+      try {
+        unlisten = await listen<WebRTCEventPayloads[E]>(event, (e) => {
+          if (active) handle(e.payload);
+        });
+      } catch (raw) {
+        const error = new WebRTCCommandError(`listen ${event}`, raw);
+        if (active) dispatch({ type: "error", error });
+        throw error;
+      }
+      if (active) unlisteners.push(unlisten);
+      else release(unlisten);
+    };
+
+    const subscriptions = [
+      on("webrtc:connected", (params) => {
+        dispatch({ type: "connected", at: tick(), params });
+      }),
+      on("webrtc:disconnected", (params) => {
+        dispatch({ type: "disconnected", at: tick(), params });
+      }),
+      on("webrtc:message", (params) => {
+        dispatch({ type: "message", params, max: maxMessagesRef.current });
+        onMessageRef.current?.(params);
+      }),
+      on("webrtc:leader_changed", (params) => {
+        dispatch({ type: "leader_changed", at: tick(), params });
+      }),
+      on("webrtc:peer_list_changed", (params) => {
+        dispatch({ type: "peer_list_changed", at: tick(), params });
+      }),
+    ];
+
+    void Promise.allSettled(subscriptions).then((outcomes) => {
+      if (!active) return;
+      subscription.current?.resolve();
+      // A failure is in `error` already; a refresh would only bury it under its own.
+      if (outcomes.some((o) => o.status === "rejected")) return;
+      setSubscribed(true);
+      // errors of the refresh land in `error`
+      if (refreshOnMount) refresh().catch(() => undefined);
+    });
+
+    return () => {
+      active = false;
+      mounted.current = false;
+      for (const unlisten of unlisteners.splice(0)) release(unlisten);
+      // wake the waiters of this attempt: they wait for the next one, if any (StrictMode)
+      const attempt = subscription.current;
+      subscription.current = deferred();
+      attempt?.resolve();
+    };
+    // Subscribe once per mount: options are read through refs.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, []);
+
+  const startPeer = useCallback(
+    async (params: StartPeerParams): Promise<PeerInfo> => {
+      await subscribedOrUnmounted();
+      safeDispatch({ type: "start_begin", at: tick() });
+      let self: PeerInfo;
+      const args = argsStyle === "params" ? { params } : { ...params };
+      try {
+        self = await invoke<SidecarMethodResults["start_peer"]>(`${prefix}start_peer`, args);
+      } catch (raw) {
+        const error = new WebRTCCommandError("start_peer", raw);
+        const running = error.code === SidecarErrorCode.AlreadyStarted;
+        safeDispatch({ type: "start_failed", at: tick(), error, running });
+        if (running && mounted.current) refresh().catch(() => undefined);
+        throw error;
+      }
+      safeDispatch({ type: "start_ok", at: tick(), self });
+      if (mounted.current) refresh().catch(() => undefined);
+      return self;
+    },
+    [argsStyle, prefix, refresh, safeDispatch, subscribedOrUnmounted, tick],
+  );
+
+  const stopPeer = useCallback(async (): Promise<void> => {
+    await call("stop_peer");
+    safeDispatch({ type: "stop_ok", at: tick() });
+  }, [call, safeDispatch, tick]);
+
+  const sendMessage = useCallback(
+    (payload: unknown, opts: SendMessageOptions = {}): Promise<SendResult> =>
+      call("send_control_message", {
+        payload,
+        to: opts.to ?? null,
+        display_class: opts.displayClass ?? null,
+      } satisfies Required<SendControlMessageParams>),
+    [call],
+  );
+
+  const ping = useCallback(
+    async (peerId: string): Promise<number> => (await call("ping_peer", { peer_id: peerId } satisfies PingPeerParams)).rtt_ms,
+    [call],
+  );
+
+  const clearError = useCallback(() => {
+    safeDispatch({ type: "clear_error" });
+  }, [safeDispatch]);
+
+  const connectedPeers = useMemo(() => selectConnectedPeers(state.peers), [state.peers]);
+  const leader = useMemo(() => selectLeader(state), [state]);
+
+  return {
+    peers: state.peers,
+    connectedPeers,
+    self: state.self,
+    leader,
+    connectionState: selectConnectionState(state),
+    messages: state.messages,
+    error: state.error,
+    subscribed,
+    startPeer,
+    stopPeer,
+    sendMessage,
+    ping,
+    refresh,
+    clearError,
+  };
+}

@@ -1,0 +1,161 @@
+import { act, cleanup, render, screen, waitFor, within } from "@testing-library/react";
+import { clearMocks } from "@tauri-apps/api/mocks";
+import { afterEach, describe, expect, it } from "vitest";
+
+import { ConnectionStatus } from "../src/ConnectionStatus";
+import { WebRTCCommandError } from "../src/errors";
+import type { LeaderView } from "../src/state";
+import { useWebRTC } from "../src/useWebRTC";
+import { BOOTH, LOBBY, PREFIX, STAGE, fire, flush, installTauri, peer } from "./helpers";
+
+afterEach(() => {
+  cleanup();
+  clearMocks();
+});
+
+const booth = peer(BOOTH, { connection_state: "self", is_leader: true });
+const stage = peer(STAGE, { connection_state: "connected" });
+const lobby = peer(LOBBY, { connection_state: "disconnected" });
+
+const boothLeads: LeaderView = {
+  state: "leader",
+  leaderId: BOOTH.peer_id,
+  isLeader: true,
+  term: 1,
+  leader: booth,
+  signalingUrl: "ws://10.0.0.5:3010",
+};
+
+/** The cells of the table row whose header (the device column) reads `name`. */
+function row(name: RegExp) {
+  const table = screen.getByRole("table", { name: "Devices in the room" });
+  const header = within(table).getByRole("rowheader", { name });
+  const tr = header.closest("tr");
+  if (!tr) throw new Error("row header outside a row");
+  return { tr, cells: within(tr).getAllByRole("cell").map((c) => c.textContent) };
+}
+
+describe("ConnectionStatus", () => {
+  it("shows a room of three: the controller leading, two displays with their classes and states", () => {
+    render(
+      <ConnectionStatus
+        connectionState="leader"
+        leader={boothLeads}
+        self={booth}
+        // the sidecar's order; the panel puts the leader first, then controllers, then displays by name
+        peers={[stage, lobby, booth]}
+      />,
+    );
+
+    const panel = screen.getByRole("region", { name: "Connection status" });
+    expect(within(panel).getByRole("heading", { name: "Connection status" })).toBeTruthy();
+
+    const role = screen.getByRole("status", { name: "This device's role" });
+    expect(role.textContent).toBe("Leader");
+    expect(role.className).toContain("mw-role--leader");
+
+    // definition list: "This device" Leader, "Leader" This device (Booth), "Connected" 1 of 2
+    const terms = within(panel)
+      .getAllByRole("term")
+      .map((t) => t.textContent);
+    const values = within(panel)
+      .getAllByRole("definition")
+      .map((d) => d.textContent);
+    expect(Object.fromEntries(terms.map((t, i) => [t, values[i]]))).toEqual({
+      "This device": "Leader",
+      Leader: "This device (Booth)",
+      Connected: "1 of 2 other devices",
+    });
+
+    const table = screen.getByRole("table", { name: "Devices in the room" });
+    const headers = within(table)
+      .getAllByRole("columnheader")
+      .map((h) => h.textContent);
+    expect(headers).toEqual(["Device", "Type", "Display class", "Connection"]);
+    const names = within(table)
+      .getAllByRole("rowheader")
+      .map((h) => h.textContent);
+    expect(names).toEqual(["Booth (Leader)", "Lobby TV", "Stage left"]);
+
+    const boothRow = row(/Booth/);
+    expect(boothRow.cells).toEqual(["Controller", "—none", "This device"]);
+    expect(boothRow.tr.className).toContain("mw-peer--leader");
+    expect(boothRow.tr.className).toContain("mw-state--self");
+
+    const stageRow = row(/Stage left/);
+    expect(stageRow.cells).toEqual(["Display", "Stage", "Connected"]);
+    expect(stageRow.tr.className).toContain("mw-state--connected");
+    expect(within(stageRow.tr).getByText("Connected").className).toBe("mw-state mw-state--connected");
+
+    const lobbyRow = row(/Lobby TV/);
+    expect(lobbyRow.cells).toEqual(["Display", "Lobby", "Disconnected"]);
+    expect(within(lobbyRow.tr).getByText("Disconnected").className).toBe("mw-state mw-state--disconnected");
+
+    // the dash of a controller's class is hidden from screen readers, which read "none"
+    const dash = within(boothRow.tr).getByText("—");
+    expect(dash.getAttribute("aria-hidden")).toBe("true");
+  });
+
+  it("on a display following the booth: Follower, led by Booth", () => {
+    const me = peer(STAGE, { connection_state: "self" });
+    render(
+      <ConnectionStatus
+        connectionState="follower"
+        leader={{ ...boothLeads, isLeader: false, state: "follower", leader: null }}
+        self={me}
+        peers={[peer(BOOTH, { connection_state: "connected" }), me, peer(LOBBY, { connection_state: "new" })]}
+      />,
+    );
+    expect(screen.getByRole("status", { name: "This device's role" }).textContent).toBe("Follower");
+    const leaderValue = screen.getByText("Leader", { selector: "dt" }).nextElementSibling;
+    expect(leaderValue?.textContent).toBe("Booth");
+    expect(row(/Booth/).cells).toEqual(["Controller", "—none", "Connected"]);
+    expect(row(/Stage left/).cells).toEqual(["Display", "Stage", "This device"]);
+    expect(row(/Lobby TV/).cells).toEqual(["Display", "Lobby", "Not connected yet"]);
+  });
+
+  it("before start: Not started, no leader, an empty room, and the last error as an alert", () => {
+    render(
+      <ConnectionStatus
+        connectionState="idle"
+        leader={{ state: "idle", leaderId: null, isLeader: false, term: 0, leader: null, signalingUrl: null }}
+        peers={[]}
+        error={new WebRTCCommandError("start_peer", { code: -32602, message: "Invalid params" })}
+        title="Network"
+      />,
+    );
+    expect(screen.getByRole("region", { name: "Network" })).toBeTruthy();
+    expect(screen.getByRole("status", { name: "This device's role" }).textContent).toBe("Not started");
+    expect(screen.getByText("No leader yet")).toBeTruthy();
+    expect(screen.getByText("No devices in the room yet.")).toBeTruthy();
+    expect(screen.queryByRole("table")).toBeNull();
+    expect(screen.getByRole("alert").textContent).toBe("Error: Invalid params");
+  });
+
+  it("follows the hook's state as events arrive", async () => {
+    installTauri({ [`${PREFIX}start_peer`]: () => BOOTH });
+    function Panel() {
+      const webrtc = useWebRTC();
+      return <ConnectionStatus {...webrtc} />;
+    }
+    render(<Panel />);
+    await flush();
+    expect(screen.getByRole("status", { name: "This device's role" }).textContent).toBe("Not started");
+
+    await fire("webrtc:peer_list_changed", { peers: [booth, peer(STAGE, { connection_state: "connecting" })] });
+    await fire("webrtc:leader_changed", { leader_id: BOOTH.peer_id, is_leader: true, term: 1 });
+    expect(screen.getByRole("status", { name: "This device's role" }).textContent).toBe("Leader");
+    expect(row(/Stage left/).cells).toEqual(["Display", "Stage", "Connecting…"]);
+
+    await fire("webrtc:connected", { peer: stage });
+    expect(row(/Stage left/).cells).toEqual(["Display", "Stage", "Connected"]);
+
+    await fire("webrtc:disconnected", { peer_id: STAGE.peer_id, reason: "left" });
+    await waitFor(() => {
+      expect(row(/Stage left/).cells).toEqual(["Display", "Stage", "Disconnected"]);
+    });
+    await act(async () => {
+      await Promise.resolve();
+    });
+  });
+});
