@@ -12,6 +12,7 @@ _REPO = str(Path(__file__).resolve().parents[2])
 if _REPO not in sys.path:  # make `tests.lab` importable however pytest was started
     sys.path.insert(0, _REPO)
 
+from tests.e2e.room import Room  # noqa: E402
 from tests.lab import Lab, lab_unavailable_reason, sweep_stale_labs  # noqa: E402
 
 
@@ -51,3 +52,13 @@ def sidecar_logs(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pat
             lines = log.read_text(errors="replace").splitlines()
             print(f"\n===== {log.name} (last 60 lines) =====")
             print("\n".join(lines[-60:]))
+
+
+@pytest.fixture
+async def room(lab: Lab, sidecar_logs: Path) -> AsyncIterator[Room]:
+    """Real sidecars in the lab, one host each; every one is closed afterwards."""
+    the_room = Room(lab, sidecar_logs)
+    try:
+        yield the_room
+    finally:
+        await the_room.close()

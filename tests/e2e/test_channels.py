@@ -4,28 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.room import CONTROLLER, LabPeer, Room, agree_on, display, until
-from tests.lab import Lab, LabFeatureUnavailable
+from tests.lab import LabFeatureUnavailable
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 
 SETUP_S = 5.0 * 2  # design.md: two peers started together, data channel open <= 5 s
 UNICODE = {"cue": "Ἰησοῦς ✝ — 𝄞 \u00e9\u0301", "slide": 3, "nested": [1, None, {"ok": True}]}
-
-
-@pytest.fixture
-async def room(lab: Lab, sidecar_logs: Path) -> AsyncIterator[Room]:
-    the_room = Room(lab, sidecar_logs)
-    try:
-        yield the_room
-    finally:
-        await the_room.close()
 
 
 def connected_ids(peer: LabPeer) -> set[str]:

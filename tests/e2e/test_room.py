@@ -7,13 +7,10 @@ does not flake; bench/ measures the real figures.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from tests.e2e.room import CONTROLLER, Room, agree_on, display, until
-from tests.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(120)]
 
@@ -23,15 +20,6 @@ JOIN_S = 2.0 * MARGIN
 KILLED_S = 3.0 * MARGIN
 LINK_DOWN_S = 8.0 * MARGIN
 HEAL_S = 5.0 * MARGIN
-
-
-@pytest.fixture
-async def room(lab: Lab, sidecar_logs: Path) -> AsyncIterator[Room]:
-    the_room = Room(lab, sidecar_logs)
-    try:
-        yield the_room
-    finally:
-        await the_room.close()
 
 
 async def test_three_peers_elect_the_controller(room: Room) -> None:
