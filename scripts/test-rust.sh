@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The Rust side: tauri-bridge/ (sidecar-client, the Tauri plugin, the example app).
+# Installs what it needs itself: on Debian/Ubuntu as root the WebKitGTK build packages
+# (and iproute2 for the network-namespace test), the locked Python env of the sidecar
+# (its tests spawn the real sidecar).  Then `cargo test` and `cargo build` of the example.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+. scripts/_uv.sh
+
+step() { echo "== rust: $*" >&2; }
+elapsed() { echo "   ($(( SECONDS - $1 )) s)" >&2; }
+
+if [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && command -v dpkg-query >/dev/null; then
+  # Tauri v2's Linux prerequisites (WebKitGTK 4.1, GTK 3, libsoup 3, ...).
+  wanted=(libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev
+          libsoup-3.0-dev libjavascriptcoregtk-4.1-dev build-essential pkg-config libssl-dev)
+  command -v ip >/dev/null || wanted+=(iproute2)
+  missing=()
+  for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    step "installing ${missing[*]}"
+    t=$SECONDS
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    elapsed $t
+  fi
+fi
+
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (1.90 or newer)" >&2; exit 1; }
+
+step "python sidecar env (uv sync --locked)"
+uv sync --locked --quiet
+
+cd "$root/tauri-bridge"
+step "cargo test --workspace --locked"
+t=$SECONDS
+cargo test --workspace --locked
+elapsed $t
+
+step "cargo build --locked -p mobile-worship-example"
+t=$SECONDS
+cargo build --locked -p mobile-worship-example
+elapsed $t
+
+leftover=$(ip netns list 2>/dev/null | grep -E '^mwr[0-9]+x' || true)
+if [ -n "$leftover" ]; then
+  echo "test lab namespaces left behind: $leftover" >&2
+  exit 1
+fi

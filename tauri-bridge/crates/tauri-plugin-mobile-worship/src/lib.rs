@@ -1,0 +1,332 @@
+//! Tauri v2 plugin for the mobile-worship peer layer.
+//!
+//! It starts the Python sidecar (bundled through `bundle.externalBin`, spawned with
+//! `app.shell().sidecar("mobile-worship-sidecar")`), exposes its JSON-RPC methods as the
+//! commands `start_peer`, `send_control_message`, `get_connected_peers`,
+//! `get_leader_status`, `ping_peer` and `stop_peer`, re-emits its notifications as the Tauri
+//! events `webrtc:connected`, `webrtc:disconnected`, `webrtc:message`,
+//! `webrtc:leader_changed` and `webrtc:peer_list_changed` (payload: the notification's
+//! params), restarts it with backoff if it dies (and calls `start_peer` again with the last
+//! params), and shuts it down when the app exits.
+//!
+//! ```ignore
+//! tauri::Builder::default()
+//!     .plugin(tauri_plugin_shell::init()) // first: the sidecar is spawned through it
+//!     .plugin(tauri_plugin_mobile_worship::init())
+//!     .run(tauri::generate_context!())
+//!     .expect("error while running tauri application");
+//! ```
+
+use std::sync::Mutex;
+
+use serde_json::Value;
+use sidecar_client::{ClientConfig, RestartPolicy, Supervisor, SupervisorConfig};
+use tauri::plugin::{Builder as PluginBuilder, TauriPlugin};
+use tauri::{AppHandle, Emitter, Manager, RunEvent, Runtime};
+
+mod commands;
+mod error;
+pub mod models;
+mod shell;
+
+pub use error::{Error, Result};
+pub use models::{events, SidecarSource, SidecarStatus};
+pub use sidecar_client;
+
+use models::*;
+
+/// Name of the bundled sidecar (`bundle.externalBin`: `binaries/mobile-worship-sidecar`).
+pub const SIDECAR_NAME: &str = "mobile-worship-sidecar";
+
+/// The plugin's state: the supervised sidecar.  Reach it with
+/// [`MobileWorshipExt::mobile_worship`] from Rust.
+pub struct MobileWorship<R: Runtime> {
+    _runtime: std::marker::PhantomData<fn() -> R>,
+    supervisor: Option<Supervisor>,
+    startup_error: Option<String>,
+    rejoin: bool,
+    /// The params of the last successful `start_peer` (until `stop_peer`), for a rejoin
+    /// after a restart.
+    joined: Mutex<Option<Value>>,
+}
+
+impl<R: Runtime> MobileWorship<R> {
+    /// The supervisor of the running sidecar.
+    pub fn supervisor(&self) -> Result<&Supervisor> {
+        self.supervisor.as_ref().ok_or_else(|| {
+            Error::Unavailable(self.startup_error.clone().unwrap_or_else(|| "not started".into()))
+        })
+    }
+
+    /// Whether the sidecar runs, its pid and restart count.
+    pub fn status(&self) -> SidecarStatus {
+        match &self.supervisor {
+            Some(s) => SidecarStatus {
+                running: s.client().is_ok(),
+                pid: s.pid(),
+                restarts: s.restarts(),
+                error: None,
+            },
+            None => {
+                SidecarStatus { running: false, pid: None, restarts: 0, error: self.startup_error.clone() }
+            }
+        }
+    }
+
+    fn joined(&self) -> std::sync::MutexGuard<'_, Option<Value>> {
+        self.joined.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Calls `method` of the sidecar with JSON params (`Value::Null`: none) and returns its
+    /// JSON result, both unchanged.
+    pub async fn call_json(&self, method: &str, params: Value) -> Result<Value> {
+        Ok(self.supervisor()?.client()?.call::<Value>(method, params).await?)
+    }
+
+    /// `start_peer` with JSON params, remembered for a rejoin after a restart.
+    pub async fn start_peer_json(&self, params: Value) -> Result<Value> {
+        let info = self.call_json("start_peer", params.clone()).await?;
+        *self.joined() = Some(params);
+        Ok(info)
+    }
+
+    pub async fn start_peer(&self, params: StartPeerParams) -> Result<PeerInfo> {
+        let params = serde_json::to_value(&params).map_err(|e| Error::InvalidArgs(e.to_string()))?;
+        let info = self.start_peer_json(params).await?;
+        serde_json::from_value(info).map_err(|source| {
+            Error::Sidecar(sidecar_client::Error::Decode { method: "start_peer".into(), source })
+        })
+    }
+
+    pub async fn send_control_message(&self, params: &SendControlMessageParams) -> Result<SendResult> {
+        Ok(self.supervisor()?.send_control_message(params).await?)
+    }
+
+    pub async fn get_connected_peers(&self) -> Result<Vec<PeerInfo>> {
+        Ok(self.supervisor()?.get_connected_peers().await?)
+    }
+
+    pub async fn get_leader_status(&self) -> Result<LeaderStatus> {
+        Ok(self.supervisor()?.get_leader_status().await?)
+    }
+
+    pub async fn ping_peer(&self, peer_id: &str) -> Result<PingResult> {
+        Ok(self.supervisor()?.ping_peer(peer_id).await?)
+    }
+
+    pub async fn stop_peer(&self) -> Result<()> {
+        *self.joined() = None;
+        Ok(self.supervisor()?.stop_peer().await?)
+    }
+
+    /// Close the sidecar's stdin, wait up to 3 s, then kill its process tree.  Done by the
+    /// plugin on `RunEvent::Exit`.
+    pub async fn shutdown(&self) -> Option<ExitInfo> {
+        match &self.supervisor {
+            Some(s) => s.shutdown().await,
+            None => None,
+        }
+    }
+
+    /// After a restart the new sidecar is idle: join again with the last params.
+    async fn rejoin(&self) {
+        let params = self.joined().clone();
+        let Some(params) = params.filter(|_| self.rejoin) else { return };
+        let Ok(sup) = self.supervisor() else { return };
+        let rejoined = match sup.client() {
+            Ok(client) => client.call::<PeerInfo>("start_peer", params).await,
+            Err(e) => Err(e),
+        };
+        match rejoined {
+            Ok(info) => tracing::info!(peer_id = %info.peer_id, "rejoined the room after a sidecar restart"),
+            Err(e) => tracing::warn!(error = %e, "could not rejoin the room after a sidecar restart"),
+        }
+    }
+}
+
+/// Access to the plugin's state from an `App`, `AppHandle` or `Window`.
+pub trait MobileWorshipExt<R: Runtime> {
+    fn mobile_worship(&self) -> &MobileWorship<R>;
+}
+
+impl<R: Runtime, T: Manager<R>> MobileWorshipExt<R> for T {
+    fn mobile_worship(&self) -> &MobileWorship<R> {
+        self.state::<MobileWorship<R>>().inner()
+    }
+}
+
+/// Configures the plugin; [`init`] is `Builder::new().build()`.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    source: SidecarSource,
+    config: SupervisorConfig,
+    rejoin: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            source: SidecarSource::default(),
+            config: SupervisorConfig {
+                client: ClientConfig::default(),
+                restart: Some(RestartPolicy::default()),
+            },
+            rejoin: true,
+        }
+    }
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Run the bundled sidecar `name` (default `mobile-worship-sidecar`) with `args`.
+    pub fn sidecar(
+        mut self,
+        name: impl Into<String>,
+        args: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.source =
+            SidecarSource::Shell { name: name.into(), args: args.into_iter().map(Into::into).collect() };
+        self
+    }
+
+    /// Run this command instead of the bundled sidecar (e.g. the Python dev environment).
+    /// In debug builds, `MW_SIDECAR_BIN` (a command line) overrides either.
+    pub fn command(mut self, command: sidecar_client::SidecarCommand) -> Self {
+        self.source = SidecarSource::Command(command);
+        self
+    }
+
+    /// Per-call timeout, shutdown grace, channel sizes.
+    pub fn client_config(mut self, config: ClientConfig) -> Self {
+        self.config.client = config;
+        self
+    }
+
+    /// Restart policy; `None`: a dead sidecar stays dead.
+    pub fn restart(mut self, policy: Option<RestartPolicy>) -> Self {
+        self.config.restart = policy;
+        self
+    }
+
+    /// Whether to call `start_peer` again (last params) after a restart.  Default true.
+    pub fn rejoin_after_restart(mut self, on: bool) -> Self {
+        self.rejoin = on;
+        self
+    }
+
+    pub fn build<R: Runtime>(self) -> TauriPlugin<R> {
+        let Builder { source, config, rejoin } = self;
+        PluginBuilder::new("mobile-worship")
+            .invoke_handler(tauri::generate_handler![
+                commands::start_peer,
+                commands::send_control_message,
+                commands::get_connected_peers,
+                commands::get_leader_status,
+                commands::ping_peer,
+                commands::stop_peer,
+            ])
+            .setup(move |app, _api| {
+                let source = dev_override().unwrap_or(source);
+                // Plugins are set up in the order they were added, under a lock that
+                // `app.plugin()` would take again: the shell plugin cannot be added from
+                // here, it must come first.
+                if matches!(source, SidecarSource::Shell { .. })
+                    && app.try_state::<tauri_plugin_shell::Shell<R>>().is_none()
+                {
+                    return Err("tauri-plugin-mobile-worship needs tauri-plugin-shell: add \
+                                `.plugin(tauri_plugin_shell::init())` before `.plugin(tauri_plugin_mobile_worship::init())`"
+                        .into());
+                }
+                let runtime = tauri::async_runtime::handle();
+                let _context = runtime.inner().enter();
+                let started = match source {
+                    SidecarSource::Shell { name, args } => {
+                        Supervisor::start(shell::ShellLauncher { app: app.clone(), name, args }, config)
+                    }
+                    SidecarSource::Command(command) => Supervisor::start(command, config),
+                };
+                let (supervisor, startup_error) = match started {
+                    Ok(s) => (Some(s), None),
+                    Err(e) => {
+                        // The app still runs; commands answer `unavailable` with the reason.
+                        tracing::error!(error = %e, "the mobile-worship sidecar could not be started");
+                        (None, Some(e.to_string()))
+                    }
+                };
+                if let Some(s) = &supervisor {
+                    forward(app.clone(), s);
+                }
+                app.manage(MobileWorship::<R> { _runtime: std::marker::PhantomData, supervisor, startup_error, rejoin, joined: Mutex::new(None) });
+                Ok(())
+            })
+            .on_event(|app, event| {
+                if let RunEvent::Exit = event {
+                    if let Some(state) = app.try_state::<MobileWorship<R>>() {
+                        let exit = tauri::async_runtime::block_on(state.shutdown());
+                        tracing::debug!(?exit, "mobile-worship sidecar stopped");
+                    }
+                }
+            })
+            .build()
+    }
+}
+
+/// The plugin with its defaults: the bundled `mobile-worship-sidecar`, restarts with
+/// backoff, rejoin after a restart.
+pub fn init<R: Runtime>() -> TauriPlugin<R> {
+    Builder::new().build()
+}
+
+fn dev_override() -> Option<SidecarSource> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let line = std::env::var("MW_SIDECAR_BIN").ok()?;
+    sidecar_client::SidecarCommand::from_command_line(&line).map(SidecarSource::Command)
+}
+
+/// Notifications become Tauri events named like their method; lifecycle events go out as
+/// `mobile-worship:sidecar`, and a restart triggers a rejoin.
+fn forward<R: Runtime>(app: AppHandle<R>, supervisor: &Supervisor) {
+    use tokio::sync::broadcast::error::RecvError;
+
+    let mut notes = supervisor.subscribe();
+    let handle = app.clone();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match notes.recv().await {
+                Ok(note) => {
+                    if let Err(e) = handle.emit(note.method(), note.params_json()) {
+                        tracing::warn!(method = note.method(), error = %e, "could not emit a sidecar notification");
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(skipped = n, "webview event forwarding fell behind")
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+    let mut lifecycle = supervisor.events();
+    tauri::async_runtime::spawn(async move {
+        loop {
+            match lifecycle.recv().await {
+                Ok(event) => {
+                    let _ = app.emit(events::SIDECAR, &event);
+                    if let SidecarEvent::Started { restart, .. } = event {
+                        if restart > 0 {
+                            if let Some(state) = app.try_state::<MobileWorship<R>>() {
+                                state.rejoin().await;
+                            }
+                        }
+                    }
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => break,
+            }
+        }
+    });
+}

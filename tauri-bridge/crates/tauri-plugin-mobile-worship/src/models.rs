@@ -1,0 +1,50 @@
+//! The types commands take and return, and the payloads of the events the plugin emits.
+//!
+//! They are the sidecar's own (`shared/spec/api.md`): field names are the wire names,
+//! snake_case, in both directions.
+
+use serde::{Deserialize, Serialize};
+
+pub use sidecar_client::types::{
+    ConnectedParams, ConnectionState, DisconnectReason, DisconnectedParams, DisplayClass, IceServer,
+    LeaderChangedParams, LeaderState, LeaderStatus, MeshPolicy, MessageParams, OneOrMany, PeerInfo,
+    PeerListChangedParams, PeerType, PingPeerParams, PingResult, SendControlMessageParams, SendResult,
+    StartPeerParams,
+};
+pub use sidecar_client::{ExitInfo, SidecarEvent};
+
+/// Tauri event names the plugin emits: the sidecar's notification methods, unchanged.
+pub mod events {
+    pub use sidecar_client::types::methods::{
+        CONNECTED, DISCONNECTED, LEADER_CHANGED, MESSAGE, PEER_LIST_CHANGED,
+    };
+    /// Lifecycle of the sidecar process; payload [`super::SidecarEvent`]
+    /// (`{"event": "started" | "exited" | "restarting" | "restart_failed" | "gave_up", ...}`).
+    pub const SIDECAR: &str = "mobile-worship:sidecar";
+}
+
+/// Where the sidecar comes from.
+#[derive(Debug, Clone)]
+pub enum SidecarSource {
+    /// `app.shell().sidecar(name)`: the binary bundled through `bundle.externalBin`, run by
+    /// tauri-plugin-shell in a process group of its own, its output read as raw bytes.
+    Shell { name: String, args: Vec<String> },
+    /// A command run with `tokio::process` (e.g. the Python dev environment).
+    Command(sidecar_client::SidecarCommand),
+}
+
+impl Default for SidecarSource {
+    fn default() -> Self {
+        SidecarSource::Shell { name: crate::SIDECAR_NAME.to_owned(), args: Vec::new() }
+    }
+}
+
+/// Result of the plugin's bookkeeping for [`crate::MobileWorship::status`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SidecarStatus {
+    pub running: bool,
+    pub pid: Option<u32>,
+    pub restarts: u32,
+    /// Why it is not running, when it could not be started.
+    pub error: Option<String>,
+}
