@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 from sidecar.peer import Peer
 from sidecar.rpc import RpcServer
@@ -32,6 +33,23 @@ FLUSH_S = 0.3
 """On exit, time left for stdout to take what is queued."""
 
 PARENT_POLL_S = 0.25
+
+
+def preload_network_stack() -> None:
+    """Import what start_peer needs (aiohttp, zeroconf, aiortc with PyAV: about
+    a second) on a daemon thread once the process is serving, so the first
+    answer does not wait for it and a later start_peer does not either. A
+    daemon thread: an exit right after start never waits for it."""
+
+    def load() -> None:
+        try:
+            import sidecar.channel
+            import sidecar.discovery
+            import sidecar.signaling  # noqa: F401
+        except Exception:  # start_peer will report it where it matters
+            log.debug("preloading the network stack failed", exc_info=True)
+
+    threading.Thread(target=load, name="preload", daemon=True).start()
 
 
 async def watch_parent() -> str:
@@ -116,6 +134,7 @@ async def serve(in_fd: int = 0, out_fd: int | None = None) -> int:
     reader.start()
     background = [asyncio.create_task(pump()), asyncio.create_task(parent_gone())]
     log.info("sidecar ready", extra={"pid": os.getpid()})
+    preload_network_stack()
     await stop.wait()
 
     reader.stop()
