@@ -2,7 +2,8 @@
 # The Rust side: tauri-bridge/ (sidecar-client, the Tauri plugin, the example app).
 # Installs what it needs itself: on Debian/Ubuntu as root the WebKitGTK build packages
 # (and iproute2 for the network-namespace test), the locked Python env of the sidecar
-# (its tests spawn the real sidecar).  Then `cargo test` and `cargo build` of the example.
+# (its tests spawn the real sidecar), and the example's page (npm ci, tsc, vite build: its
+# dist/ is embedded in the example app).  Then `cargo test` and `cargo build` of the example.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -33,6 +34,18 @@ command -v cargo >/dev/null || { echo "cargo not found: install Rust (1.90 or ne
 
 step "python sidecar env (uv sync --locked)"
 uv sync --locked --quiet
+
+# The example's page (React + the frontend-hook/ sources, built by Vite): tauri's
+# generate_context! embeds example/dist at compile time, and `cargo test --workspace`
+# compiles the example crate too, so it is built before any cargo step.
+command -v npm >/dev/null || { echo "npm not found: install Node.js (20.19 or newer)" >&2; exit 1; }
+cd "$root/tauri-bridge/example"
+step "example page (npm ci, tsc, vite build)"
+t=$SECONDS
+npm ci --no-audit --no-fund
+npm run --silent typecheck
+npm run --silent build
+elapsed $t
 
 cd "$root/tauri-bridge"
 step "cargo test --workspace --locked"

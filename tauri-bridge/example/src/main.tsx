@@ -1,0 +1,193 @@
+// The example's page: the useWebRTC hook and the ConnectionStatus panel of frontend-hook/,
+// over the plugin's commands (`plugin:mobile-worship|<method>`) and `webrtc:*` events.
+import { StrictMode, useState, type FormEvent } from "react";
+import { createRoot } from "react-dom/client";
+
+import {
+  ConnectionStatus,
+  DISPLAY_CLASS_LABELS,
+  useWebRTC,
+  type DisplayClass,
+  type PeerType,
+} from "../../../frontend-hook/src";
+import "../../../frontend-hook/src/ConnectionStatus.css";
+import "./style.css";
+
+const DISPLAY_CLASSES = Object.keys(DISPLAY_CLASS_LABELS) as DisplayClass[];
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Parses the cue as JSON if it is JSON, else sends it as a string. */
+function parseCue(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+function App() {
+  const webrtc = useWebRTC();
+  const [name, setName] = useState("Booth");
+  const [peerType, setPeerType] = useState<PeerType>("controller");
+  const [displayClass, setDisplayClass] = useState<DisplayClass>("audience");
+  const [cue, setCue] = useState('{"slide": 1}');
+  const [target, setTarget] = useState<DisplayClass | "all">("all");
+  const [log, setLog] = useState<{ id: number; text: string; error: boolean }[]>([]);
+
+  const note = (text: string, error = false) => {
+    const line = { id: Date.now() + Math.random(), text: `${new Date().toLocaleTimeString()}  ${text}`, error };
+    setLog((old) => [line, ...old].slice(0, 20));
+  };
+  /** Runs a command and logs its outcome (the hook also keeps the last error in `error`). */
+  const run = (what: string, action: () => Promise<string>) => {
+    action().then(
+      (text) => note(text),
+      (err: unknown) => note(`${what}: ${describe(err)}`, true),
+    );
+  };
+
+  const start = (e: FormEvent) => {
+    e.preventDefault();
+    run("start_peer", async () => {
+      const me = await webrtc.startPeer(
+        peerType === "display"
+          ? { name, peer_type: peerType, display_class: displayClass }
+          : { name, peer_type: peerType },
+      );
+      return `started as ${me.name} (${me.peer_id})`;
+    });
+  };
+
+  const send = (e: FormEvent) => {
+    e.preventDefault();
+    run("send", async () => {
+      const sent = await webrtc.sendMessage(
+        parseCue(cue),
+        target === "all" ? {} : { displayClass: target },
+      );
+      return `sent ${sent.message_id} to ${sent.sent_to.length} peer(s)`;
+    });
+  };
+
+  const others = webrtc.connectedPeers.filter((p) => p.peer_id !== webrtc.self?.peer_id);
+
+  return (
+    <>
+      <header>
+        <h1>Mobile Worship</h1>
+        <span className={`badge ${webrtc.subscribed ? "ok" : ""}`}>
+          {webrtc.subscribed ? "listening" : "subscribing…"}
+        </span>
+      </header>
+
+      <section>
+        <h2>This device</h2>
+        <form onSubmit={start}>
+          <input
+            value={name}
+            onChange={(e) => setName(e.target.value)}
+            maxLength={64}
+            required
+            aria-label="device name"
+          />
+          <select value={peerType} onChange={(e) => setPeerType(e.target.value as PeerType)} aria-label="peer type">
+            <option value="controller">controller</option>
+            <option value="display">display</option>
+          </select>
+          <select
+            value={displayClass}
+            onChange={(e) => setDisplayClass(e.target.value as DisplayClass)}
+            disabled={peerType !== "display"}
+            aria-label="display class"
+          >
+            {DISPLAY_CLASSES.map((c) => (
+              <option key={c} value={c}>
+                {c}
+              </option>
+            ))}
+          </select>
+          <button type="submit">Start</button>
+          <button type="button" onClick={() => run("stop_peer", async () => (await webrtc.stopPeer(), "stopped"))}>
+            Stop
+          </button>
+        </form>
+      </section>
+
+      <ConnectionStatus {...webrtc} />
+      {webrtc.error && (
+        <button type="button" onClick={webrtc.clearError}>
+          Dismiss error
+        </button>
+      )}
+
+      <section>
+        <h2>Send a cue</h2>
+        <form onSubmit={send}>
+          <input value={cue} onChange={(e) => setCue(e.target.value)} aria-label="cue (JSON or text)" />
+          <select
+            value={target}
+            onChange={(e) => setTarget(e.target.value as DisplayClass | "all")}
+            aria-label="send to"
+          >
+            <option value="all">all peers</option>
+            {DISPLAY_CLASSES.map((c) => (
+              <option key={c} value={c}>
+                {c} displays
+              </option>
+            ))}
+          </select>
+          <button type="submit">Send</button>
+        </form>
+        <div className="pings">
+          {others.map((p) => (
+            <button
+              key={p.peer_id}
+              type="button"
+              onClick={() => run(`ping ${p.name}`, async () => `${p.name}: ${await webrtc.ping(p.peer_id)} ms`)}
+            >
+              Ping {p.name}
+            </button>
+          ))}
+          {others.length === 0 && <span className="muted">No connected peer to ping.</span>}
+        </div>
+      </section>
+
+      <section>
+        <h2>Last messages</h2>
+        <ol className="messages">
+          {webrtc.messages
+            .slice(-10)
+            .reverse()
+            .map((m) => (
+              <li key={m.message_id}>
+                {new Date(m.sent_at).toLocaleTimeString()} {m.from.slice(0, 8)}: {JSON.stringify(m.payload)}
+              </li>
+            ))}
+          {webrtc.messages.length === 0 && <li className="muted">none yet</li>}
+        </ol>
+      </section>
+
+      <section>
+        <h2>Log</h2>
+        <ol className="log">
+          {log.map((line) => (
+            <li key={line.id} className={line.error ? "error" : undefined}>
+              {line.text}
+            </li>
+          ))}
+        </ol>
+      </section>
+    </>
+  );
+}
+
+const root = document.getElementById("root");
+if (!root) throw new Error("#root is missing");
+createRoot(root).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);

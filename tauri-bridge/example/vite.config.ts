@@ -1,0 +1,13 @@
+// The page imports the hook's sources from ../../frontend-hook/src.  Those files import
+// `react` and `@tauri-apps/api`: `dedupe` resolves them from this folder's node_modules,
+// so there is one React and frontend-hook/node_modules is not needed.
+import { defineConfig } from "vite";
+
+export default defineConfig({
+  // The built page is embedded by tauri::generate_context! (tauri.conf.json: frontendDist).
+  base: "./",
+  esbuild: { jsx: "automatic" },
+  resolve: { dedupe: ["react", "react-dom", "@tauri-apps/api"] },
+  server: { strictPort: true, fs: { allow: [".", "../../frontend-hook"] } },
+  build: { outDir: "dist", emptyOutDir: true, target: "es2022" },
+});
