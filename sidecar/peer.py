@@ -508,16 +508,7 @@ class Peer:
     def _on_message(self, s: _Session, peer_id: str, envelope: ControlEnvelope) -> None:
         if self._s is not s:
             return
-        self._notify(
-            "webrtc:message",
-            MessageParams(
-                from_=peer_id,
-                message_id=envelope.id,
-                payload=envelope.payload,
-                sent_at=envelope.sent_at,
-            ),
-        )
-        if s.options.echo:
+        if s.options.echo:  # first: the echo's latency should not include our stdout
             link = s.channels.link(peer_id) if s.channels else None
             reply = ControlEnvelope(
                 id=str(uuid.uuid4()), from_=s.me.peer_id, sent_at=now_ms(), payload=envelope.payload
@@ -528,6 +519,15 @@ class Peer:
                 link.send_envelope(reply)
             except ConnectionError:
                 log.warning("echo to %s not sent: channel closed", peer_id)
+        self._notify(
+            "webrtc:message",
+            MessageParams(
+                from_=peer_id,
+                message_id=envelope.id,
+                payload=envelope.payload,
+                sent_at=envelope.sent_at,
+            ),
+        )
 
     # ----------------------------------------------------------- what we show
 

@@ -69,7 +69,10 @@ def _bind(spec: MethodSpec, peer: Peer) -> Callable[..., Any]:
     async def method(*args: Any, **kwargs: Any) -> Any:
         try:
             params = convert_params(list(args) if args else kwargs, spec.params)
-            result = await asyncio.wait_for(spec.call(peer, params), METHOD_TIMEOUT_S)
+            # asyncio.timeout runs the call inline (wait_for would add a task:
+            # ~35 µs on every request of the echo path).
+            async with asyncio.timeout(METHOD_TIMEOUT_S):
+                result = await spec.call(peer, params)
         except ParamError as exc:
             raise JsonRpcError(errors.INVALID_PARAMS, "Invalid params", exc.as_data()) from None
         except ApiError as exc:
