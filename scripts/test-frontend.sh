@@ -18,6 +18,7 @@ echo "== frontend: eslint" >&2
 npm run --silent lint
 echo "== frontend: tsc" >&2
 npm run --silent typecheck
+npx --no-install tsc -p tsconfig.guest-js.json  # the Tauri plugin's JS bindings
 echo "== frontend: vitest" >&2
 report=$(mktemp)
 trap 'rm -f "$report"' EXIT

@@ -3,69 +3,44 @@
  *
  * Commands take and return the types of the sidecar's stdio API (shared/spec/api.md),
  * field names unchanged (snake_case).  Events carry the sidecar's notification params.
- * The full generated types live in frontend-hook/ (src/generated/sidecar-types.ts); the
- * ones here are the subset these bindings need.
+ * The payload types are those generated from the sidecar's schema in frontend-hook/
+ * (src/generated/sidecar-types.ts), re-exported here.
  */
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type EventCallback, type UnlistenFn } from "@tauri-apps/api/event";
 
-export type PeerType = "controller" | "display";
-export type DisplayClass = "audience" | "stage" | "lobby";
-export type ConnectionState = "new" | "connecting" | "connected" | "disconnected" | "self";
+// One definition of every payload: the types generated from the sidecar's schema.
+import type {
+  ConnectedParams,
+  DisconnectedParams,
+  LeaderChangedParams,
+  LeaderStatus,
+  MessageParams,
+  PeerInfo,
+  PeerListChangedParams,
+  PingResult,
+  SendControlMessageParams,
+  SendResult,
+  StartPeerParams,
+} from "../../../../frontend-hook/src/generated/sidecar-types";
 
-export interface PeerInfo {
-  peer_id: string;
-  name: string;
-  peer_type: PeerType;
-  display_class: DisplayClass | null;
-  /** Milliseconds since the Unix epoch. */
-  started_at: number;
-  is_leader: boolean;
-  connection_state: ConnectionState;
-}
-
-export interface IceServer {
-  urls: string | string[];
-  username?: string | null;
-  credential?: string | null;
-}
-
-export interface StartPeerParams {
-  name: string;
-  peer_type: PeerType;
-  display_class?: DisplayClass | null;
-  signaling_port?: number;
-  room?: string;
-  room_key?: string | null;
-  mesh?: "controllers" | "full";
-  echo?: boolean;
-  ice_servers?: IceServer[];
-  interfaces?: string[] | null;
-}
-
-export interface SendControlMessageParams {
-  payload: unknown;
-  to?: string | string[] | null;
-  display_class?: DisplayClass | null;
-}
-
-export interface SendResult {
-  message_id: string;
-  sent_to: string[];
-}
-
-export interface LeaderStatus {
-  state: "idle" | "discovering" | "electing" | "leader" | "follower";
-  leader_id: string | null;
-  is_leader: boolean;
-  term: number;
-  leader: PeerInfo | null;
-  signaling_url: string | null;
-}
-
-export interface PingResult {
-  rtt_ms: number;
-}
+export type {
+  ConnectedParams,
+  ConnectionState,
+  DisconnectedParams,
+  DisplayClass,
+  IceServer,
+  LeaderChangedParams,
+  LeaderStatus,
+  MessageParams,
+  PeerInfo,
+  PeerListChangedParams,
+  PeerType,
+  PingResult,
+  SendControlMessageParams,
+  SendResult,
+  StartPeerParams,
+} from "../../../../frontend-hook/src/generated/sidecar-types";
 
 /** What a failed command rejects with. */
 export interface MobileWorshipError {
@@ -81,11 +56,11 @@ export interface MobileWorshipError {
 
 /** The Tauri events of the plugin and their payloads. */
 export interface MobileWorshipEvents {
-  "webrtc:connected": { peer: PeerInfo };
-  "webrtc:disconnected": { peer_id: string; reason: "closed" | "timeout" | "failed" | "left" };
-  "webrtc:message": { from: string; message_id: string; payload: unknown; sent_at: number };
-  "webrtc:leader_changed": { leader_id: string | null; is_leader: boolean; term: number };
-  "webrtc:peer_list_changed": { peers: PeerInfo[] };
+  "webrtc:connected": ConnectedParams;
+  "webrtc:disconnected": DisconnectedParams;
+  "webrtc:message": MessageParams;
+  "webrtc:leader_changed": LeaderChangedParams;
+  "webrtc:peer_list_changed": PeerListChangedParams;
   /** Lifecycle of the sidecar process. */
   "mobile-worship:sidecar":
     | { event: "started"; pid: number | null; restart: number }
