@@ -66,6 +66,7 @@ import msgspec
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.bare_aiortc_peer import stats_ms  # noqa: E402  (one definition of the stats)
 from tests.lab import Host, Lab, lab_unavailable_reason, sweep_stale_labs  # noqa: E402
 from tests.sidecar_proc import sidecar_argv  # noqa: E402
 
@@ -95,21 +96,6 @@ def log(text: str) -> None:
 
 
 # ------------------------------------------------------------------- stats
-
-
-def dist_ms(samples: list[float]) -> dict[str, float]:
-    """p50/p90/p99/mean of samples already in milliseconds."""
-    ordered = sorted(samples)
-    q = statistics.quantiles(ordered, n=100, method="inclusive")
-    return {
-        "n": len(ordered),
-        "p50": round(statistics.median(ordered), 4),
-        "p90": round(q[89], 4),
-        "p99": round(q[98], 4),
-        "mean": round(statistics.fmean(ordered), 4),
-        "min": round(ordered[0], 4),
-        "max": round(ordered[-1], 4),
-    }
 
 
 def summary_s(samples: list[float]) -> dict[str, Any]:
@@ -386,7 +372,7 @@ async def pings(ctrl: Sidecar, disp: Sidecar, warmup: int, samples: int) -> dict
         if n >= warmup:
             reported.append(float(answer["result"]["rtt_ms"]))
             wall.append((t1 - t0) * 1000.0)
-    return {"rtt_ms_reported": dist_ms(reported), "call_wall_ms": dist_ms(wall)}
+    return {"rtt_ms_reported": stats_ms(reported), "call_wall_ms": stats_ms(wall)}
 
 
 async def throughput(ctrl: Sidecar, disp: Sidecar, size: int, window_s: float) -> dict[str, Any]:
@@ -506,11 +492,11 @@ async def sidecar_round(
             if steady is not None:
                 load = PhaseLoad([s.process.pid for s in sidecars])
                 warmup, samples = steady["warmup"], steady["samples"]
-                extra["echo_stdio_ms"] = dist_ms(await echo_rtts(ctrl, disp, warmup, samples))
+                extra["echo_stdio_ms"] = stats_ms(await echo_rtts(ctrl, disp, warmup, samples))
                 log(f"  echo {extra['echo_stdio_ms']}")
                 gap = steady["echo_gap_s"]
                 spaced = await echo_rtts(ctrl, disp, warmup, samples, gap)
-                extra["echo_stdio_spaced_ms"] = {"gap_ms": gap * 1000, **dist_ms(spaced)}
+                extra["echo_stdio_spaced_ms"] = {"gap_ms": gap * 1000, **stats_ms(spaced)}
                 log(f"  echo spaced {extra['echo_stdio_spaced_ms']}")
                 extra["ping_peer"] = await pings(ctrl, disp, warmup, samples)
                 log(f"  ping {extra['ping_peer']}")
