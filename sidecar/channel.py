@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,7 +34,9 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
+from sidecar.flow import ACK_DELAY_S, AckClock, SendWindow, datagrams
 from sidecar.messages import (
+    AckEnvelope,
     Answer,
     ByeEnvelope,
     Candidate,
@@ -127,6 +130,15 @@ class _Pending:
     sent: float
 
 
+@dataclass
+class _Queued:
+    """A control message waiting for room in the send window."""
+
+    text: str
+    cost: int
+    went: asyncio.Future[None]
+
+
 class Link:
     """One RTCPeerConnection and its `live-control` channel to one peer."""
 
@@ -145,6 +157,10 @@ class Link:
         self._ping_seq = 0
         self._pings: dict[int, _Pending] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._window = SendWindow()
+        self._backlog: deque[_Queued] = deque()
+        self._acks = AckClock()
+        self._ack_timer: asyncio.TimerHandle | None = None
         self.channel.on("open", self._on_open)
         self.channel.on("close", lambda: self.owner._link_down(self, "closed"))
         self.channel.on("message", self._on_message)
@@ -222,16 +238,77 @@ class Link:
             pending = self._pings.pop(envelope.seq, None)
             if pending is not None and not pending.future.done():
                 pending.future.set_result((time.perf_counter() - pending.sent) * 1000.0)
+        elif isinstance(envelope, AckEnvelope):
+            try:
+                self._window.on_ack(envelope.count)
+            except ValueError as exc:
+                log.warning("bad ack from %s: %s", self.peer_id, exc)
+                self.owner._link_down(self, "failed")
+                return
+            self._drain_backlog()
         elif isinstance(envelope, ByeEnvelope):
             self.owner._link_down(self, "left")
         else:
             self.owner._received(self, envelope)
+            size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())
+            if self._acks.on_message(datagrams(size)):
+                self._send_ack()
+            elif self._ack_timer is None:
+                loop = asyncio.get_running_loop()
+                self._ack_timer = loop.call_later(ACK_DELAY_S, self._send_ack)
 
-    def send_envelope(self, envelope: Envelope) -> None:
-        """Queue one message; raises ConnectionError when the channel is not open."""
+    def _send_ack(self) -> None:
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        count = self._acks.take()
+        if count is not None:
+            with contextlib.suppress(ConnectionError):
+                self.send_envelope(AckEnvelope(count=count))
+
+    def _check_open(self) -> None:
         if self.state != "connected" or self.channel.readyState != "open":
             raise ConnectionError(f"data channel to {self.peer_id} is not open")
+
+    def send_envelope(self, envelope: Envelope) -> None:
+        """Send one message outside the send window (pings, pongs, acks, bye);
+        raises ConnectionError when the channel is not open."""
+        self._check_open()
         self.channel.send(_encoder.encode(envelope).decode())
+
+    def send_control(self, envelope: ControlEnvelope) -> asyncio.Future[None] | None:
+        """Send a control message now (None), or queue it behind the send window:
+        then the future completes once it went, or fails with ConnectionError
+        when the channel closed first. Queued messages keep their order."""
+        self._check_open()
+        data = _encoder.encode(envelope)
+        cost = datagrams(len(data))
+        if not self._backlog and self._window.has_room(cost):
+            self._window.on_sent(cost)
+            self.channel.send(data.decode())
+            return None
+        went: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._backlog.append(_Queued(data.decode(), cost, went))
+        return went
+
+    def _drain_backlog(self) -> None:
+        while self._backlog and self._window.has_room(self._backlog[0].cost):
+            queued = self._backlog.popleft()
+            if queued.went.done():  # its request was cancelled: the host was told it failed
+                continue
+            try:
+                self._check_open()
+                self.channel.send(queued.text)
+            except Exception as exc:
+                queued.went.set_exception(ConnectionError(f"{self.peer_id}: {exc}"))
+                continue
+            self._window.on_sent(queued.cost)
+            queued.went.set_result(None)
+
+    @property
+    def backlog(self) -> int:
+        """Control messages waiting for room in the send window."""
+        return len(self._backlog)
 
     async def ping(self, timeout: float) -> float:
         """Round-trip time in milliseconds over the channel."""
@@ -263,6 +340,12 @@ class Link:
                 # Let SCTP put the bye on the wire before the teardown.
                 await asyncio.sleep(0.05)
         self.state = "disconnected"
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+        while self._backlog:
+            went = self._backlog.popleft().went
+            if not went.done():
+                went.set_exception(ConnectionError(f"data channel to {self.peer_id} closed"))
         for task in list(self._tasks):
             task.cancel()
         for pending in self._pings.values():

@@ -357,7 +357,14 @@ class ByeEnvelope(_Envelope, tag="bye"):
     """Sent before closing on purpose, so the other side reports `left`."""
 
 
-Envelope = ControlEnvelope | PingEnvelope | PongEnvelope | ByeEnvelope
+class AckEnvelope(_Envelope, tag="ack"):
+    """Flow control (sidecar/flow.py): the receiver has taken the first `count`
+    control messages of this channel."""
+
+    count: Annotated[int, Meta(ge=0)]
+
+
+Envelope = ControlEnvelope | PingEnvelope | PongEnvelope | ByeEnvelope | AckEnvelope
 
 
 # ------------------------------------------------------------------ decoding

@@ -162,7 +162,9 @@ class Peer:
         log.info("peer stopped", extra={"peer_id": session.me.peer_id})
 
     async def send(self, params: SendControlMessageParams) -> SendResult:
-        # No await before the channel sends: requests read in order go out in order.
+        # No await before every channel has sent or queued the message: requests
+        # read in order go out in order. The answer waits for the queued ones,
+        # which is the backpressure a host flooding a slow peer feels.
         s = self._session()
         size = payload_size(params.payload)
         if size > MAX_PAYLOAD_BYTES:
@@ -171,7 +173,21 @@ class Peer:
         envelope = ControlEnvelope(
             id=str(uuid.uuid4()), from_=s.me.peer_id, sent_at=now_ms(), payload=params.payload
         )
-        return SendResult(message_id=envelope.id, sent_to=self._deliver(s, targets, envelope))
+        sent, queued, failed = self._deliver(s, targets, envelope)
+        if queued:
+            outcomes = await asyncio.gather(*queued.values(), return_exceptions=True)
+            for peer_id, outcome in zip(queued, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    failed.append(peer_id)
+                else:
+                    sent.append(peer_id)
+            order = {peer.peer_id: i for i, peer in enumerate(targets)}
+            sent.sort(key=order.__getitem__)
+        if failed:
+            raise PeerNotConnected(
+                failed, " (channel closed)", sent_to=sent, message_id=envelope.id
+            )
+        return SendResult(message_id=envelope.id, sent_to=sent)
 
     @staticmethod
     def _targets(s: _Session, params: SendControlMessageParams) -> list[SignalPeer]:
@@ -190,24 +206,30 @@ class Peer:
         return chosen
 
     @staticmethod
-    def _deliver(s: _Session, targets: list[SignalPeer], envelope: ControlEnvelope) -> list[str]:
-        """Send to each target; a channel that closed meanwhile is an error naming it."""
+    def _deliver(
+        s: _Session, targets: list[SignalPeer], envelope: ControlEnvelope
+    ) -> tuple[list[str], dict[str, asyncio.Future[None]], list[str]]:
+        """Hand the message to each target's channel, without awaiting anything.
+
+        Returns who it went to, who queued it behind a full send window (with
+        the future of its going), and whose channel had closed meanwhile."""
         sent: list[str] = []
+        queued: dict[str, asyncio.Future[None]] = {}
         failed: list[str] = []
         for peer in targets:
             link = s.channels.link(peer.peer_id) if s.channels else None
             try:
                 if link is None:
                     raise ConnectionError(peer.peer_id)
-                link.send_envelope(envelope)
-                sent.append(peer.peer_id)
+                went = link.send_control(envelope)
             except ConnectionError:
                 failed.append(peer.peer_id)
-        if failed:
-            raise PeerNotConnected(
-                failed, " (channel closed)", sent_to=sent, message_id=envelope.id
-            )
-        return sent
+                continue
+            if went is None:
+                sent.append(peer.peer_id)
+            else:
+                queued[peer.peer_id] = went
+        return sent, queued, failed
 
     def connected_peers(self) -> list[PeerInfo]:
         s = self._s

@@ -221,6 +221,56 @@ async def test_a_burst_of_1000_messages_arrives_complete_and_in_order(room: Room
     await burst(ctrl, disp, 1000, 30)
 
 
+def big_send(n: int, to: str, size: int) -> bytes:
+    """A send_control_message request line whose payload string is `size` bytes, id b<n>."""
+    payload = b'"%d:%s"' % (n, b"x" * size)
+    return (
+        b'{"jsonrpc":"2.0","method":"send_control_message","params":{"payload":%s,"to":"%s"},'
+        b'"id":"b%d"}\n' % (payload, to.encode(), n)
+    )
+
+
+async def test_large_messages_wait_for_the_send_window_and_all_arrive_in_order(
+    room: Room,
+) -> None:
+    """30 KB each: two fill the send window, the rest queue behind it."""
+    ctrl, disp = await room.start(CONTROLLER, display("Audience"))
+    await connected(
+        [ctrl, disp], {ctrl.peer_id: {disp.peer_id}, disp.peer_id: {ctrl.peer_id}}, SETUP_S
+    )
+    count = 150
+    for n in range(count):
+        ctrl.client.send_raw(big_send(n, disp.peer_id, 30_000))
+    answers = [await ctrl.client.response(f"b{n}", 30) for n in range(count)]
+    assert all(a.get("result", {}).get("sent_to") == [disp.peer_id] for a in answers)
+    await disp.client.wait_until(lambda: len(messages(disp, ctrl)) >= count, 30)
+    got = [m["payload"].split(":")[0] for m in messages(disp, ctrl)]
+    assert got == [str(n) for n in range(count)]
+
+
+async def test_messages_queued_for_a_peer_that_died_answer_an_error_naming_it(
+    room: Room,
+) -> None:
+    """Nothing is dropped silently: what could not go answers -32003 with the peer."""
+    ctrl, disp = await room.start(CONTROLLER, display("Audience"))
+    await connected(
+        [ctrl, disp], {ctrl.peer_id: {disp.peer_id}, disp.peer_id: {ctrl.peer_id}}, SETUP_S
+    )
+    disp.client.process.kill()  # it acknowledges nothing from now on
+    count = 20
+    for n in range(count):
+        ctrl.client.send_raw(big_send(n, disp.peer_id, 30_000))
+    # Bounded by the channel's liveness rule (3 missed pings at 2 s) and then some.
+    answers = [await ctrl.client.response(f"b{n}", 15) for n in range(count)]
+    errors = [a["error"] for a in answers if "error" in a]
+    assert errors, "a dead peer cannot take 20 large messages"
+    assert all(a.get("result", {}).get("sent_to") == [disp.peer_id] for a in answers[:2])
+    for error in errors:
+        assert error["code"] == -32003 and error["data"]["peer_ids"] == [disp.peer_id]
+        assert disp.peer_id in error["message"]
+    await ctrl.client.wait_until(lambda: connected_ids(ctrl) == set(), 5)
+
+
 async def test_under_5_percent_loss_messages_still_arrive_in_order(room: Room) -> None:
     ctrl, disp = await room.start(CONTROLLER, display("Audience"))
     await connected(

@@ -86,6 +86,7 @@ ENVELOPES: list[m.Envelope] = [
     m.PingEnvelope(seq=1, sent_at=2),
     m.PongEnvelope(seq=1, sent_at=2),
     m.ByeEnvelope(),
+    m.AckEnvelope(count=3),
 ]
 
 

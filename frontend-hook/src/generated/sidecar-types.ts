@@ -5,6 +5,16 @@
  * `mobile-worship-sidecar schema` prints. Do not edit: run `npm run gen:types`.
  */
 
+/**
+ * Flow control (sidecar/flow.py): the receiver has taken the first `count`
+ * control messages of this channel.
+ */
+export interface AckEnvelope {
+  type: "ack";
+  /** @minimum 0 */
+  count: number;
+}
+
 export interface Answer {
   type: "answer";
   /**
@@ -85,7 +95,7 @@ export interface DisconnectedParams {
 
 export type DisplayClass = "audience" | "lobby" | "stage";
 
-export type Envelope = ControlEnvelope | PingEnvelope | PongEnvelope | ByeEnvelope;
+export type Envelope = ControlEnvelope | PingEnvelope | PongEnvelope | ByeEnvelope | AckEnvelope;
 
 export interface Heartbeat {
   type: "heartbeat";
