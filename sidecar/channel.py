@@ -42,7 +42,6 @@ from sidecar.messages import (
     Candidate,
     ControlEnvelope,
     DisconnectReason,
-    Envelope,
     IceServer,
     MeshPolicy,
     Offer,
@@ -270,7 +269,9 @@ class Link:
         if self.state != "connected" or self.channel.readyState != "open":
             raise ConnectionError(f"data channel to {self.peer_id} is not open")
 
-    def send_envelope(self, envelope: Envelope) -> None:
+    def send_envelope(
+        self, envelope: PingEnvelope | PongEnvelope | AckEnvelope | ByeEnvelope
+    ) -> None:
         """Send one message outside the send window (pings, pongs, acks, bye);
         raises ConnectionError when the channel is not open."""
         self._check_open()

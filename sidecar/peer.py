@@ -538,9 +538,12 @@ class Peer:
             try:
                 if link is None:
                     raise ConnectionError(peer_id)
-                link.send_envelope(reply)
+                went = link.send_control(reply)
             except ConnectionError:
                 log.warning("echo to %s not sent: channel closed", peer_id)
+            else:
+                if went is not None:  # queued behind the send window
+                    went.add_done_callback(functools.partial(_echo_went, peer_id))
         self._notify(
             "webrtc:message",
             MessageParams(
@@ -632,3 +635,8 @@ class Peer:
 def _log_crash(task: asyncio.Task[Any]) -> None:
     if not task.cancelled() and (exc := task.exception()) is not None:
         log.error("background task failed", exc_info=exc)
+
+
+def _echo_went(peer_id: str, went: asyncio.Future[None]) -> None:
+    if not went.cancelled() and went.exception() is not None:
+        log.warning("echo to %s not sent: channel closed", peer_id)

@@ -59,6 +59,14 @@ async def test_two_device_echo(room: Room) -> None:
     assert received["message_id"] == sent["message_id"] and received["payload"] == UNICODE
     rtt = await ctrl.client.call("ping_peer", {"peer_id": disp.peer_id})
     assert rtt["rtt_ms"] > 0
+    # Many more, one at a time: enough for both directions' flow-control acks.
+    for n in range(2, 42):
+        await ctrl.client.call("send_control_message", {"payload": n, "to": disp.peer_id})
+        await ctrl.client.wait_until(lambda n=n: len(messages(ctrl, disp)) == n, 5)
+    assert [m["payload"] for m in messages(ctrl, disp)][1:] == list(range(2, 42))
+    await ctrl.client.call("ping_peer", {"peer_id": disp.peer_id})
+    for peer in (ctrl, disp):
+        assert not [n for _, n in peer.client.history if n["method"] == "webrtc:disconnected"]
 
 
 async def test_three_device_mesh_default_connects_pairs_with_a_controller(room: Room) -> None:
