@@ -111,28 +111,34 @@ async def serve(in_fd: int = 0, out_fd: int | None = None) -> int:
         except (NotImplementedError, RuntimeError):  # Windows: no loop signal handlers
             signal.signal(signum, lambda *_, n=name: loop.call_soon_threadsafe(request_stop, n))
 
-    lines: asyncio.Queue[LineItem] = asyncio.Queue(maxsize=64)
-    reader = StdinReader(in_fd, loop, lines)
     in_flight: set[asyncio.Task[None]] = set()
-    slots = asyncio.Semaphore(MAX_IN_FLIGHT)
 
-    async def pump() -> None:
-        while True:
-            item = await lines.get()
-            if item is EOF_MARK:
-                request_stop("stdin closed")
-                return
-            await slots.acquire()
-            task = asyncio.create_task(server.handle_line(item))
-            in_flight.add(task)
-            task.add_done_callback(in_flight.discard)
-            task.add_done_callback(lambda _: slots.release())
+    def finished(task: asyncio.Task[None]) -> None:
+        in_flight.discard(task)
+        if len(in_flight) < MAX_IN_FLIGHT and not stop.is_set():
+            reader.resume()
+
+    def take_line(item: LineItem) -> None:
+        # On the loop's thread, in input order: tasks start in the same order,
+        # so requests read in order are handled in order.
+        if item is EOF_MARK:
+            request_stop("stdin closed")
+            return
+        if stop.is_set():
+            return
+        task = loop.create_task(server.handle_line(item))
+        in_flight.add(task)
+        task.add_done_callback(finished)
+        if len(in_flight) >= MAX_IN_FLIGHT:
+            reader.pause()
+
+    reader = StdinReader(in_fd, loop, take_line)
 
     async def parent_gone() -> None:
         request_stop(await watch_parent())
 
     reader.start()
-    background = [asyncio.create_task(pump()), asyncio.create_task(parent_gone())]
+    background = [asyncio.create_task(parent_gone())]
     log.info("sidecar ready", extra={"pid": os.getpid()})
     preload_network_stack()
     await stop.wait()

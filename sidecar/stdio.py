@@ -1,9 +1,19 @@
 """Byte transport of the stdio protocol: lines in on fd 0, lines out on fd 1.
 
-Reading and writing happen on two plain threads doing blocking I/O, so
- * the event loop never blocks on a slow reader of our stdout, and
- * we never switch the inherited descriptors to O_NONBLOCK (asyncio pipe
-   transports do), which would leak into a terminal or a parent sharing them.
+The inherited descriptors stay in blocking mode: asyncio's pipe transports
+would switch them to O_NONBLOCK, which leaks into a terminal or a parent
+sharing them. Yet the host's round trip is on the path of every cue, so
+where the platform allows it the event loop does the I/O itself:
+
+ * stdin: when it is a pipe or a socket (POSIX), the loop reads it once it is
+   readable (a read of a readable pipe does not block); otherwise (Windows, a
+   terminal, a file) a thread reads it. The thread costs ~0.2 ms a line in
+   hand-offs, measured in bench/bench_channels.py.
+ * stdout: a line of at most PIPE_BUF bytes is written by the loop when the
+   pipe is writable and nothing is queued before it (such a write cannot
+   block); anything else goes to a writer thread, so a slow host never
+   stalls the loop.
+
 `LineSplitter` is the sans-I/O part and is unit-tested on its own.
 """
 
@@ -13,6 +23,9 @@ import asyncio
 import logging
 import os
 import queue
+import select
+import stat
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,70 +92,128 @@ class LineSplitter:
 
 
 EOF_MARK = None
-"""Put on the line queue after the last line of stdin."""
+"""Delivered after the last line of stdin."""
 
 LineItem = bytes | Oversize | None
+LineSink = Callable[[LineItem], None]
+"""Takes each line, on the event loop's thread, in order."""
+
+
+def _is_pipe_or_socket(fd: int) -> bool:
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def loop_can_poll(fd: int) -> bool:
+    """Whether the event loop can do this descriptor's I/O (see the module doc)."""
+    return sys.platform != "win32" and _is_pipe_or_socket(fd)
 
 
 class StdinReader:
-    """Reads fd `fd` on a daemon thread and feeds lines into an asyncio queue.
+    """Reads fd `fd` and hands each line to `sink` on the loop's thread.
 
-    The queue is bounded, so a host that floods us is slowed down by the pipe
-    instead of growing our memory.
+    `pause` stops reading (the pipe then slows the host down: backpressure),
+    `resume` goes on. At end of input the sink gets EOF_MARK, once.
     """
 
-    def __init__(
-        self, fd: int, loop: asyncio.AbstractEventLoop, lines: asyncio.Queue[LineItem]
-    ) -> None:
+    def __init__(self, fd: int, loop: asyncio.AbstractEventLoop, sink: LineSink) -> None:
         self._fd = fd
         self._loop = loop
-        self._lines = lines
+        self._sink = sink
+        self._splitter = LineSplitter()
+        self._on_loop = loop_can_poll(fd)
+        self._reading = False
+        self._ended = False
+        # Thread mode only: set while the thread may read.
+        self._may_read = threading.Event()
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="stdin-reader", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        if self._on_loop:
+            try:
+                self.resume()
+                return
+            except (OSError, ValueError, NotImplementedError) as exc:
+                log.debug("stdin cannot be polled (%s): reading it on a thread", exc)
+                self._on_loop = False
+        self._may_read.set()
+        threading.Thread(target=self._run_thread, name="stdin-reader", daemon=True).start()
+
+    def pause(self) -> None:
+        if self._on_loop:
+            if self._reading:
+                self._loop.remove_reader(self._fd)
+                self._reading = False
+        else:
+            self._may_read.clear()
+
+    def resume(self) -> None:
+        if self._on_loop:
+            if not self._reading and not self._ended:
+                self._loop.add_reader(self._fd, self._on_readable)
+                self._reading = True
+        else:
+            self._may_read.set()
 
     def stop(self) -> None:
         self._stopping.set()
+        self._may_read.set()
+        if self._on_loop:
+            self.pause()
 
-    def _deliver(self, item: LineItem) -> bool:
-        future = asyncio.run_coroutine_threadsafe(self._lines.put(item), self._loop)
+    # -------------------------------------------------------- on the loop
+
+    def _on_readable(self) -> None:
+        try:
+            chunk = os.read(self._fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            log.warning("stdin read failed: %s", exc)
+            chunk = b""
+        if chunk:
+            for item in self._splitter.feed(chunk):
+                self._sink(item)
+            return
+        self.pause()
+        self._ended = True
+        for item in self._splitter.finish():
+            self._sink(item)
+        self._sink(EOF_MARK)
+
+    # -------------------------------------------------------- on a thread
+
+    def _run_thread(self) -> None:
         while not self._stopping.is_set():
-            try:
-                future.result(timeout=0.5)
-                return True
-            except TimeoutError:
+            if not self._may_read.wait(0.5):
                 continue
-            except Exception:  # loop closed or shutting down
-                return False
-        future.cancel()
-        return False
-
-    def _run(self) -> None:
-        splitter = LineSplitter()
-        while not self._stopping.is_set():
             try:
                 chunk = os.read(self._fd, 65536)
             except OSError as exc:
                 log.warning("stdin read failed: %s", exc)
                 chunk = b""
+            items: list[LineItem] = [*self._splitter.feed(chunk)]
             if not chunk:
-                for item in splitter.finish():
-                    self._deliver(item)
-                self._deliver(EOF_MARK)
+                items += [*self._splitter.finish(), EOF_MARK]
+            try:
+                for item in items:
+                    self._loop.call_soon_threadsafe(self._sink, item)
+            except RuntimeError:  # the loop is closed: nobody to read for
                 return
-            for item in splitter.feed(chunk):
-                if not self._deliver(item):
-                    return
+            if not chunk:
+                return
 
 
 class StdoutWriter:
-    """Writes whole lines to fd `fd` from a thread, in the order they were queued.
+    """Writes whole lines to fd `fd`, in the order they were given.
 
-    `write_line` never blocks. When the reader is gone (EPIPE) `on_broken` is
-    called once from the writer thread and later lines are dropped, since
-    nobody can read them.
+    `write_line` never blocks: short lines are written at once when the pipe
+    has room (see the module doc), the rest by a thread. When the reader is
+    gone (EPIPE) `on_broken` is called once and later lines are dropped,
+    since nobody can read them.
     """
 
     BACKLOG_WARNING_BYTES = 8 * 1024 * 1024
@@ -152,18 +223,22 @@ class StdoutWriter:
         self._on_broken = on_broken
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._backlog = 0
+        """Bytes handed to the thread and not yet written (guarded by _lock)."""
         self._lock = threading.Lock()
         self._warned = False
+        self._broken = False
+        self._direct_limit = select.PIPE_BUF if loop_can_poll(fd) else 0
         self._thread = threading.Thread(target=self._run, name="stdout-writer", daemon=True)
         self._thread.start()
 
     def write_line(self, data: bytes) -> None:
-        with self._lock:
-            self._backlog += len(data) + 1
-            if self._backlog > self.BACKLOG_WARNING_BYTES and not self._warned:
-                self._warned = True
-                log.warning("stdout reader is slow: %d bytes waiting", self._backlog)
-        self._queue.put(data + b"\n")
+        line = data + b"\n"
+        if self._broken:
+            return
+        if len(line) <= self._direct_limit and self._backlog == 0 and self._writable():
+            self._write_now(line)
+            return
+        self._enqueue(line)
 
     def close(self, timeout: float) -> bool:
         """Write what is queued (up to `timeout` seconds); True when all was written."""
@@ -171,8 +246,38 @@ class StdoutWriter:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def _writable(self) -> bool:
+        try:
+            _, ready, _ = select.select([], [self._fd], [], 0)
+        except (OSError, ValueError):  # e.g. a descriptor beyond FD_SETSIZE
+            self._direct_limit = 0
+            return False
+        return bool(ready)
+
+    def _write_now(self, line: bytes) -> None:
+        try:
+            written = os.write(self._fd, line)
+        except OSError as exc:
+            self._broke(exc)
+            return
+        if written < len(line):  # interrupted: the thread writes the rest, in order
+            self._enqueue(line[written:])
+
+    def _broke(self, exc: OSError) -> None:
+        if not self._broken:
+            self._broken = True
+            log.info("stdout closed (%s): stopping", exc.strerror)
+            self._on_broken()
+
+    def _enqueue(self, line: bytes) -> None:
+        with self._lock:
+            self._backlog += len(line)
+            if self._backlog > self.BACKLOG_WARNING_BYTES and not self._warned:
+                self._warned = True
+                log.warning("stdout reader is slow: %d bytes waiting", self._backlog)
+        self._queue.put(line)
+
     def _run(self) -> None:
-        broken = False
         while True:
             item = self._queue.get()
             if item is None:
@@ -189,18 +294,16 @@ class StdoutWriter:
                     break
                 chunk.append(more)
             data = b"".join(chunk)
+            if not self._broken:
+                try:
+                    view = memoryview(data)
+                    while view:
+                        written = os.write(self._fd, view)
+                        view = view[written:]
+                except OSError as exc:  # EPIPE and friends: the host is gone
+                    self._broke(exc)
+            # Only now: a direct write must not overtake what is being written.
             with self._lock:
                 self._backlog -= len(data)
                 if self._backlog < self.BACKLOG_WARNING_BYTES // 2:
                     self._warned = False
-            if broken:
-                continue
-            try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(self._fd, view)
-                    view = view[written:]
-            except OSError as exc:  # EPIPE and friends: the host is gone
-                broken = True
-                log.info("stdout closed (%s): stopping", exc.strerror)
-                self._on_broken()

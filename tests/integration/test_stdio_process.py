@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -280,3 +282,63 @@ def test_a_host_that_stops_reading_stdout_cannot_wedge_the_sidecar() -> None:
         if process.poll() is None:
             process.kill()
             process.wait(5)
+
+
+def pipelined_requests(count: int) -> tuple[bytes, list[str]]:
+    """`count` requests; every third has an id long enough that its answer
+    exceeds PIPE_BUF (written by the writer thread, not the event loop)."""
+    ids = [f"{n}-" + ("x" * 6000 if n % 3 == 0 else "") for n in range(count)]
+    lines = b"".join(
+        b'{"jsonrpc":"2.0","method":"get_leader_status","id":"%s"}\n' % i.encode() for i in ids
+    )
+    return lines, ids
+
+
+def answered_ids(output: bytes) -> list[str]:
+    return [msgspec.json.decode(line)["id"] for line in output.splitlines()]
+
+
+@pytest.mark.parametrize("transport", ["pipe", "socket", "file"])
+def test_pipelined_requests_are_answered_once_each_in_order(transport: str, tmp_path: Path) -> None:
+    """Pipes and sockets (libuv hosts such as Node use socket pairs) are read
+    and written by the event loop, files by threads: the answers are the same."""
+    requests, ids = pipelined_requests(1500)  # several times MAX_IN_FLIGHT
+    if transport == "file":
+        (tmp_path / "in").write_bytes(requests)
+        with (tmp_path / "in").open("rb") as stdin, (tmp_path / "out").open("wb") as stdout:
+            result = subprocess.run(
+                sidecar_argv(), stdin=stdin, stdout=stdout, stderr=subprocess.DEVNULL, timeout=60
+            )
+        assert result.returncode == 0
+        assert answered_ids((tmp_path / "out").read_bytes()) == ids
+        return
+    if transport == "pipe":
+        result = subprocess.run(sidecar_argv(), input=requests, capture_output=True, timeout=60)
+        assert result.returncode == 0
+        assert answered_ids(result.stdout) == ids
+        return
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        process = subprocess.Popen(
+            sidecar_argv(), stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL
+        )
+        theirs.close()
+        try:
+            output = bytearray()
+            ours.settimeout(60)
+
+            def feed() -> None:
+                ours.sendall(requests)
+                ours.shutdown(socket.SHUT_WR)  # EOF on the sidecar's stdin
+
+            writer = threading.Thread(target=feed, daemon=True)
+            writer.start()
+            while chunk := ours.recv(65536):
+                output += chunk
+            writer.join(10)
+            assert process.wait(EXIT_BOUND_S) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(5)
+    assert answered_ids(bytes(output)) == ids
