@@ -99,9 +99,9 @@ async def serve(in_fd: int = 0, out_fd: int | None = None) -> int:
     def stdout_broken() -> None:  # called from the writer thread
         loop.call_soon_threadsafe(request_stop, "stdout closed")
 
-    writer = StdoutWriter(out, stdout_broken)
+    writer = StdoutWriter(out, stdout_broken, loop)
     server: RpcServer
-    peer = Peer(notify=lambda method, params: server.notify(method, params))
+    peer = Peer(notify=lambda method, params, soon=False: server.notify(method, params, soon=soon))
     server = RpcServer(peer, writer.write_line)
 
     for signum in (signal.SIGTERM, signal.SIGINT):

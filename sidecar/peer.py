@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from msgspec import Struct, structs
 
@@ -60,7 +60,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Notify = Callable[[str, Struct], None]
+
+class Notify(Protocol):
+    """Sends a notification to the host; `soon`: after the loop's ready callbacks."""
+
+    def __call__(self, method: str, params: Struct, *, soon: bool = False) -> None: ...
+
+
 """Sends a notification (method name, params) to the host."""
 
 LEADER_ANNOUNCE_S = 1.0
@@ -530,7 +536,8 @@ class Peer:
     def _on_message(self, s: _Session, peer_id: str, envelope: ControlEnvelope) -> None:
         if self._s is not s:
             return
-        if s.options.echo:  # first: the echo's latency should not include our stdout
+        if s.options.echo:  # first, and the notification `soon`: the echo's latency
+            # should not include our stdout (aiortc sends the echo from a task).
             link = s.channels.link(peer_id) if s.channels else None
             reply = ControlEnvelope(
                 id=str(uuid.uuid4()), from_=s.me.peer_id, sent_at=now_ms(), payload=envelope.payload
@@ -552,6 +559,7 @@ class Peer:
                 payload=envelope.payload,
                 sent_at=envelope.sent_at,
             ),
+            soon=s.options.echo,
         )
 
     # ----------------------------------------------------------- what we show

@@ -19,7 +19,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 from jsonrpcserver import JsonRpcError, Success
@@ -37,6 +37,11 @@ from sidecar.peer import Peer
 from sidecar.stdio import Oversize
 
 log = logging.getLogger(__name__)
+
+
+class WriteLine(Protocol):
+    def __call__(self, data: bytes, *, soon: bool = False) -> None: ...
+
 
 METHOD_TIMEOUT_S = 30.0
 """No request may hang its caller forever."""
@@ -106,24 +111,28 @@ class RpcServer:
     def __init__(
         self,
         peer: Peer,
-        write_line: Callable[[bytes], None],
+        write_line: WriteLine,
         methods: tuple[MethodSpec, ...] = METHODS,
     ) -> None:
         self._write_line = write_line
         self._methods = {spec.name: _bind(spec, peer) for spec in methods}
         self._encoder = msgspec.json.Encoder()
 
-    def notify(self, method: str, params: Struct) -> None:
-        """Send a notification to the host (never blocks)."""
+    def notify(self, method: str, params: Struct, *, soon: bool = False) -> None:
+        """Send a notification to the host (never blocks); `soon`: see StdoutWriter."""
         self._write_line(
-            self._encoder.encode({"jsonrpc": "2.0", "method": method, "params": params})
+            self._encoder.encode({"jsonrpc": "2.0", "method": method, "params": params}),
+            soon=soon,
         )
 
     async def handle_line(self, line: bytes | Oversize) -> None:
-        """Answer one input line; writes nothing for notifications and blank lines."""
+        """Answer one input line; writes nothing for notifications and blank lines.
+
+        The answer is written `soon`: after the work the request scheduled on
+        the loop (aiortc sends from a task) has started."""
         answer = await self.answer(line)
         if answer is not None:
-            self._write_line(self._encoder.encode(answer))
+            self._write_line(self._encoder.encode(answer), soon=True)
 
     async def answer(self, line: bytes | Oversize) -> Any:
         if isinstance(line, Oversize):

@@ -16,6 +16,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -168,8 +169,13 @@ async def test_random_lines_never_kill_the_server_nor_break_stdout(
     for line in lines:
         sidecar.send_raw(line + b"\n")
     # Every line written so far decoded as JSON (the reader fails otherwise);
-    # a probe request proves the process still answers.
-    assert isinstance(await sidecar.call("get_connected_peers", timeout=10), list)
+    # a probe request proves the process still answers. Its id is one no
+    # random line can carry (they may well reuse the client's small integers).
+    probe = f"probe-{uuid.uuid4()}"
+    sidecar.send_raw(
+        b'{"jsonrpc":"2.0","method":"get_connected_peers","id":"%s"}\n' % probe.encode()
+    )
+    assert isinstance((await sidecar.response(probe, 10))["result"], list)
     assert sidecar.process.returncode is None
 
 

@@ -18,8 +18,10 @@ from sidecar.stdio import Oversize
 def make_server(methods: tuple[MethodSpec, ...] = METHODS) -> tuple[RpcServer, list[Any]]:
     written: list[Any] = []
     server: RpcServer
-    peer = Peer(notify=lambda method, params: server.notify(method, params))
-    server = RpcServer(peer, lambda line: written.append(msgspec.json.decode(line)), methods)
+    peer = Peer(notify=lambda method, params, soon=False: server.notify(method, params))
+    server = RpcServer(
+        peer, lambda line, soon=False: written.append(msgspec.json.decode(line)), methods
+    )
     return server, written
 
 
