@@ -351,6 +351,9 @@ async def offer(
                     channel, inbox.echoes, warmup, samples, gap_ms / 1000, first
                 )
                 result["echo_spaced_ms"] = {"gap_ms": gap_ms, **stats_ms(spaced)}
+                # Raw, for a caller that pools blocks of samples taken at different times.
+                result["echo_samples_ms"] = [round(x, 4) for x in echoes]
+                result["echo_spaced_samples_ms"] = [round(x, 4) for x in spaced]
             if window_s > 0:
                 result["throughput"] = [
                     await measure_throughput(channel, inbox, size, window_s, paced)

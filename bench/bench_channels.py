@@ -9,7 +9,10 @@ Measured from the host's side of stdio, each sidecar in its own lab namespace:
 3. echo round trip through the whole stdio path: the request line written to the
    controller's stdin to the echo's webrtc:message read from its stdout (the
    display runs with "echo": true), one in flight at a time, back to back and
-   again with the processes idle for --echo-gap-ms between samples;
+   again with the processes idle for --echo-gap-ms between samples. Taken in
+   --echo-blocks blocks, each followed by a block of the bare pair's echo (a
+   fresh bare pair per block), so both sides see the same machine: on this
+   kind of VM the same figure drifts by 50 % between minutes;
 4. ping_peer: the rtt_ms the sidecar reports, and the wall clock of the call;
 5. one-way throughput, controller to a second display, pipelined requests:
    requests answered ("accepted") and webrtc:message lines read on the display
@@ -153,8 +156,10 @@ class Sidecar:
     responses nobody awaits go to `on_response`.
     """
 
-    def __init__(self, name: str, host: Host, process: asyncio.subprocess.Process) -> None:
-        assert process.stdin is not None and process.stdout is not None
+    def __init__(
+        self, name: str, host: Host, process: asyncio.subprocess.Process, stdout: int
+    ) -> None:
+        assert process.stdin is not None
         self.name = name
         self.host = host
         self.process = process
@@ -166,19 +171,32 @@ class Sidecar:
         self._pending: dict[Any, asyncio.Future[Answered]] = {}
         self._changed = asyncio.Event()
         self._ids = itertools.count(1)
-        self._reader = asyncio.create_task(self._read())
+        # Our end of its stdout, read by the loop itself: asyncio's StreamReader costs
+        # ~80 µs a line on this VM, CPU the sidecars' echo then waits for.
+        self._stdout = stdout
+        self._partial = b""
+        self._decoder = msgspec.json.Decoder()
+        os.set_blocking(stdout, False)
+        asyncio.get_running_loop().add_reader(stdout, self._on_readable)
 
     @classmethod
-    async def spawn(cls, name: str, host: Host, logs: Path, level: str) -> Sidecar:
+    async def spawn(
+        cls, name: str, host: Host, logs: Path, level: str, cpu: int | None = None
+    ) -> Sidecar:
         """Start one and wait until it answers, so what follows measures the peer, not the
         interpreter's start (as tests/e2e/room.Room.spawn does)."""
-        with (logs / f"{name}-{host.netns}.log").open("ab") as stderr:
-            process = await host.spawn_async(
-                sidecar_argv("--log-level", level),
-                stderr=stderr,
-                limit=8 * 1024 * 1024,
-            )
-        sidecar = cls(name, host, process)
+        theirs_fd, ours_fd = os.pipe()[::-1]
+        try:
+            with (logs / f"{name}-{host.netns}.log").open("ab") as stderr:
+                process = await host.spawn_async(
+                    pinned(cpu, sidecar_argv("--log-level", level)), stdout=theirs_fd, stderr=stderr
+                )
+        except BaseException:
+            os.close(ours_fd)
+            raise
+        finally:
+            os.close(theirs_fd)
+        sidecar = cls(name, host, process, ours_fd)
         await sidecar.call("get_leader_status", timeout=SPAWN_S)
         return sidecar
 
@@ -186,27 +204,38 @@ class Sidecar:
     def peer_id(self) -> str:
         return str(self.info["peer_id"])
 
-    async def _read(self) -> None:
-        decoder = msgspec.json.Decoder()
-        stdout = self.process.stdout
-        assert stdout is not None
-        while line := await stdout.readline():
-            t = time.monotonic()
-            msg = decoder.decode(line)
-            method = msg.get("method")
-            if method == "webrtc:message":
-                if self.on_message is not None:
-                    self.on_message(t, msg["params"])
-            elif method is not None:
-                self.notes.append((t, msg))
-                self._changed.set()
-            else:
-                future = self._pending.pop(msg.get("id"), None)
-                if future is not None:
-                    if not future.done():
-                        future.set_result((t, msg))
-                elif self.on_response is not None:
-                    self.on_response(t, msg)
+    def _on_readable(self) -> None:
+        try:
+            data = os.read(self._stdout, 1 << 20)
+        except BlockingIOError:
+            return
+        t = time.monotonic()
+        if not data:
+            self._eof()
+            return
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        for line in lines:
+            self._take(t, line)
+
+    def _take(self, t: float, line: bytes) -> None:
+        msg = self._decoder.decode(line)
+        method = msg.get("method")
+        if method == "webrtc:message":
+            if self.on_message is not None:
+                self.on_message(t, msg["params"])
+        elif method is not None:
+            self.notes.append((t, msg))
+            self._changed.set()
+        else:
+            future = self._pending.pop(msg.get("id"), None)
+            if future is not None:
+                if not future.done():
+                    future.set_result((t, msg))
+            elif self.on_response is not None:
+                self.on_response(t, msg)
+
+    def _eof(self) -> None:
+        asyncio.get_running_loop().remove_reader(self._stdout)
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(EOFError(f"{self.name}: sidecar closed stdout"))
@@ -283,9 +312,9 @@ class Sidecar:
                 self.process.kill()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.process.wait(), 3.0)
-        self._reader.cancel()
-        with contextlib.suppress(BaseException):
-            await self._reader
+        with contextlib.suppress(OSError):
+            asyncio.get_running_loop().remove_reader(self._stdout)
+            os.close(self._stdout)
 
 
 # --------------------------------------------------------------- sidecars
@@ -359,6 +388,39 @@ async def echo_rtts(
     finally:
         ctrl.on_message = None
     return rtts
+
+
+async def interleaved_echo(ctrl: Sidecar, disp: Sidecar, steady: dict[str, Any]) -> dict[str, Any]:
+    """3 and its baseline: blocks of sidecar echo, each followed by a bare pair's block."""
+    blocks, warmup, gap = steady["echo_blocks"], steady["warmup"], steady["echo_gap_s"]
+    per_block = max(1, steady["samples"] // blocks)
+    ours: list[float] = []
+    ours_spaced: list[float] = []
+    bare: list[float] = []
+    bare_spaced: list[float] = []
+    block_ratios: list[float | None] = []
+    bare_load: list[float] = []
+    for b in range(blocks):
+        mine = await echo_rtts(ctrl, disp, warmup, per_block)
+        ours += mine
+        ours_spaced += await echo_rtts(ctrl, disp, warmup, per_block, gap)
+        theirs = await bare_round({**steady, "samples": per_block, "window_s": 0})
+        bare += theirs["echo_samples_ms"]
+        bare_spaced += theirs["echo_spaced_samples_ms"]
+        bare_load.append(theirs["foreign_cpu_share"])
+        block_ratios.append(
+            ratio(statistics.median(mine), statistics.median(theirs["echo_samples_ms"]))
+        )
+        log(f"  echo block {b + 1}: p50 ratio {block_ratios[-1]}")
+    gap_ms = gap * 1000
+    return {
+        "echo_stdio_ms": stats_ms(ours),
+        "echo_stdio_spaced_ms": {"gap_ms": gap_ms, **stats_ms(ours_spaced)},
+        "bare_echo_ms": stats_ms(bare),
+        "bare_echo_spaced_ms": {"gap_ms": gap_ms, **stats_ms(bare_spaced)},
+        "echo_p50_ratio_per_block": block_ratios,
+        "foreign_cpu_share_during_bare_echo_blocks": max(bare_load),
+    }
 
 
 async def pings(ctrl: Sidecar, disp: Sidecar, warmup: int, samples: int) -> dict[str, Any]:
@@ -480,24 +542,19 @@ async def sidecar_round(
     async with Lab() as lab:
         sidecars: list[Sidecar] = []
         try:
-            ctrl = await Sidecar.spawn("ctrl", lab.add_host(), logs, level)
+            ctrl = await Sidecar.spawn("ctrl", lab.add_host(), logs, level, HOST_SIDE_CPU)
             sidecars.append(ctrl)
-            disp = await Sidecar.spawn("echo-display", lab.add_host(), logs, level)
+            disp = await Sidecar.spawn("echo-display", lab.add_host(), logs, level, FAR_SIDE_CPU)
             sidecars.append(disp)
             pair = await setup_pair(ctrl, disp)
-            joiner = await Sidecar.spawn("joiner", lab.add_host(), logs, level)
+            joiner = await Sidecar.spawn("joiner", lab.add_host(), logs, level, FAR_SIDE_CPU)
             sidecars.append(joiner)
             join = await setup_joiner(ctrl, joiner)
             extra: dict[str, Any] = {}
             if steady is not None:
                 load = PhaseLoad([s.process.pid for s in sidecars])
                 warmup, samples = steady["warmup"], steady["samples"]
-                extra["echo_stdio_ms"] = stats_ms(await echo_rtts(ctrl, disp, warmup, samples))
-                log(f"  echo {extra['echo_stdio_ms']}")
-                gap = steady["echo_gap_s"]
-                spaced = await echo_rtts(ctrl, disp, warmup, samples, gap)
-                extra["echo_stdio_spaced_ms"] = {"gap_ms": gap * 1000, **stats_ms(spaced)}
-                log(f"  echo spaced {extra['echo_stdio_spaced_ms']}")
+                extra.update(await interleaved_echo(ctrl, disp, steady))
                 extra["ping_peer"] = await pings(ctrl, disp, warmup, samples)
                 log(f"  ping {extra['ping_peer']}")
                 extra["throughput"] = []
@@ -513,6 +570,19 @@ async def sidecar_round(
 
 
 # ------------------------------------------------------------------ bare pair
+
+
+HOST_SIDE_CPU: int | None = None
+FAR_SIDE_CPU: int | None = None
+"""With --pin: the CPU of this process, the controller and the bare offerer (the
+"host side"), and the CPU of the displays and the bare answerer (the "far side"),
+which in a church is another machine. Off by default: on a 2-vCPU VM the host
+and the controller then switch on one CPU and run from cold caches, which
+costs the sidecar more than the contention pinning avoids."""
+
+
+def pinned(cpu: int | None, argv: list[str]) -> list[str]:
+    return argv if cpu is None else ["taskset", "-c", str(cpu), *argv]
 
 
 async def read_event(process: asyncio.subprocess.Process, kind: str, timeout: float) -> Any:
@@ -531,8 +601,9 @@ async def bare_round(steady: dict[str, Any] | None, *, unpaced: bool = False) ->
     """A fresh pair of bare aiortc processes; setup always, echo/throughput when asked."""
     async with Lab() as lab:
         offer_host, answer_host = lab.add_host(), lab.add_host()
+        ip = answer_host.ip
         answerer = await answer_host.spawn_async(
-            [sys.executable, str(BARE_PEER), "answer", "--ip", answer_host.ip],
+            pinned(FAR_SIDE_CPU, [sys.executable, str(BARE_PEER), "answer", "--ip", ip]),
             stderr=asyncio.subprocess.DEVNULL,
         )
         ready_answer = await read_event(answerer, "ready", SPAWN_S)
@@ -545,7 +616,8 @@ async def bare_round(steady: dict[str, Any] | None, *, unpaced: bool = False) ->
         if unpaced:
             args += ["--unpaced"]
         offerer = await offer_host.spawn_async(
-            [sys.executable, str(BARE_PEER), "offer", *args], stderr=asyncio.subprocess.DEVNULL
+            pinned(HOST_SIDE_CPU, [sys.executable, str(BARE_PEER), "offer", *args]),
+            stderr=asyncio.subprocess.DEVNULL,
         )
         ready_offer = await read_event(offerer, "ready", SPAWN_S)
         load = PhaseLoad([offerer.pid, answerer.pid])
@@ -658,10 +730,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "warmup": args.warmup,
         "samples": args.samples,
         "echo_gap_s": args.echo_gap_ms / 1000,
+        "echo_blocks": args.echo_blocks,
         "window_s": args.window,
         "sizes": args.sizes,
     }
     level = args.sidecar_log_level
+    if args.pin:
+        global HOST_SIDE_CPU, FAR_SIDE_CPU
+        HOST_SIDE_CPU, FAR_SIDE_CPU = sorted(os.sched_getaffinity(0))[:2]
+        os.sched_setaffinity(0, {HOST_SIDE_CPU})
     logs = Path(tempfile.mkdtemp(prefix="bench-channels-"))
     quiet_before = quietness()
     whole_run = PhaseLoad()
@@ -670,7 +747,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     bare: list[dict[str, Any]] = []
     for r in range(args.rounds):
         last = r == args.rounds - 1
-        bare.append(await bare_round(steady if last else None))
+        # The last round measures throughput; echo was measured in blocks above.
+        bare.append(await bare_round({**steady, "samples": 0} if last else None))
         log(f"bare round {r + 1}: setup {bare[-1]['setup_s']}")
     bare_steady = bare[-1]
     unpaced: dict[str, Any] | None = None
@@ -680,14 +758,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         unpaced = await bare_round(only, unpaced=True)
         log(f"bare unpaced: {unpaced['throughput']}")
 
+    bare_echo_ms, bare_echo_spaced_ms = (
+        figures.pop("bare_echo_ms"),
+        figures.pop("bare_echo_spaced_ms"),
+    )
     figures = {"setup": setup, **figures}
     baselines: dict[str, Any] = {
         "bare_setup": summary_s([b["setup_s"] for b in bare]),
-        "bare_echo_ms": bare_steady["echo_ms"],
-        "bare_echo_spaced_ms": bare_steady["echo_spaced_ms"],
+        "bare_echo_ms": bare_echo_ms,
+        "bare_echo_spaced_ms": bare_echo_spaced_ms,
         "bare_throughput": bare_steady["throughput"],
         "bare_throughput_udp_rcvbuf_drops": bare_steady["udp_rcvbuf_drops"],
-        "foreign_user_cpu_share_during_bare_echo_throughput": bare_steady["foreign_cpu_share"],
+        "foreign_user_cpu_share_during_bare_throughput": bare_steady["foreign_cpu_share"],
         "bare_throughput_unpaced": None
         if unpaced is None
         else {**unpaced["throughput"][0], "udp_rcvbuf_drops": unpaced["udp_rcvbuf_drops"]},
@@ -727,6 +809,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "warmup": args.warmup,
                 "samples": args.samples,
                 "spaced_gap_ms": args.echo_gap_ms,
+                "blocks_interleaved_with_bare": args.echo_blocks,
+                "pinned_cpus": None
+                if HOST_SIDE_CPU is None
+                else {"host_side": HOST_SIDE_CPU, "far_side": FAR_SIDE_CPU},
             },
             "throughput": {"window_s": args.window, "payload_bytes": args.sizes},
             "sidecar_log_level": level,
@@ -777,6 +863,17 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=30, help="echo and ping warm-up samples")
     parser.add_argument(
         "--echo-gap-ms", type=float, default=10.0, help="idle between spaced echo samples"
+    )
+    parser.add_argument(
+        "--echo-blocks", type=int, default=5, help="echo blocks, each followed by a bare block"
+    )
+    parser.add_argument(
+        "--pin",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="host side (this process, controller, bare offerer) on one CPU, far side "
+        "(displays, bare answerer) on another; measured worse for the sidecar on 2 vCPUs "
+        "(the host and the controller then trade one CPU's caches)",
     )
     parser.add_argument("--window", type=float, default=5.0, help="throughput window, s")
     parser.add_argument(
