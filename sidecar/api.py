@@ -60,6 +60,9 @@ class MethodSpec:
     result: Any  # a type msgspec can describe in JSON Schema
     errors: tuple[int, ...]
     call: Callable[[Peer, Any], Awaitable[Any]]
+    bounded_inside: bool = False
+    """True when the call cannot wait without a bound of its own; the others
+    run under the dispatcher's METHOD_TIMEOUT_S (which costs a timer a call)."""
 
 
 METHODS: tuple[MethodSpec, ...] = (
@@ -83,6 +86,7 @@ METHODS: tuple[MethodSpec, ...] = (
             errors.PAYLOAD_TOO_LARGE,
         ),
         _send_control_message,
+        bounded_inside=True,  # waits only behind a send window, for SEND_WAIT_S at most
     ),
     MethodSpec(
         "get_connected_peers",
@@ -91,6 +95,7 @@ METHODS: tuple[MethodSpec, ...] = (
         list[PeerInfo],
         (errors.INVALID_PARAMS,),
         _get_connected_peers,
+        bounded_inside=True,  # never waits
     ),
     MethodSpec(
         "get_leader_status",
@@ -99,6 +104,7 @@ METHODS: tuple[MethodSpec, ...] = (
         LeaderStatus,
         (errors.INVALID_PARAMS,),
         _get_leader_status,
+        bounded_inside=True,  # never waits
     ),
     MethodSpec(
         "ping_peer",

@@ -84,6 +84,10 @@ followers' heartbeat phases differ by up to one 2 s interval."""
 SUCCESSOR_RETRY_S = 0.1
 
 PING_TIMEOUT_S = 5.0
+SEND_WAIT_S = 10.0
+"""Longest a send waits for a peer's send window: beyond the channel's own
+liveness rule (3 missed pings at 2 s), so only a peer that answers pings but
+never acknowledges messages reaches it."""
 
 STOP_S = 1.5
 """Bound on leaving the network (the process must be gone within 3 s)."""
@@ -180,19 +184,23 @@ class Peer:
             id=str(uuid.uuid4()), from_=s.me.peer_id, sent_at=now_ms(), payload=params.payload
         )
         sent, queued, failed = self._deliver(s, targets, envelope)
+        stuck = False
         if queued:
-            outcomes = await asyncio.gather(*queued.values(), return_exceptions=True)
-            for peer_id, outcome in zip(queued, outcomes, strict=True):
-                if isinstance(outcome, BaseException):
+            try:
+                await asyncio.wait(queued.values(), timeout=SEND_WAIT_S)
+            finally:  # timed out, or this request was cancelled: drop their places
+                for went in queued.values():
+                    stuck |= went.cancel()
+            for peer_id, went in queued.items():
+                if went.cancelled() or went.exception() is not None:
                     failed.append(peer_id)
                 else:
                     sent.append(peer_id)
             order = {peer.peer_id: i for i, peer in enumerate(targets)}
             sent.sort(key=order.__getitem__)
         if failed:
-            raise PeerNotConnected(
-                failed, " (channel closed)", sent_to=sent, message_id=envelope.id
-            )
+            detail = " (channel closed or not taking messages)" if stuck else " (channel closed)"
+            raise PeerNotConnected(failed, detail, sent_to=sent, message_id=envelope.id)
         return SendResult(message_id=envelope.id, sent_to=sent)
 
     @staticmethod
