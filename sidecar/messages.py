@@ -32,6 +32,7 @@ Role = Literal["candidate", "leader", "follower"]
 PeerId = Annotated[str, Meta(min_length=1, max_length=64, description="peer UUID")]
 PeerName = Annotated[str, Meta(min_length=1, max_length=64, description="device name")]
 RoomName = Annotated[str, Meta(min_length=1, max_length=64)]
+ROOM_MAX_BYTES = 250
 Millis = Annotated[int, Meta(ge=0, description="milliseconds since the Unix epoch")]
 Port = Annotated[int, Meta(ge=0, le=65535)]
 Term = Annotated[int, Meta(ge=0)]
@@ -90,6 +91,9 @@ class StartPeerParams(_Wire):
             raise ValueError("display_class: must be absent or null for a controller")
         if any(ch < " " for ch in self.name):
             raise ValueError("name: must not contain control characters")
+        if len(self.room.encode()) > ROOM_MAX_BYTES:
+            # It travels in one TXT string ("room=…", 255 bytes at most).
+            raise ValueError(f"room: longer than {ROOM_MAX_BYTES} bytes as UTF-8")
 
 
 class SendControlMessageParams(_Wire):

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sidecar.discovery import TXT_ENTRY_MAX, decode_txt, encode_txt, parse_txt
-from sidecar.messages import PROTOCOL_VERSION, PeerRecord
+from sidecar.messages import PROTOCOL_VERSION, ROOM_MAX_BYTES, PeerRecord
 from sidecar.priority import priority_of
 
 CONTROLLER = PeerRecord(
@@ -117,6 +117,13 @@ def test_a_room_that_cannot_fit_is_refused_at_encoding() -> None:
     record = msgspec.structs.replace(DISPLAY, room="𝄞" * 64)
     with pytest.raises(ValueError, match="room"):
         encode_txt(record)
+
+
+def test_the_longest_room_start_peer_accepts_fits() -> None:
+    room = "𝄞" * 62 + "ab"  # ROOM_MAX_BYTES: start_peer refuses anything longer
+    assert len(room.encode()) == ROOM_MAX_BYTES
+    record = msgspec.structs.replace(DISPLAY, room=room)
+    assert decode(props(record)) == record
 
 
 @pytest.mark.parametrize(

@@ -137,6 +137,7 @@ def test_unknown_signal_type_is_rejected() -> None:
         ({"name": "A", "peer_type": "controller", "interfaces": ["10.0.0.256"]}, "interfaces[0]"),
         ({"name": "A", "peer_type": "controller", "ice_servers": [{}]}, "ice_servers[0].urls"),
         ({"name": "A", "peer_type": "controller", "colour": "red"}, "colour"),
+        ({"name": "A", "peer_type": "controller", "room": "𝄞" * 63}, "room"),  # 252 bytes
     ],
 )
 def test_bad_start_peer_params_name_the_field(params: dict[str, Any], field: str) -> None:
@@ -144,6 +145,12 @@ def test_bad_start_peer_params_name_the_field(params: dict[str, Any], field: str
         m.convert_params(params, m.StartPeerParams)
     assert caught.value.field == field
     assert caught.value.reason
+
+
+def test_the_longest_room_name_that_fits_a_txt_string_is_accepted() -> None:
+    room = "𝄞" * 62 + "ab"  # 250 bytes as UTF-8
+    params = {"name": "A", "peer_type": "controller", "room": room}
+    assert m.convert_params(params, m.StartPeerParams).room == room
 
 
 def test_positional_params_are_refused() -> None:
