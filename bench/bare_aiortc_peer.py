@@ -329,10 +329,12 @@ async def offer(
             # by the time it negotiates (its setup figure includes much more than this).
             t0 = time.perf_counter()
             pc, channel = new_pair()
-            channel.on(
-                "open",
-                lambda: opened.done() or opened.set_result(time.perf_counter()),
-            )
+
+            def on_open() -> None:
+                if not opened.done():
+                    opened.set_result(time.perf_counter())
+
+            channel.on("open", on_open)
 
             channel.on("message", inbox.on_message)
             await pc.setLocalDescription(await pc.createOffer())

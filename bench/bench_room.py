@@ -137,7 +137,7 @@ async def baseline_bare_mdns(lab: Lab) -> float:
         process.stdin.write(b'{"cmd": "start"}\n')
     starts = [await event(p, "starting") for p in probes]
     seen = [await event(p, "seen") for p in probes]
-    return max(s["t"] for s in seen) - min(s["t"] for s in starts)
+    return float(max(s["t"] for s in seen) - min(s["t"] for s in starts))
 
 
 Scenario = Callable[[Room], Awaitable[float]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,7 +69,9 @@ async def until(
 ) -> float:
     """Wait until `condition` holds for every peer; returns the seconds it took."""
     started = time.monotonic()
-    await asyncio.gather(*(p.client.wait_until(lambda p=p: condition(p), timeout) for p in clients))
+    await asyncio.gather(
+        *(p.client.wait_until(functools.partial(condition, p), timeout) for p in clients)
+    )
     return time.monotonic() - started
 
 

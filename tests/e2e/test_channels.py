@@ -62,7 +62,7 @@ async def test_two_device_echo(room: Room) -> None:
     # Many more, one at a time: enough for both directions' flow-control acks.
     for n in range(2, 42):
         await ctrl.client.call("send_control_message", {"payload": n, "to": disp.peer_id})
-        await ctrl.client.wait_until(lambda n=n: len(messages(ctrl, disp)) == n, 5)
+        await ctrl.client.wait_until(lambda: len(messages(ctrl, disp)) == n, 5)  # noqa: B023
     assert [m["payload"] for m in messages(ctrl, disp)][1:] == list(range(2, 42))
     await ctrl.client.call("ping_peer", {"peer_id": disp.peer_id})
     for peer in (ctrl, disp):

@@ -326,7 +326,7 @@ def test_pipelined_requests_are_answered_once_each_in_order(transport: str, tmp_
     ours, theirs = socket.socketpair()
     with ours, theirs:
         process = subprocess.Popen(
-            sidecar_argv(), stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL
+            sidecar_argv(), stdin=theirs.fileno(), stdout=theirs.fileno(), stderr=subprocess.DEVNULL
         )
         theirs.close()
         try:

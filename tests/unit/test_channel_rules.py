@@ -51,7 +51,7 @@ def test_no_ice_server_unless_asked_never_aiortcs_public_stun() -> None:
 def test_ice_gathers_only_on_the_given_interfaces() -> None:
     original = aioice.ice.get_host_addresses
     try:
-        aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["10.0.0.1", "192.168.9.9"]  # type: ignore[assignment]
+        aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["10.0.0.1", "192.168.9.9"]
         restrict_ice_gathering(["10.0.0.1"])
         assert aioice.ice.get_host_addresses(True, False) == ["10.0.0.1"]
         restrict_ice_gathering(["192.168.9.9"])  # a later peer of this process

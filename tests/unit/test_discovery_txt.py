@@ -42,7 +42,7 @@ DISPLAY = PeerRecord(
 )
 
 
-def props(record: PeerRecord = DISPLAY, **changes: bytes | None) -> dict[bytes, bytes | None]:
+def props(record: PeerRecord = DISPLAY, /, **changes: bytes | None) -> dict[bytes, bytes | None]:
     """The TXT properties of `record` as they come off the wire, with some values
     replaced (keyword `peer_type` is key `peer-type`)."""
     raw: dict[bytes, bytes | None] = {k.encode(): v.encode() for k, v in encode_txt(record).items()}

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar.election import BecomeLeader, Decision, Election, Follow, Retermed, Timing
-from sidecar.messages import PeerRecord, PeerType, SignalPeer
+from sidecar.messages import PeerRecord, PeerType, Role, SignalPeer
 
 TIMING = Timing()
 
@@ -37,6 +38,7 @@ def follow(leader_id: str, term: int, successor: bool = False) -> Follow:
 
 def record_of(election: Election, room: str = "default") -> PeerRecord:
     me = election.me
+    role: Role
     if election.state == "leader":
         role = "leader"
     elif election.state == "follower" and election.joined:
@@ -92,10 +94,7 @@ def test_lower_priority_candidate_waits_for_the_winner_then_follows_it() -> None
     e = Election(me)
     e.start(0.0)
     as_candidate = leader_record(winner, 0)
-    assert (
-        e.record_seen(as_candidate.__class__(**{**_fields(as_candidate), "role": "candidate"}), 0.1)
-        == []
-    )
+    assert e.record_seen(msgspec.structs.replace(as_candidate, role="candidate"), 0.1) == []
     assert e.tick(TIMING.discovery_window_s) == []
     assert e.state == "electing"
     assert e.record_seen(leader_record(winner, 1), 0.7) == [follow("a", 1)]
@@ -227,12 +226,8 @@ def test_followers_move_to_a_better_leader() -> None:
 # -------------------------------------------------------- the simulated room
 
 
-def _fields(record: PeerRecord) -> dict[str, object]:
-    return {f: getattr(record, f) for f in record.__struct_fields__}
-
-
 def _as(record: PeerRecord, **changes: object) -> PeerRecord:
-    return PeerRecord(**{**_fields(record), **changes})  # type: ignore[arg-type]
+    return msgspec.structs.replace(record, **changes)
 
 
 @dataclass
