@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import signal
@@ -42,10 +43,9 @@ def preload_network_stack() -> None:
     daemon thread: an exit right after start never waits for it."""
 
     def load() -> None:
-        try:
-            import sidecar.channel
-            import sidecar.discovery
-            import sidecar.signaling  # noqa: F401
+        try:  # in the order start_peer needs them
+            for module in ("sidecar.signaling", "sidecar.discovery", "sidecar.channel"):
+                importlib.import_module(module)
         except Exception:  # start_peer will report it where it matters
             log.debug("preloading the network stack failed", exc_info=True)
 

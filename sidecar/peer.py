@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import logging
 import time
 import uuid
@@ -53,12 +54,22 @@ from sidecar.messages import (
 if TYPE_CHECKING:
     # The network stack (aiohttp, zeroconf, aiortc with PyAV) is imported when a
     # peer starts, not at process start: the host's first request is answered
-    # sooner (a frozen sidecar must answer in under 0.5 s).
+    # sooner (a frozen sidecar must answer in under 0.5 s). The room (aiohttp,
+    # zeroconf: ~0.6 s to import here) is joined without waiting for aiortc
+    # (~0.4 s more), which is only needed once a channel opens.
     from sidecar.channel import Channels, PeerSignal
     from sidecar.discovery import Discovery
     from sidecar.signaling import SignalingClient, SignalingServer
 
 log = logging.getLogger(__name__)
+
+MAX_EARLY_SIGNALS = 64
+"""Offers and answers kept while aiortc loads (a few per peer of the room)."""
+
+
+def _import(*modules: str) -> None:
+    for name in modules:
+        importlib.import_module(name)
 
 
 class Notify(Protocol):
@@ -109,6 +120,9 @@ class _Session:
         self.client: SignalingClient | None = None
         self.client_leader: str | None = None
         self.channels: Channels | None = None
+        """None until aiortc is imported (see _load_channels)."""
+        self.early_signals: list[PeerSignal] = []
+        """Offers and answers that came before `channels` existed."""
         self.tasks: set[asyncio.Task[Any]] = set()
         self.join_task: asyncio.Task[None] | None = None
         self.wake = asyncio.Event()
@@ -308,7 +322,8 @@ class Peer:
         return found
 
     async def _open(self, s: _Session, interfaces: list[str]) -> None:
-        from sidecar.channel import Channels
+        # Imported off the loop: requests (get_leader_status…) are still answered.
+        await asyncio.to_thread(_import, "sidecar.signaling", "sidecar.discovery")
         from sidecar.discovery import Discovery
         from sidecar.signaling import SignalingServer
 
@@ -323,17 +338,6 @@ class Peer:
         port = await s.server.bind(interfaces, o.signaling_port)
         s.me = structs.replace(s.me, port=port)
         s.election.me = s.me
-        s.channels = Channels(
-            me=s.me,
-            mesh=o.mesh,
-            ice_servers=o.ice_servers,
-            interfaces=interfaces,
-            send_signal=lambda msg: self._send_signal(s, msg),
-            on_connected=lambda peer: self._on_connected(s, peer),
-            on_disconnected=lambda peer_id, reason: self._on_disconnected(s, peer_id, reason),
-            on_message=lambda peer_id, envelope: self._on_message(s, peer_id, envelope),
-            lookup=lambda peer_id: self._find_member(s, peer_id),
-        )
         s.discovery = Discovery(
             room=o.room,
             interfaces=interfaces,
@@ -345,7 +349,33 @@ class Peer:
         self._spawn(s, self._clock(s))
         self._spawn(s, self._announcer(s))
         self._spawn(s, self._publisher(s))
+        self._spawn(s, self._load_channels(s, interfaces))
         self._feed(s, s.election.start(self._now()))
+
+    async def _load_channels(self, s: _Session, interfaces: list[str]) -> None:
+        try:
+            await asyncio.to_thread(_import, "sidecar.channel")
+        except Exception:  # a broken install: the room works, no channel ever opens
+            log.critical("cannot load the data-channel layer (aiortc)", exc_info=True)
+            return
+        from sidecar.channel import Channels
+
+        o = s.options
+        s.channels = Channels(
+            me=s.me,
+            mesh=o.mesh,
+            ice_servers=o.ice_servers,
+            interfaces=interfaces,
+            send_signal=lambda msg: self._send_signal(s, msg),
+            on_connected=lambda peer: self._on_connected(s, peer),
+            on_disconnected=lambda peer_id, reason: self._on_disconnected(s, peer_id, reason),
+            on_message=lambda peer_id, envelope: self._on_message(s, peer_id, envelope),
+            lookup=lambda peer_id: self._find_member(s, peer_id),
+        )
+        early, s.early_signals = s.early_signals, []
+        for msg in early:
+            self._spawn(s, s.channels.handle_signal(msg))
+        self._report(s)  # the room so far: opens the channels we offer
 
     async def _close(self, s: _Session) -> None:
         for task in list(s.tasks):
@@ -516,8 +546,12 @@ class Peer:
 
     def _on_signal(self, s: _Session, msg: SignalMessage) -> None:
         """An offer, answer or candidate for us, from the leader or its server."""
-        if s.channels is not None and isinstance(msg, Offer | Answer | Candidate):
+        if not isinstance(msg, Offer | Answer | Candidate):
+            return
+        if s.channels is not None:
             self._spawn(s, s.channels.handle_signal(msg))
+        elif len(s.early_signals) < MAX_EARLY_SIGNALS:
+            s.early_signals.append(msg)
 
     def _send_signal(self, s: _Session, msg: PeerSignal) -> bool:
         """Route an offer or answer through the current leader; False: no route now."""

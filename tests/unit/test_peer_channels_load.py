@@ -1,0 +1,69 @@
+"""While aiortc loads, the room is already joined: offers that arrive meanwhile
+are kept and handed to the data-channel layer once it exists."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, ClassVar
+
+import pytest
+
+import sidecar.channel
+from sidecar.messages import Answer, Offer, SignalPeer, StartPeerParams
+from sidecar.peer import Peer, _Session
+
+
+class RecordingChannels:
+    """Stands in for sidecar.channel.Channels: records what it is given."""
+
+    made: ClassVar[list[RecordingChannels]] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.kwargs = kwargs
+        self.signals: list[Any] = []
+        self.rooms: list[list[SignalPeer]] = []
+        RecordingChannels.made.append(self)
+
+    async def handle_signal(self, msg: Any) -> None:
+        self.signals.append(msg)
+
+    def update_room(self, members: list[SignalPeer]) -> None:
+        self.rooms.append(list(members))
+
+    def connected(self) -> list[SignalPeer]:
+        return []
+
+    def state_of(self, peer_id: str) -> str:
+        return "new"
+
+
+async def test_offers_before_the_channel_layer_are_kept_then_handled_in_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sidecar.channel, "Channels", RecordingChannels)
+    peer = Peer(notify=lambda method, params, soon=False: None)
+    me = SignalPeer(
+        peer_id="b-me", name="Lobby", peer_type="display", started_at=1, display_class="lobby"
+    )
+    session = _Session(
+        StartPeerParams(name="Lobby", peer_type="display", display_class="lobby"), me
+    )
+    peer._s = session
+    early = [
+        Offer(from_="a-ctrl", to="b-me", sdp="v=0 first"),
+        Offer(from_="a-other", to="b-me", sdp="v=0 second"),
+    ]
+    for msg in early:
+        peer._on_signal(session, msg)
+    assert session.channels is None and session.early_signals == early
+
+    await peer._load_channels(session, ["10.77.0.2"])
+    await asyncio.gather(*session.tasks)
+    (channels,) = RecordingChannels.made
+    assert channels.signals == early and session.early_signals == []
+    assert channels.rooms, "the room so far is handed over at once"
+
+    late = Answer(from_="a-ctrl", to="b-me", sdp="v=0 late")
+    peer._on_signal(session, late)
+    await asyncio.gather(*session.tasks)
+    assert channels.signals == [*early, late]
