@@ -34,7 +34,7 @@ from aiortc import (
 )
 from aiortc.sdp import candidate_from_sdp
 
-from sidecar.flow import ACK_DELAY_S, AckClock, SendWindow, datagrams
+from sidecar.flow import ACK_DELAY_S, ACK_STALL_S, AckClock, SendWindow, datagrams
 from sidecar.messages import (
     AckEnvelope,
     Answer,
@@ -160,6 +160,8 @@ class Link:
         self._backlog: deque[_Queued] = deque()
         self._acks = AckClock()
         self._ack_timer: asyncio.TimerHandle | None = None
+        self._closing = False
+        """Set first thing in close(): nothing more goes out but the bye."""
         self.channel.on("open", self._on_open)
         self.channel.on("close", lambda: self.owner._link_down(self, "closed"))
         self.channel.on("message", self._on_message)
@@ -230,16 +232,18 @@ class Link:
             envelope = decode_envelope(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("dropping a malformed data-channel message from %s: %s", self.peer_id, exc)
+            self._count_for_ack(data)  # the sender counted it in its window
             return
         if isinstance(envelope, PingEnvelope):
-            self.send_envelope(PongEnvelope(seq=envelope.seq, sent_at=envelope.sent_at))
+            with contextlib.suppress(ConnectionError):  # closing: no pong
+                self.send_envelope(PongEnvelope(seq=envelope.seq, sent_at=envelope.sent_at))
         elif isinstance(envelope, PongEnvelope):
             pending = self._pings.pop(envelope.seq, None)
             if pending is not None and not pending.future.done():
                 pending.future.set_result((time.perf_counter() - pending.sent) * 1000.0)
         elif isinstance(envelope, AckEnvelope):
             try:
-                self._window.on_ack(envelope.count)
+                self._window.on_ack(envelope.count, time.monotonic())
             except ValueError as exc:
                 log.warning("bad ack from %s: %s", self.peer_id, exc)
                 self.owner._link_down(self, "failed")
@@ -249,12 +253,15 @@ class Link:
             self.owner._link_down(self, "left")
         else:
             self.owner._received(self, envelope)
-            size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())
-            if self._acks.on_message(datagrams(size)):
-                self._send_ack()
-            elif self._ack_timer is None:
-                loop = asyncio.get_running_loop()
-                self._ack_timer = loop.call_later(ACK_DELAY_S, self._send_ack)
+            self._count_for_ack(data)
+
+    def _count_for_ack(self, data: str | bytes) -> None:
+        size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())
+        if self._acks.on_message(datagrams(size)):
+            self._send_ack()
+        elif self._ack_timer is None:
+            loop = asyncio.get_running_loop()
+            self._ack_timer = loop.call_later(ACK_DELAY_S, self._send_ack)
 
     def _send_ack(self) -> None:
         if self._ack_timer is not None:
@@ -266,8 +273,15 @@ class Link:
                 self.send_envelope(AckEnvelope(count=count))
 
     def _check_open(self) -> None:
-        if self.state != "connected" or self.channel.readyState != "open":
+        if self.state != "connected" or self._closing or self.channel.readyState != "open":
             raise ConnectionError(f"data channel to {self.peer_id} is not open")
+
+    def _send_text(self, text: str) -> None:
+        """channel.send, its failures (aiortc raises several kinds) as ConnectionError."""
+        try:
+            self.channel.send(text)
+        except Exception as exc:
+            raise ConnectionError(f"data channel to {self.peer_id}: {exc}") from exc
 
     def send_envelope(
         self, envelope: PingEnvelope | PongEnvelope | AckEnvelope | ByeEnvelope
@@ -275,7 +289,7 @@ class Link:
         """Send one message outside the send window (pings, pongs, acks, bye);
         raises ConnectionError when the channel is not open."""
         self._check_open()
-        self.channel.send(_encoder.encode(envelope).decode())
+        self._send_text(_encoder.encode(envelope).decode())
 
     def send_control(self, envelope: ControlEnvelope) -> asyncio.Future[None] | None:
         """Send a control message now (None), or queue it behind the send window:
@@ -285,25 +299,31 @@ class Link:
         data = _encoder.encode(envelope)
         cost = datagrams(len(data))
         if not self._backlog and self._window.has_room(cost):
-            self._window.on_sent(cost)
-            self.channel.send(data.decode())
+            self._send_text(data.decode())
+            self._window.on_sent(cost, time.monotonic())
             return None
         went: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._backlog.append(_Queued(data.decode(), cost, went))
+        went.add_done_callback(self._forget_if_cancelled)
         return went
+
+    def _forget_if_cancelled(self, went: asyncio.Future[None]) -> None:
+        # Its request gave up (and told the host): it must not go out later.
+        if went.cancelled():
+            self._backlog = deque(q for q in self._backlog if q.went is not went)
 
     def _drain_backlog(self) -> None:
         while self._backlog and self._window.has_room(self._backlog[0].cost):
             queued = self._backlog.popleft()
-            if queued.went.done():  # its request was cancelled: the host was told it failed
+            if queued.went.done():
                 continue
             try:
                 self._check_open()
-                self.channel.send(queued.text)
-            except Exception as exc:
-                queued.went.set_exception(ConnectionError(f"{self.peer_id}: {exc}"))
+                self._send_text(queued.text)
+            except ConnectionError as exc:
+                queued.went.set_exception(exc)
                 continue
-            self._window.on_sent(queued.cost)
+            self._window.on_sent(queued.cost, time.monotonic())
             queued.went.set_result(None)
 
     @property
@@ -324,29 +344,38 @@ class Link:
             self._pings.pop(seq, None)
 
     async def _pinger(self) -> None:
-        """Keeps the channel honest: silence for 3 intervals is a timeout."""
+        """Keeps the channel honest: silence for 3 intervals is a timeout, and a
+        peer that answers pings but acknowledges nothing has failed."""
         while self.state == "connected":
             await asyncio.sleep(PING_INTERVAL_S)
-            if time.monotonic() - self.last_heard > PING_INTERVAL_S * MISSED_PINGS:
+            now = time.monotonic()
+            if now - self.last_heard > PING_INTERVAL_S * MISSED_PINGS:
                 self.owner._link_down(self, "timeout")
+                return
+            if self._window.stalled_for(now) > ACK_STALL_S:
+                log.warning("%s acknowledged nothing for %.0f s", self.peer_id, ACK_STALL_S)
+                self.owner._link_down(self, "failed")
                 return
             with contextlib.suppress(ConnectionError, Exception):
                 self._ping_seq += 1
                 self.send_envelope(PingEnvelope(seq=self._ping_seq, sent_at=_now_ms()))
 
     async def close(self, say_bye: bool) -> None:
-        if say_bye and self.state == "connected":
-            with contextlib.suppress(Exception):
-                self.send_envelope(ByeEnvelope())
-                # Let SCTP put the bye on the wire before the teardown.
-                await asyncio.sleep(0.05)
-        self.state = "disconnected"
+        # First: what waits for the window fails now, and nothing else goes out
+        # after the bye (the other side drops what follows it).
+        self._closing = True
         if self._ack_timer is not None:
             self._ack_timer.cancel()
         while self._backlog:
             went = self._backlog.popleft().went
             if not went.done():
                 went.set_exception(ConnectionError(f"data channel to {self.peer_id} closed"))
+        if say_bye and self.state == "connected" and self.channel.readyState == "open":
+            with contextlib.suppress(Exception):
+                self.channel.send(_encoder.encode(ByeEnvelope()).decode())
+                # Let SCTP put the bye on the wire before the teardown.
+                await asyncio.sleep(0.05)
+        self.state = "disconnected"
         for task in list(self._tasks):
             task.cancel()
         for pending in self._pings.values():

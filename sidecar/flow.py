@@ -11,7 +11,12 @@ So the sidecar keeps its own window: the sender lets at most
 receiver acknowledges what it has handed to its host (a cumulative count of
 messages, every `ACK_EVERY_DATAGRAMS` datagrams, or `ACK_DELAY_S` after the
 last message when fewer came). Pings, pongs and acks themselves are tiny and
-rare and bypass the window.
+rare and bypass the window. A receiver counts every other message, even one
+it cannot decode, so the counts of both sides always agree.
+
+A window that has data in flight and no ack for ACK_STALL_S while the
+channel is otherwise alive means a broken peer: the link is then failed (and
+renegotiated) rather than left to hold every later message.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ ACK_DELAY_S = 0.02
 """Otherwise it acknowledges this long after the last message: a trickle of
 cues costs one ack per 20 ms at most, and no sender waits longer than that."""
 
+ACK_STALL_S = 6.0
+"""No ack for this long with data in flight: the peer is broken (the same
+bound as the channel's liveness rule, 3 missed pings at 2 s)."""
+
 
 def datagrams(size: int) -> int:
     """Datagrams that a message of `size` bytes takes on the wire."""
@@ -52,18 +61,26 @@ class SendWindow:
         """Messages sent through the window since the channel opened."""
         self.acked = 0
         self._costs: deque[int] = deque()
+        self._progress_at = 0.0
+        """When the window last moved: a first message in flight, or an ack."""
 
     def has_room(self, cost: int) -> bool:
         """Whether a message of `cost` datagrams may go now. An empty window
         takes any message, so one larger than the window still goes alone."""
         return self.in_flight == 0 or self.in_flight + cost <= self.limit
 
-    def on_sent(self, cost: int) -> None:
+    def on_sent(self, cost: int, now: float) -> None:
+        if self.in_flight == 0:
+            self._progress_at = now
         self.sent += 1
         self.in_flight += cost
         self._costs.append(cost)
 
-    def on_ack(self, count: int) -> None:
+    def stalled_for(self, now: float) -> float:
+        """Seconds the window has had data in flight without an ack (0: none)."""
+        return now - self._progress_at if self.in_flight else 0.0
+
+    def on_ack(self, count: int, now: float) -> None:
         """The receiver has taken the first `count` messages (cumulative).
 
         Raises ValueError for a count that goes back or beyond what was sent:
@@ -73,6 +90,7 @@ class SendWindow:
         for _ in range(count - self.acked):
             self.in_flight -= self._costs.popleft()
         self.acked = count
+        self._progress_at = now
 
 
 class AckClock:

@@ -30,31 +30,43 @@ def test_the_window_fills_and_an_ack_reopens_it() -> None:
     window = SendWindow(limit=4)
     for _ in range(4):
         assert window.has_room(1)
-        window.on_sent(1)
+        window.on_sent(1, 0.0)
     assert not window.has_room(1)
-    window.on_ack(1)
+    window.on_ack(1, 0.0)
     assert window.in_flight == 3 and window.has_room(1) and not window.has_room(2)
-    window.on_ack(4)
+    window.on_ack(4, 0.0)
     assert window.in_flight == 0
 
 
 def test_a_message_larger_than_the_window_goes_alone() -> None:
     window = SendWindow(limit=4)
     assert window.has_room(10)
-    window.on_sent(10)
+    window.on_sent(10, 0.0)
     assert not window.has_room(1)
-    window.on_ack(1)
+    window.on_ack(1, 0.0)
     assert window.has_room(10)
+
+
+def test_a_window_with_data_in_flight_and_no_ack_is_stalled() -> None:
+    window = SendWindow()
+    assert window.stalled_for(100.0) == 0.0  # nothing in flight
+    window.on_sent(1, 10.0)
+    window.on_sent(1, 12.0)  # more in flight does not restart the clock
+    assert window.stalled_for(15.0) == 5.0
+    window.on_ack(1, 15.0)  # progress
+    assert window.stalled_for(16.0) == 1.0
+    window.on_ack(2, 16.0)
+    assert window.stalled_for(100.0) == 0.0
 
 
 @pytest.mark.parametrize("count", [-1, 3])
 def test_an_ack_outside_what_was_sent_is_refused(count: int) -> None:
     window = SendWindow()
-    window.on_sent(1)
-    window.on_sent(1)
-    window.on_ack(1)
+    window.on_sent(1, 0.0)
+    window.on_sent(1, 0.0)
+    window.on_ack(1, 0.0)
     with pytest.raises(ValueError, match="expected"):
-        window.on_ack(count if count >= 0 else 0)
+        window.on_ack(count if count >= 0 else 0, 0.0)
 
 
 def test_the_receiver_acks_every_quarter_window_and_otherwise_later() -> None:
@@ -88,7 +100,7 @@ def test_every_message_arrives_in_order_within_the_window(
     def send_what_fits() -> None:
         while backlog and window.has_room(backlog[0][1]):
             index, cost = backlog.popleft()
-            window.on_sent(cost)
+            window.on_sent(cost, 0.0)
             wire.append((index, cost))
             assert window.in_flight <= max(WINDOW_DATAGRAMS, cost)
 
@@ -103,7 +115,7 @@ def test_every_message_arrives_in_order_within_the_window(
         elif action == "timer" and (count := clock.take()) is not None:
             acks.append(count)
         while acks:
-            window.on_ack(acks.popleft())
+            window.on_ack(acks.popleft(), 0.0)
             send_what_fits()
 
     for action in steps:
