@@ -115,6 +115,8 @@ async def serve(in_fd: int = 0, out_fd: int | None = None) -> int:
 
     def finished(task: asyncio.Task[None]) -> None:
         in_flight.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:  # a bug of ours
+            log.error("a request failed without an answer", exc_info=exc)
         if len(in_flight) < MAX_IN_FLIGHT and not stop.is_set():
             reader.resume()
 

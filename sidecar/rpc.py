@@ -148,7 +148,9 @@ class RpcServer:
         if isinstance(decoded, list):
             if not decoded:
                 return _error(errors.INVALID_REQUEST, "empty batch")
-            answers = await asyncio.gather(*(self._answer_one(e) for e in decoded))
+            # One after another, in order: a send in a batch must not be
+            # overtaken by a request read after it (JSON-RPC allows any order).
+            answers = [await self._answer_one(e) for e in decoded]
             return [a for a in answers if a is not None] or None
         return await self._answer_one(decoded)
 

@@ -32,6 +32,7 @@ import select
 import stat
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -131,7 +132,10 @@ class StdinReader:
         self._splitter = LineSplitter()
         self._on_loop = loop_can_poll(fd)
         self._reading = False
+        self._paused = False
         self._ended = False
+        self._unread: deque[LineItem] = deque()
+        """Loop mode: lines read, not yet handed over because the sink paused us."""
         # Thread mode only: set while the thread may read.
         self._may_read = threading.Event()
         self._stopping = threading.Event()
@@ -149,25 +153,33 @@ class StdinReader:
 
     def pause(self) -> None:
         if self._on_loop:
-            if self._reading:
-                self._loop.remove_reader(self._fd)
-                self._reading = False
+            self._paused = True
+            self._stop_polling()
         else:
             self._may_read.clear()
 
     def resume(self) -> None:
         if self._on_loop:
-            if not self._reading and not self._ended:
+            self._paused = False
+            self._hand_over()
+            if not self._paused and not self._ended and not self._reading:
                 self._loop.add_reader(self._fd, self._on_readable)
                 self._reading = True
         else:
             self._may_read.set()
 
+    def _stop_polling(self) -> None:
+        if self._reading:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+
     def stop(self) -> None:
         self._stopping.set()
         self._may_read.set()
         if self._on_loop:
-            self.pause()
+            self._paused = True
+            self._unread.clear()
+            self._stop_polling()
 
     # -------------------------------------------------------- on the loop
 
@@ -180,14 +192,17 @@ class StdinReader:
             log.warning("stdin read failed: %s", exc)
             chunk = b""
         if chunk:
-            for item in self._splitter.feed(chunk):
-                self._sink(item)
-            return
-        self.pause()
-        self._ended = True
-        for item in self._splitter.finish():
-            self._sink(item)
-        self._sink(EOF_MARK)
+            self._unread.extend(self._splitter.feed(chunk))
+        else:
+            self._stop_polling()
+            self._ended = True
+            self._unread.extend([*self._splitter.finish(), EOF_MARK])
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Lines to the sink until it pauses us (the rest wait for resume)."""
+        while self._unread and not self._paused:
+            self._sink(self._unread.popleft())
 
     # -------------------------------------------------------- on a thread
 

@@ -187,6 +187,24 @@ async def test_slow_request_does_not_hold_back_a_fast_one() -> None:
     assert written[1] == {"jsonrpc": "2.0", "result": "slow", "id": 1}
 
 
+async def test_requests_start_in_the_order_read_even_inside_a_batch() -> None:
+    """A batch read before a single request is handled before it (sends keep order)."""
+    started: list[str] = []
+
+    async def record(_peer: Peer, params: Any) -> Any:
+        started.append(params.peer_id)
+        return None
+
+    server, _ = make_server((MethodSpec("send", "", PingPeerParams, None, (), record),))
+    batch = "[" + ",".join(req("send", {"peer_id": p}, id_=p) for p in ("a1", "a2")) + "]"
+    tasks = [  # as the app does: one task per line, created in input order
+        asyncio.create_task(server.handle_line(batch.encode())),
+        asyncio.create_task(server.handle_line(req("send", {"peer_id": "b"}, id_="b").encode())),
+    ]
+    await asyncio.wait_for(asyncio.gather(*tasks), 5)
+    assert started == ["a1", "a2", "b"]
+
+
 async def test_a_crashing_method_is_an_internal_error_and_the_server_lives() -> None:
     async def broken(_peer: Peer, _params: Any) -> Any:
         raise RuntimeError("boom")
