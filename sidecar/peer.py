@@ -78,8 +78,6 @@ class Notify(Protocol):
     def __call__(self, method: str, params: Struct, *, soon: bool = False) -> None: ...
 
 
-"""Sends a notification (method name, params) to the host."""
-
 LEADER_ANNOUNCE_S = 1.0
 """The leader re-announces its record this often. One small multicast packet
 per room per second bounds how long the halves of a healed partition take to
