@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import os
 import signal
 import sys
 import threading
 
-from sidecar.peer import Peer
+from sidecar.peer import CHANNEL_MODULES, ROOM_MODULES, Peer, import_modules
 from sidecar.rpc import RpcServer
 from sidecar.stdio import EOF_MARK, LineItem, StdinReader, StdoutWriter
 
@@ -44,8 +43,7 @@ def preload_network_stack() -> None:
 
     def load() -> None:
         try:  # in the order start_peer needs them
-            for module in ("sidecar.signaling", "sidecar.discovery", "sidecar.channel"):
-                importlib.import_module(module)
+            import_modules(*ROOM_MODULES, *CHANNEL_MODULES)
         except Exception:  # start_peer will report it where it matters
             log.debug("preloading the network stack failed", exc_info=True)
 

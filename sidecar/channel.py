@@ -326,11 +326,6 @@ class Link:
             self._window.on_sent(queued.cost, time.monotonic())
             queued.went.set_result(None)
 
-    @property
-    def backlog(self) -> int:
-        """Control messages waiting for room in the send window."""
-        return len(self._backlog)
-
     async def ping(self, timeout: float) -> float:
         """Round-trip time in milliseconds over the channel."""
         self._ping_seq += 1

@@ -67,7 +67,14 @@ MAX_EARLY_SIGNALS = 64
 """Offers and answers kept while aiortc loads (a few per peer of the room)."""
 
 
-def _import(*modules: str) -> None:
+ROOM_MODULES = ("sidecar.signaling", "sidecar.discovery")
+"""Imported by start_peer before it joins the room (aiohttp, zeroconf)."""
+CHANNEL_MODULES = ("sidecar.channel",)
+"""Imported while the room is joined (aiortc with PyAV)."""
+
+
+def import_modules(*modules: str) -> None:
+    """Import `modules` in order (run on a thread: they take ~1 s together)."""
     for name in modules:
         importlib.import_module(name)
 
@@ -321,7 +328,7 @@ class Peer:
 
     async def _open(self, s: _Session, interfaces: list[str]) -> None:
         # Imported off the loop: requests (get_leader_status…) are still answered.
-        await asyncio.to_thread(_import, "sidecar.signaling", "sidecar.discovery")
+        await asyncio.to_thread(import_modules, *ROOM_MODULES)
         from sidecar.discovery import Discovery
         from sidecar.signaling import SignalingServer
 
@@ -352,7 +359,7 @@ class Peer:
 
     async def _load_channels(self, s: _Session, interfaces: list[str]) -> None:
         try:
-            await asyncio.to_thread(_import, "sidecar.channel")
+            await asyncio.to_thread(import_modules, *CHANNEL_MODULES)
         except Exception:  # a broken install: the room works, no channel ever opens
             log.critical("cannot load the data-channel layer (aiortc)", exc_info=True)
             return
