@@ -14,7 +14,6 @@ A record is a hint, never proof of life.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -34,18 +33,18 @@ from zeroconf import (
     Zeroconf,
     current_time_millis,
 )
-from zeroconf._dns import (  # the classes are typed here
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from sidecar.compat.zc import (
     DNSAddress,
     DNSPointer,
-    DNSQuestion,
     DNSRecord,
     DNSService,
     DNSText,
+    drop_registrations,
+    force_close,
+    ptr_query,
 )
-from zeroconf._protocol.outgoing import DNSOutgoing
-from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
-from zeroconf.const import _CLASS_IN, _FLAGS_QR_QUERY, _TYPE_PTR
-
 from sidecar.messages import PROTOCOL_VERSION, PeerRecord
 from sidecar.priority import priority_of
 
@@ -399,16 +398,16 @@ class Discovery:
             self._track(done)
             # Ask now for the peers already there rather than after the browser's
             # 20-120 ms anti-synchronisation delay (RFC 6762 5.2): a room is a handful
-            # of peers, and a joiner must find its leader quickly. QU: the answers
-            # come back unicast, at once.
-            question = DNSQuestion(SERVICE_TYPE, _TYPE_PTR, _CLASS_IN)
-            question.unicast = True
-            query = DNSOutgoing(_FLAGS_QR_QUERY)
-            query.add_question(question)
-            zc.async_send(query)
+            # of peers, and a joiner must find its leader quickly.
+            self.query()
         except BaseException:
             await self.close()
             raise
+
+    def query(self) -> None:
+        """Ask every peer of the type to answer now (QU: the answers come back
+        unicast, at once): on start, and when the network is back."""
+        self._started().zeroconf.async_send(ptr_query(SERVICE_TYPE))
 
     async def update(self, me: PeerRecord) -> None:
         """Announce a changed record (TXT and port) at once, then twice more."""
@@ -429,14 +428,17 @@ class Discovery:
         zc = aiozc.zeroconf
         zc.async_send(zc.generate_service_broadcast(self._info, None))
 
-    async def close(self) -> None:
+    async def close(self, goodbye: bool = True) -> None:
         """Say goodbye (others learn at once) and stop, in under a second even if
         something hangs. Leaves no zeroconf task, timer or socket behind.
-        Idempotent."""
+        Idempotent. `goodbye=False`: the peer stays, on other sockets (its
+        addresses changed), so the others must not hear that it left."""
         if self._closed:
             return
         self._closed = True
         aiozc, self._aiozc = self._aiozc, None
+        if aiozc is not None and not goodbye:
+            drop_registrations(aiozc.zeroconf)
         pending: list[asyncio.Future[Any]] = [*self._resolving.values(), *self._broadcasts]
         self._resolving.clear()
         self._broadcasts.clear()
@@ -459,10 +461,10 @@ class Discovery:
         except TimeoutError:
             log.warning("mDNS: closing took over %.1f s; closed without waiting", CLOSE_TIMEOUT_S)
             if zc is not None:
-                _force_close(zc)
+                force_close(zc)
         except BaseException:
             if zc is not None:
-                _force_close(zc)
+                force_close(zc)
             raise
 
     # ---------------------------------------------------------------- internals
@@ -656,14 +658,3 @@ class Discovery:
             return
         addresses = info.parsed_addresses(IPVersion.V4Only)
         self._accept(name.lower(), info.name, parse_txt(info.text), addresses, info.port)
-
-
-def _force_close(zc: Zeroconf) -> None:
-    """Close sockets now, without goodbyes (from inside the loop, `close()`
-    skips the blocking unregister and shuts the transports)."""
-    with contextlib.suppress(Exception):
-        zc.close()
-    # Not cancelled by close(): it would reschedule itself forever.
-    timer = getattr(zc.engine, "_cleanup_timer", None)
-    if isinstance(timer, asyncio.TimerHandle):
-        timer.cancel()

@@ -17,6 +17,14 @@ The rules, in short:
    succeeds at once, term + 1, without a new discovery round.
  * Records are hints: a peer that failed to answer is dead until it shows a
    higher term. Leader records with a term below ours are stale and ignored.
+ * Offline (no usable network address): nothing is decided. A leader stays
+   leader, a follower keeps its leader while its connection lasts; a peer
+   that loses its leader meanwhile does not blame it (we are the one cut
+   off) and, like a candidate, starts a fresh discovery window when the
+   network is back. The term is kept throughout.
+ * Moved: when our own addresses change, a follower registers again at its
+   leader (`Follow(rejoin=True)`); when the leader's record shows it serving
+   at other addresses or another port, the follower goes there too.
 """
 
 from __future__ import annotations
@@ -45,13 +53,17 @@ class BecomeLeader:
 @dataclass(frozen=True, slots=True)
 class Follow:
     """Join `leader_id` at its signaling server. `successor` is set when it
-    was chosen from the old leader's peer list and may not be leading yet."""
+    was chosen from the old leader's peer list and may not be leading yet.
+    `rejoin`: we already follow it and register again, at a new address of
+    its or from a new one of ours; until that succeeds the old connection,
+    if it still works, stays the one that counts."""
 
     leader_id: str
     addresses: tuple[str, ...]
     port: int
     term: int
     successor: bool = False
+    rejoin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +93,9 @@ class Election:
         self._awaiting: str | None = None  # election winner we wait for
         self._discovery_ends = 0.0
         self._succession_term: int | None = None  # term the successor will lead
+        self._target: tuple[frozenset[str], int] | None = None  # where we joined the leader
+        self.offline = False
+        """No usable network address: the rules are paused (see the module)."""
 
     # ------------------------------------------------------------------ queries
 
@@ -101,14 +116,54 @@ class Election:
 
     # ------------------------------------------------------------------- inputs
 
-    def start(self, now: float) -> list[Decision]:
+    def start(self, now: float, offline: bool = False) -> list[Decision]:
+        """Begin; `offline`: no usable address yet (see `network_up`)."""
+        self.offline = offline
+        self._discover(now)
+        return [] if offline else self._evaluate(now)
+
+    def _discover(self, now: float) -> None:
         self.state = "discovering"
+        self.leader_id = None
+        self.joined = False
+        self._awaiting = None
+        self._target = None
         self._discovery_ends = now + self.timing.discovery_window_s
-        self._deadline = self._discovery_ends
-        return self._evaluate(now)
+        self._deadline = None if self.offline else self._discovery_ends
+
+    def network_down(self, now: float) -> list[Decision]:
+        """No usable address left: pause."""
+        del now
+        self.offline = True
+        if self.state in ("discovering", "electing"):
+            self._deadline = None
+        return []
+
+    def network_up(self, now: float) -> list[Decision]:
+        """Usable addresses again. An unled peer starts a fresh discovery window
+        (a serving leader is joined as soon as it is seen); a leader or a
+        follower carries on."""
+        if not self.offline:
+            return []
+        self.offline = False
+        if self.state in ("discovering", "electing"):
+            self._records.clear()  # what mDNS said before the outage is stale
+            self._discover(now)
+            return self._evaluate(now)
+        return []
+
+    def rejoin(self, now: float) -> list[Decision]:
+        """Our addresses changed: a follower registers again at its leader."""
+        del now
+        if self.offline or self.state != "follower" or self.leader_id is None:
+            return []
+        known = self._records.get(self.leader_id) or self._members.get(self.leader_id)
+        if known is None:
+            return []
+        return [self._target_of(known, rejoin=True)]
 
     def tick(self, now: float) -> list[Decision]:
-        if self._deadline is None or now < self._deadline:
+        if self.offline or self._deadline is None or now < self._deadline:
             return []
         return self._evaluate(now)
 
@@ -116,7 +171,26 @@ class Election:
         if record.peer_id == self.me.peer_id or self.state == "idle":
             return []
         self._records[record.peer_id] = record
+        if self.offline:
+            return []
+        if (
+            self.state == "follower"
+            and self.joined
+            and record.peer_id == self.leader_id
+            and record.role == "leader"
+            and record.term >= self.term
+            and self._target is not None
+            and self._target != (frozenset(record.addresses), record.port)
+            and record.addresses
+        ):
+            return [self._target_of(record, rejoin=True)]
         return self._evaluate(now)
+
+    def _target_of(self, leader: PeerRecord | SignalPeer, rejoin: bool) -> Follow:
+        self._target = (frozenset(leader.addresses), leader.port)
+        return Follow(
+            leader.peer_id, tuple(leader.addresses), leader.port, self.term, rejoin=rejoin
+        )
 
     def record_gone(self, peer_id: str, now: float) -> list[Decision]:
         """A goodbye: the peer left on purpose."""
@@ -161,14 +235,14 @@ class Election:
 
     def join_failed(self, leader_id: str, now: float) -> list[Decision]:
         """Could not register at `leader_id` (refused, timed out, not leading)."""
-        if leader_id != self.leader_id or self.state != "follower":
-            return []
-        self._mark_dead(leader_id)
-        return self._succeed(now)
+        return self.leader_lost(leader_id, now)
 
     def leader_lost(self, leader_id: str, now: float) -> list[Decision]:
         """The connection to our leader closed or 3 heartbeats went unanswered."""
         if leader_id != self.leader_id or self.state != "follower":
+            return []
+        if self.offline:  # we are the one cut off: the leader may well be fine
+            self._discover(now)
             return []
         self._mark_dead(leader_id)
         return self._succeed(now)
@@ -177,8 +251,10 @@ class Election:
         self.state = "idle"
         self.leader_id = None
         self.joined = False
+        self.offline = False
         self._deadline = None
         self._awaiting = None
+        self._target = None
         self._records.clear()
         self._members.clear()
 
@@ -224,6 +300,7 @@ class Election:
         self.joined = True
         self._deadline = None
         self._awaiting = None
+        self._target = None
         self._succession_term = None
         self._members.clear()
         return [BecomeLeader(term)]
@@ -244,6 +321,7 @@ class Election:
         self.joined = False
         self._deadline = None
         self._awaiting = None
+        self._target = (frozenset(addresses), port)
         return [Follow(leader_id, addresses, port, self.term, successor)]
 
     def _join_best_leader(self, leaders: list[PeerRecord]) -> list[Decision]:

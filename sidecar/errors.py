@@ -33,8 +33,8 @@ class ApiError(Exception):
 class NotStarted(ApiError):
     code = NOT_STARTED
 
-    def __init__(self) -> None:
-        super().__init__("Peer not started: call start_peer first")
+    def __init__(self, why: str = "call start_peer first") -> None:
+        super().__init__(f"Peer not started: {why}")
 
 
 class AlreadyStarted(ApiError):

@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import Meta, Struct, field
 
-PROTOCOL_VERSION = 1
-"""Version of the signaling and data-channel protocol, announced as TXT `v`."""
+PROTOCOL_VERSION = 2
+"""Version of the signaling and data-channel protocol, announced as TXT `v`
+(2: channels carry `sync` and survive a change of transport)."""
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 """Largest control-message payload, measured as its JSON serialization."""
@@ -24,7 +25,7 @@ MAX_PAYLOAD_BYTES = 64 * 1024
 PeerType = Literal["controller", "display"]
 DisplayClass = Literal["audience", "stage", "lobby"]
 ConnectionState = Literal["new", "connecting", "connected", "disconnected", "self"]
-LeaderState = Literal["idle", "discovering", "electing", "leader", "follower"]
+LeaderState = Literal["idle", "offline", "discovering", "electing", "leader", "follower"]
 MeshPolicy = Literal["controllers", "full"]
 DisconnectReason = Literal["closed", "timeout", "failed", "left"]
 Role = Literal["candidate", "leader", "follower"]
@@ -36,6 +37,8 @@ ROOM_MAX_BYTES = 250
 Millis = Annotated[int, Meta(ge=0, description="milliseconds since the Unix epoch")]
 Port = Annotated[int, Meta(ge=0, le=65535)]
 Term = Annotated[int, Meta(ge=0)]
+LinkId = Annotated[str, Meta(min_length=1, max_length=64, description="data-channel id")]
+Epoch = Annotated[int, Meta(ge=1, le=2**31, description="transport number of a channel")]
 
 _IPV4 = r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$"
 IPv4Address = Annotated[str, Meta(pattern=_IPV4, description="dotted-quad IPv4 address")]
@@ -125,6 +128,8 @@ class LeaderStatus(_Wire):
     term: Term
     leader: PeerInfo | None
     signaling_url: str | None
+    addresses: list[str] = field(default_factory=list)
+    """The local IPv4 addresses the peer announces and listens on now."""
 
 
 class PingResult(_Wire):
@@ -141,6 +146,9 @@ class ConnectedParams(_Wire):
 class DisconnectedParams(_Wire):
     peer_id: str
     reason: DisconnectReason
+    unacknowledged: list[str] = field(default_factory=list)
+    """Ids of messages sent to that peer (they were in a `sent_to`) that it never
+    acknowledged: they may not have reached its host."""
 
 
 class MessageParams(_Wire):
@@ -160,12 +168,21 @@ class PeerListChangedParams(_Wire):
     peers: list[PeerInfo]
 
 
+class NetworkChangedParams(_Wire):
+    """The addresses in use changed, or went away (`online` false: waiting for
+    the network), or came back."""
+
+    addresses: list[str]
+    online: bool
+
+
 NOTIFICATIONS: dict[str, type[Struct]] = {
     "webrtc:connected": ConnectedParams,
     "webrtc:disconnected": DisconnectedParams,
     "webrtc:message": MessageParams,
     "webrtc:leader_changed": LeaderChangedParams,
     "webrtc:peer_list_changed": PeerListChangedParams,
+    "webrtc:network_changed": NetworkChangedParams,
 }
 """Notification method name -> the Struct of its params."""
 
@@ -226,15 +243,22 @@ class PeerList(_Signal, tag="peer_list"):
 
 
 class Offer(_Signal, tag="offer"):
+    """A new transport for the data channel `link` (`epoch` 1: a new channel;
+    higher: a replacement transport of the same channel)."""
+
     from_: PeerId = field(name="from")
     to: PeerId
     sdp: str
+    link: LinkId
+    epoch: Epoch
 
 
 class Answer(_Signal, tag="answer"):
     from_: PeerId = field(name="from")
     to: PeerId
     sdp: str
+    link: LinkId
+    epoch: Epoch
 
 
 class Candidate(_Signal, tag="candidate"):
@@ -243,6 +267,8 @@ class Candidate(_Signal, tag="candidate"):
     candidate: str | None
     sdp_mid: str | None = None
     sdp_mline_index: int | None = None
+    link: LinkId | None = None
+    epoch: Epoch | None = None
 
 
 class Heartbeat(_Signal, tag="heartbeat"):
@@ -368,7 +394,14 @@ class AckEnvelope(_Envelope, tag="ack"):
     count: Annotated[int, Meta(ge=0)]
 
 
-Envelope = ControlEnvelope | PingEnvelope | PongEnvelope | ByeEnvelope | AckEnvelope
+class SyncEnvelope(_Envelope, tag="sync"):
+    """First message on every transport of a channel (sidecar/delivery.py): the
+    sender has taken the first `received` control messages of the channel."""
+
+    received: Annotated[int, Meta(ge=0)]
+
+
+Envelope = ControlEnvelope | PingEnvelope | PongEnvelope | ByeEnvelope | AckEnvelope | SyncEnvelope
 
 
 # ------------------------------------------------------------------ decoding

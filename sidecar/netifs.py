@@ -1,26 +1,28 @@
-"""Which local IPv4 addresses the peer announces and listens on (design.md, "Discovery").
+"""Reads this host's IPv4 interfaces, and tells when they may have changed.
 
-mDNS must run on the interfaces in use, never on what the host name resolves
-to (often 127.0.0.1). By default that is every IPv4 address of an interface
-that is up, minus loopback; a link-local address (169.254/16) only on an
-interface that has no other, since on a switch without DHCP that is all
-the devices have; a host may name the addresses
-itself, which are then checked against what is really assigned here.
+The I/O half of `sidecar.netview` (which decides what to do with a reading):
+
+* `snapshot()` lists every IPv4 address with its interface, prefix and
+  whether the interface is up with carrier (`ifaddr`, plus `/sys/class/net`
+  on Linux; elsewhere an interface listed with an address counts as up).
+* `ChangeSignal` is a kernel socket that becomes readable when an address or
+  a link changes: rtnetlink on Linux, the routing socket on macOS and the
+  BSDs. Where neither exists, the caller's polling alone finds changes.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import contextlib
 import logging
+import socket
 import sys
 from pathlib import Path
 
 import ifaddr
 
-log = logging.getLogger(__name__)
+from sidecar.netview import Iface
 
-_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
-_LINK_LOCAL = ipaddress.IPv4Network("169.254.0.0/16")
+log = logging.getLogger(__name__)
 
 # Linux <net/if.h> interface flags, as /sys/class/net/<name>/flags shows them
 # (without IFF_RUNNING: carrier is in `operstate`).
@@ -29,15 +31,10 @@ _IFF_LOOPBACK = 0x8
 _RUNNING_STATES = ("up", "unknown")  # "unknown": a link that does not report carrier
 _SYS_NET = Path("/sys/class/net")
 
-
-def _assigned_ipv4() -> list[tuple[str, str]]:
-    """(interface name, address) for every IPv4 address assigned here."""
-    found: list[tuple[str, str]] = []
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            if ip.is_IPv4 and isinstance(ip.ip, str):
-                found.append((adapter.name, ip.ip))
-    return found
+# <linux/rtnetlink.h> multicast groups: links, IPv4 addresses, IPv4 routes.
+_RTMGRP_LINK = 0x1
+_RTMGRP_IPV4_IFADDR = 0x10
+_RTMGRP_IPV4_ROUTE = 0x40
 
 
 def _linux_state(name: str) -> tuple[int, str] | None:
@@ -62,40 +59,60 @@ def _is_up(name: str) -> bool:
     return bool(flags & _IFF_UP) and not flags & _IFF_LOOPBACK and operstate in _RUNNING_STATES
 
 
-def default_ipv4_addresses() -> list[str]:
-    """IPv4 addresses of every non-loopback interface that is up, in the order
-    the system lists them, each once; 169.254/16 only where an interface has
-    no other IPv4 address (a venue network without DHCP)."""
-    assigned = _assigned_ipv4()
-    routable = {name for name, text in assigned if ipaddress.IPv4Address(text) not in _LINK_LOCAL}
-    result: list[str] = []
-    for name, text in assigned:
-        addr = ipaddress.IPv4Address(text)
-        if addr in _LOOPBACK or (addr in _LINK_LOCAL and name in routable):
-            continue
-        if not _is_up(name):
-            log.debug("skipping %s on %s: interface not up", text, name)
-            continue
-        if text not in result:
-            result.append(text)
-    return result
+def snapshot() -> list[Iface]:
+    """Every IPv4 address assigned here, in the order the system lists them."""
+    found: list[Iface] = []
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            if ip.is_IPv4 and isinstance(ip.ip, str):
+                found.append(Iface(adapter.name, ip.ip, ip.network_prefix, _is_up(adapter.name)))
+    return found
 
 
-def validate_interfaces(addrs: list[str]) -> list[str]:
-    """Check that each requested IPv4 address is assigned to an interface here.
+class ChangeSignal:
+    """A non-blocking socket that is readable after an interface change.
 
-    Returns them normalised and without duplicates, in the given order. Raises
-    ValueError naming the first address that is malformed or not assigned.
+    `fileno()` is for the event loop's reader; `drain()` empties it (the
+    messages themselves are not parsed: any of them means "read again").
+    `None` from `open()` where the system offers no such socket.
     """
-    assigned = {text for _, text in _assigned_ipv4()}
-    result: list[str] = []
-    for raw in addrs:
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    @classmethod
+    def open(cls) -> ChangeSignal | None:
         try:
-            addr = str(ipaddress.IPv4Address(raw))
-        except ValueError:
-            raise ValueError(f"{raw!r} is not an IPv4 address") from None
-        if addr not in assigned:
-            raise ValueError(f"{addr} is not assigned to any interface of this host")
-        if addr not in result:
-            result.append(addr)
-    return result
+            if sys.platform.startswith("linux"):
+                sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+                try:
+                    sock.bind((0, _RTMGRP_LINK | _RTMGRP_IPV4_IFADDR | _RTMGRP_IPV4_ROUTE))
+                except OSError:
+                    sock.close()
+                    raise
+            elif hasattr(socket, "AF_ROUTE"):  # macOS, the BSDs
+                sock = socket.socket(socket.AF_ROUTE, socket.SOCK_RAW, socket.AF_UNSPEC)
+            else:
+                return None
+        except OSError as exc:
+            log.info("no interface-change socket (%s): polling only", exc)
+            return None
+        sock.setblocking(False)
+        return cls(sock)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def drain(self) -> None:
+        for _ in range(256):  # bounded: a storm of changes is one reading anyway
+            try:
+                if not self._sock.recv(65536):
+                    return
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # ENOBUFS after an overflow: the next reading sees all
+                return
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.close()

@@ -590,6 +590,7 @@ class SignalingServer:
         self._links: dict[ConnId, _Link] = {}
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
+        self._sites: dict[str, web.TCPSite] = {}  # by address
         self._port: int | None = None
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
@@ -643,12 +644,46 @@ class SignalingServer:
                 actual,
             )
         self._runner = runner
-        self._port = actual
-        me = msgspec.structs.replace(self._registry.me, addresses=list(addresses), port=actual)
-        self._apply(self._registry.update_me(me))
+        self._bound(addresses, actual)
         self._ticker = asyncio.create_task(self._tick_loop(), name="signaling-tick")
-        log.info("signaling: listening on %s port %d", ", ".join(addresses), actual)
         return actual
+
+    async def rebind(self, addresses: list[str]) -> int:
+        """Listen on `addresses` instead of the old set (this host's addresses
+        changed) and return the port. Addresses no longer listed stop listening
+        (their connections are dead anyway); new ones listen on the same port,
+        or, when it is taken on one of them, every address moves to a common
+        free port. The members hear of the change through a peer list."""
+        if not addresses:
+            raise ValueError("rebind needs at least one address")
+        if self._runner is None or self._port is None or self._closed:
+            raise RuntimeError("signaling server not bound, or closed")
+        for address in [a for a in self._sites if a not in addresses]:
+            await self._sites.pop(address).stop()
+        try:
+            for address in addresses:
+                if address not in self._sites:
+                    site = web.TCPSite(self._runner, address, self._port)
+                    await site.start()
+                    self._sites[address] = site
+            port = self._port
+        except OSError as exc:
+            if exc.errno not in _ADDR_IN_USE:
+                raise
+            for site in self._sites.values():
+                await site.stop()
+            self._sites.clear()
+            old = self._port
+            port, _ = await self._start_sites(self._runner, addresses, 0)
+            log.warning("signaling: port %d is taken on a new address; moved to %d", old, port)
+        self._bound(addresses, port)
+        return port
+
+    def _bound(self, addresses: list[str], port: int) -> None:
+        self._port = port
+        me = msgspec.structs.replace(self._registry.me, addresses=list(addresses), port=port)
+        self._apply(self._registry.update_me(me))
+        log.info("signaling: listening on %s port %d", ", ".join(addresses), port)
 
     async def _start_sites(
         self, runner: web.AppRunner, addresses: list[str], port: int
@@ -657,22 +692,25 @@ class SignalingServer:
         wanted = port
         in_use: str | None = None
         for _ in range(BIND_ATTEMPTS):
-            sites: list[web.TCPSite] = []
+            sites: dict[str, web.TCPSite] = {}
             try:
                 for address in addresses:
                     site = web.TCPSite(runner, address, wanted)
-                    sites.append(site)
                     await site.start()
+                    sites[address] = site
                     wanted = site.port  # the first site fixes the port for the others
             except OSError as exc:
                 if exc.errno not in _ADDR_IN_USE:
+                    for site in sites.values():
+                        await site.stop()
                     raise
-                for site in sites:
+                for site in sites.values():
                     await site.stop()
                 log.debug("signaling: port %d is in use on %s", wanted, address)
                 in_use = in_use or f"on {address}: {exc.strerror}"
                 wanted = 0
                 continue
+            self._sites = sites
             return wanted, in_use
         raise OSError(errno.EADDRINUSE, f"no common free port on {', '.join(addresses)}")
 
@@ -875,32 +913,37 @@ class SignalingClient:
 
     async def join(
         self,
-        url: str,
+        urls: str | list[str],
         me: SignalPeer,
         room: str,
         room_key: str | None,
         timeout: float,
     ) -> Registered:
-        """Connect, answer the challenge, register; raises JoinFailed."""
+        """Connect, answer the challenge, register; raises JoinFailed.
+
+        With several URLs (a leader on two networks), all are tried at once and
+        the first connection that opens is the one used: an address on a
+        network we cannot reach then costs nothing."""
         if self._session is not None:
             raise RuntimeError("a SignalingClient joins once")
+        targets = [urls] if isinstance(urls, str) else list(urls)
+        if not targets:
+            raise JoinFailed("no address to join", "refused")
         self._session = session = aiohttp.ClientSession()
+        where = " or ".join(targets)
         try:
             async with asyncio.timeout(timeout):
-                ws = await session.ws_connect(
-                    url,
-                    max_msg_size=MAX_FRAME_BYTES + 1,  # aiohttp's limit is exclusive
-                    compress=0,
-                    timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S),
-                )
+                ws = await _connect_first(session, targets)
                 self._ws = ws
                 registered = await self._handshake(ws, me, room, room_key)
         except TimeoutError:
             await self._shutdown()
-            raise JoinFailed(f"no registration from {url} within {timeout} s", "timeout") from None
+            raise JoinFailed(
+                f"no registration from {where} within {timeout} s", "timeout"
+            ) from None
         except (aiohttp.ClientError, OSError) as exc:
             await self._shutdown()
-            raise JoinFailed(f"cannot connect to {url}: {exc}", "refused") from exc
+            raise JoinFailed(f"cannot connect to {where}: {exc}", "refused") from exc
         except BaseException:
             await self._shutdown()
             raise
@@ -1061,6 +1104,45 @@ class SignalingClient:
             await self._teardown
         else:
             await self._shutdown()
+
+
+async def _connect_first(
+    session: aiohttp.ClientSession, urls: list[str]
+) -> aiohttp.ClientWebSocketResponse:
+    """The first WebSocket of `urls` to open; the others are cancelled or closed.
+    Raises the last connection error when none opens."""
+
+    async def connect(url: str) -> aiohttp.ClientWebSocketResponse:
+        return await session.ws_connect(
+            url,
+            max_msg_size=MAX_FRAME_BYTES + 1,  # aiohttp's limit is exclusive
+            compress=0,
+            timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S),
+        )
+
+    if len(urls) == 1:
+        return await connect(urls[0])
+    attempts = [asyncio.create_task(connect(url)) for url in urls]
+    winner: aiohttp.ClientWebSocketResponse | None = None
+    error: BaseException | None = None
+    try:
+        for next_done in asyncio.as_completed(attempts):
+            try:
+                winner = await next_done
+                break
+            except (aiohttp.ClientError, OSError) as exc:
+                error = exc
+    finally:
+        for attempt in attempts:
+            attempt.cancel()
+        results = await asyncio.gather(*attempts, return_exceptions=True)
+        for ws in results:
+            if isinstance(ws, aiohttp.ClientWebSocketResponse) and ws is not winner:
+                await ws.close()
+    if winner is None:
+        assert error is not None
+        raise error
+    return winner
 
 
 async def _next_join_frame(

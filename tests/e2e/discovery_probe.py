@@ -40,6 +40,7 @@ import msgspec  # noqa: E402
 from sidecar import netifs  # noqa: E402
 from sidecar.discovery import Discovery  # noqa: E402
 from sidecar.messages import PeerRecord  # noqa: E402
+from sidecar.netview import check_interfaces, usable  # noqa: E402
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -88,11 +89,8 @@ async def main() -> int:
     if args.zeroconf_debug:  # zeroconf pins its own logger to WARNING
         logging.getLogger("zeroconf").setLevel(logging.DEBUG)
 
-    interfaces = (
-        netifs.validate_interfaces(args.interfaces.split(","))
-        if args.interfaces
-        else netifs.default_ipv4_addresses()
-    )
+    wanted = check_interfaces(args.interfaces.split(",")) if args.interfaces else None
+    interfaces = list(usable(netifs.snapshot(), wanted))
     peer_id = args.peer_id or str(uuid.uuid4())
     me = PeerRecord(
         peer_id=peer_id,

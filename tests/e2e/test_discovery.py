@@ -21,7 +21,7 @@ import pytest
 from zeroconf.const import _DUPLICATE_PACKET_SUPPRESSION_INTERVAL
 
 from sidecar.discovery import encode_txt
-from sidecar.messages import PeerRecord
+from sidecar.messages import PROTOCOL_VERSION, PeerRecord
 from tests.lab import Host, Lab, expect_line
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(60)]
@@ -254,7 +254,7 @@ async def test_two_peers_started_together_see_each_other_with_addresses_and_txt(
         "leader_id": None,
         "term": 0,
         "room": "r1",
-        "v": 1,
+        "v": PROTOCOL_VERSION,
         "addresses": [h1.ip],
         "port": 3010,
     }
@@ -447,7 +447,11 @@ async def test_a_record_split_over_packets_is_assembled_and_bad_ones_are_ignored
     assert (seen["name"], seen["term"], seen["role"]) == ("Lobby TV", 3, "follower")
 
     foreign = "22222222-2222-4222-8222-222222222222"
-    await send(foreign, {**encode_txt(record(foreign)), "v": "2"}, ["ptr", "srv", "txt", "a"])
+    await send(
+        foreign,
+        {**encode_txt(record(foreign)), "v": str(PROTOCOL_VERSION + 1)},
+        ["ptr", "srv", "txt", "a"],
+    )
     await probe.wait(event("ignored", reason="version", peer_id=foreign))
 
     liar = "33333333-3333-4333-8333-333333333333"

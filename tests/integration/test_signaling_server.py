@@ -231,7 +231,7 @@ async def raw() -> AsyncIterator[Callable[[str], Awaitable[Raw]]]:
 
 async def exchange_offer(a: Follower, b: Follower, sdp: str) -> None:
     """A's offer reaches B unchanged (and nothing else reached B first)."""
-    offer = Offer(from_=a.me.peer_id, to=b.me.peer_id, sdp=sdp)
+    offer = Offer(from_=a.me.peer_id, to=b.me.peer_id, sdp=sdp, link="l1", epoch=1)
     await a.client.send(offer)
     assert await get(b.signals) == offer
 
@@ -265,16 +265,16 @@ async def test_an_offer_reaches_the_peer_unchanged_and_answers_come_back(
     b = await make_follower(leader.url, "B")
     sdp = "v=0\r\no=- 4611 2 IN IP4 127.0.0.1\r\ns=-\r\na=ice-ufrag:Ωx\r\n" * 20
     await exchange_offer(a, b, sdp)
-    answer = Answer(from_="B", to="A", sdp="v=0\r\n")
+    answer = Answer(from_="B", to="A", sdp="v=0\r\n", link="l1", epoch=1)
     await b.client.send(answer)
     assert await get(a.signals) == answer
     # To the leader itself: delivered locally; from the leader: sent to the member.
-    await a.client.send(Offer(from_="A", to="L", sdp="x"))
-    assert await get(leader.delivered) == Offer(from_="A", to="L", sdp="x")
-    leader.server.send_local(Answer(from_="L", to="A", sdp="y"))
-    assert await get(a.signals) == Answer(from_="L", to="A", sdp="y")
+    await a.client.send(Offer(from_="A", to="L", sdp="x", link="l1", epoch=1))
+    assert await get(leader.delivered) == Offer(from_="A", to="L", sdp="x", link="l1", epoch=1)
+    leader.server.send_local(Answer(from_="L", to="A", sdp="y", link="l1", epoch=1))
+    assert await get(a.signals) == Answer(from_="L", to="A", sdp="y", link="l1", epoch=1)
     with pytest.raises(KeyError):
-        leader.server.send_local(Answer(from_="L", to="nobody", sdp="y"))
+        leader.server.send_local(Answer(from_="L", to="nobody", sdp="y", link="l1", epoch=1))
 
 
 async def test_bad_input_gets_errors_and_closes_while_members_notice_nothing(
@@ -291,9 +291,9 @@ async def test_bad_input_gets_errors_and_closes_while_members_notice_nothing(
     baseline = ids(leader.server.members())
 
     # A registered troublemaker: every bad frame gets its error, the connection stays.
-    await r.send(Offer(from_="A", to="B", sdp="forged"))
+    await r.send(Offer(from_="A", to="B", sdp="forged", link="l1", epoch=1))
     assert (await r.error()).code == "spoofed"
-    await r.send(Offer(from_="R", to="Z", sdp="x"))
+    await r.send(Offer(from_="R", to="Z", sdp="x", link="l1", epoch=1))
     assert (await r.error()).code == "unknown_peer"
     await r.send("{this is not json")
     assert (await r.error()).code == "malformed"
@@ -314,7 +314,7 @@ async def test_bad_input_gets_errors_and_closes_while_members_notice_nothing(
     # Strangers: a message before register, then an oversize frame.
     early = await raw(leader.url)
     assert isinstance(await early.recv(), Challenge)
-    await early.send(Offer(from_="A", to="B", sdp="x"))
+    await early.send(Offer(from_="A", to="B", sdp="x", link="l1", epoch=1))
     assert (await early.error()).code == "not_registered"
     assert await early.closed() == (4001, "not registered")
     big = await raw(leader.url)
@@ -336,7 +336,7 @@ async def test_a_frame_just_under_the_limit_is_accepted(
     leader = await make_leader()
     a = await make_follower(leader.url, "A")
     b = await make_follower(leader.url, "B")
-    overhead = len(encode_signal(Offer(from_="A", to="B", sdp="")))
+    overhead = len(encode_signal(Offer(from_="A", to="B", sdp="", link="l1", epoch=1)))
     await exchange_offer(a, b, "s" * (MAX_FRAME_BYTES - overhead))
 
 
@@ -446,7 +446,7 @@ async def test_a_member_that_stops_reading_is_cut_off(
     assert ids((await get(a.peer_lists)).peers) == ["L", "A", "R"]
     blob = "s" * (200 * 1024)
     for _ in range(500):  # 100 MB at most: far beyond socket buffers plus the backlog
-        await a.client.send(Offer(from_="A", to="R", sdp=blob))
+        await a.client.send(Offer(from_="A", to="R", sdp=blob, link="l1", epoch=1))
         if not a.peer_lists.empty():
             break
     assert ids((await get(a.peer_lists)).peers) == ["L", "A"]
@@ -530,7 +530,7 @@ async def test_client_close_leaves_without_firing_on_lost(
     assert ids((await get(b.peer_lists)).peers) == ["L", "B"]  # B's first list: A left
     assert a.lost.empty() and b.lost.empty()
     with pytest.raises(ConnectionError):
-        await a.client.send(Offer(from_="A", to="B", sdp="x"))
+        await a.client.send(Offer(from_="A", to="B", sdp="x", link="l1", epoch=1))
 
 
 @dataclass

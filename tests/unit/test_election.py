@@ -235,6 +235,7 @@ class SimRoom:
     peers: dict[str, Election] = field(default_factory=dict)
     started: set[str] = field(default_factory=set)
     cut: dict[str, int] = field(default_factory=dict)  # peer -> partition number (default 0)
+    offline: set[str] = field(default_factory=set)  # peers without a usable address
     now: float = 0.0
     log: list[tuple[str, Decision]] = field(default_factory=list)
 
@@ -248,10 +249,22 @@ class SimRoom:
         self._apply(peer_id, self.peers[peer_id].start(self.now))
 
     def reaches(self, a: str, b: str) -> bool:
+        if a in self.offline or b in self.offline:
+            return False
         return self.cut.get(a, 0) == self.cut.get(b, 0)
+
+    def go_offline(self, peer_id: str) -> None:
+        self.offline.add(peer_id)
+        self._apply(peer_id, self.peers[peer_id].network_down(self.now))
+
+    def come_online(self, peer_id: str) -> None:
+        self.offline.discard(peer_id)
+        self._apply(peer_id, self.peers[peer_id].network_up(self.now))
 
     def _apply(self, peer_id: str, decisions: list[Decision]) -> None:
         for d in decisions:
+            # Offline, a peer decides nothing (it cannot reach anyone to decide with).
+            assert peer_id not in self.offline, (peer_id, d)
             self.log.append((peer_id, d))
 
     def _connect_followers(self) -> None:
@@ -265,6 +278,8 @@ class SimRoom:
                 and e.leader_id in self.started
                 and self.reaches(pid, leader.me.peer_id)
             )
+            if pid in self.offline:
+                continue  # its connection may outlive a short outage: nothing happens
             if e.joined:
                 if not reachable or leader is None or leader.state != "leader":
                     self._apply(pid, e.leader_lost(e.leader_id or "", self.now))
@@ -417,4 +432,157 @@ def test_any_room_converges_to_one_leader_after_a_partition_heals(
     (leader,) = room.leaders()
     assert room.settled_on(leader)
     if "controller" in kinds:  # the booth controller leads whenever present
+        assert room.peers[leader].me.peer_type == "controller"
+
+
+# ------------------------------------------------------- the network comes and goes
+
+
+def test_started_offline_decides_nothing_until_the_network_is_up() -> None:
+    e = Election(make_peer("a"))
+    assert e.start(0.0, offline=True) == []
+    assert (e.state, e.next_deadline()) == ("discovering", None)
+    assert e.tick(100.0) == []
+    assert e.network_up(100.0) == []
+    assert e.tick(100.0 + TIMING.discovery_window_s) == [BecomeLeader(1)]
+
+
+def test_started_offline_joins_the_serving_leader_once_online() -> None:
+    e = Election(make_peer("a", started_at=1))
+    e.start(0.0, offline=True)
+    e.network_up(5.0)
+    assert e.record_seen(leader_record(make_peer("z", started_at=9), 3), 5.1) == [follow("z", 3)]
+
+
+def test_a_candidate_that_goes_offline_never_elects_itself() -> None:
+    e = Election(make_peer("a"))
+    e.start(0.0)
+    assert e.network_down(0.3) == []
+    assert e.tick(50.0) == []
+    assert e.state == "discovering" and e.term == 0
+    assert e.network_up(50.0) == []  # a fresh window, not the one that ran out offline
+    assert e.tick(50.0 + TIMING.discovery_window_s - 0.01) == []
+    assert e.tick(50.0 + TIMING.discovery_window_s) == [BecomeLeader(1)]
+
+
+def test_a_leader_that_goes_offline_stays_leader_with_its_term() -> None:
+    e = Election(make_peer("a"))
+    e.start(0.0)
+    e.tick(1.0)
+    e.term = 4
+    assert e.network_down(2.0) == []
+    assert (e.state, e.term) == ("leader", 4)
+    assert e.network_up(12.0) == []
+    assert (e.state, e.term) == ("leader", 4)
+    # Meanwhile the room elected a successor at a higher term: the usual rule.
+    successor = make_peer("b", started_at=2_000)
+    assert e.record_seen(leader_record(successor, 5), 12.1) == [Retermed(6)]
+
+
+def test_losing_the_leader_while_offline_does_not_blame_it() -> None:
+    leader, me = make_peer("a", started_at=1), make_peer("b", started_at=2)
+    e = joined_follower(me, leader, [leader, me], term=3)
+    e.network_down(4.0)
+    assert e.leader_lost("a", 10.0) == []  # no succession: we are the one cut off
+    assert (e.state, e.leader_id, e.term) == ("discovering", None, 3)
+    assert e.network_up(14.0) == []
+    assert e.record_seen(leader_record(leader, 3), 14.05) == [follow("a", 3)]
+
+
+def test_a_follower_whose_connection_outlives_the_outage_carries_on() -> None:
+    leader, me = make_peer("a", started_at=1), make_peer("b", started_at=2)
+    e = joined_follower(me, leader, [leader, me], term=3)
+    e.network_down(4.0)
+    assert e.network_up(5.0) == []
+    assert (e.state, e.leader_id, e.joined) == ("follower", "a", True)
+
+
+def test_our_address_changed_a_follower_registers_again() -> None:
+    leader, me = make_peer("a", started_at=1), make_peer("b", started_at=2)
+    e = joined_follower(me, leader, [leader, me], term=3)
+    assert e.rejoin(5.0) == [Follow("a", ("10.77.0.9",), 3010, 3, successor=False, rejoin=True)]
+    assert e.joined  # still a member until the new registration says otherwise
+    assert e.joined_leader("a", 3, [leader, me], 5.1) == []
+    leading = Election(leader)
+    leading.start(0.0)
+    leading.tick(1.0)
+    assert leading.rejoin(5.0) == []
+
+
+def test_the_leader_serving_at_a_new_address_is_followed_there() -> None:
+    leader, me = make_peer("a", started_at=1), make_peer("b", started_at=2)
+    e = joined_follower(me, leader, [leader, me], term=3)
+    assert e.record_seen(leader_record(leader, 3), 5.0) == []  # the same: nothing
+    moved = msgspec.structs.replace(leader, addresses=["10.77.0.99"], port=4000)
+    expected = Follow("a", ("10.77.0.99",), 4000, 3, successor=False, rejoin=True)
+    assert e.record_seen(leader_record(moved, 3), 5.1) == [expected]
+    assert e.record_seen(leader_record(moved, 3), 6.1) == []  # once
+
+
+def test_sim_room_display_offline_longer_than_the_heartbeat_rejoins() -> None:
+    room = three_peers()
+    for pid in ("ctrl", "disp1", "disp2"):
+        room.start(pid)
+    room.run(3.0)
+    room.go_offline("disp2")
+    room.run(10.0)
+    assert room.peers["disp2"].state == "follower"  # offline, its connection not yet lost
+    room.come_online("disp2")
+    room.run(2.0)
+    assert room.leaders() == ["ctrl"] and room.settled_on("ctrl")
+
+
+def test_sim_room_leader_offline_comes_back_and_leads_again() -> None:
+    room = three_peers()
+    for pid in ("ctrl", "disp1", "disp2"):
+        room.start(pid)
+    room.run(3.0)
+    room.go_offline("ctrl")
+    room.run(10.0)
+    assert room.leaders() == ["ctrl", "disp1"]  # ctrl does not know yet
+    room.come_online("ctrl")
+    room.run(2.0)
+    assert room.leaders() == ["ctrl"] and room.settled_on("ctrl")
+    assert len({room.peers[p].term for p in room.started}) == 1
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    kinds=st.lists(st.sampled_from(["controller", "display"]), min_size=2, max_size=5),
+    outages=st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=4),  # which peer
+            st.floats(min_value=0.0, max_value=8.0),  # when, after the room settled
+            st.floats(min_value=0.1, max_value=12.0),  # for how long
+        ),
+        max_size=4,
+    ),
+)
+def test_any_room_converges_after_peers_drop_off_the_network_and_return(
+    kinds: list[PeerType], outages: list[tuple[int, float, float]]
+) -> None:
+    room = SimRoom()
+    ids = [f"p{i}" for i in range(len(kinds))]
+    for i, kind in enumerate(kinds):
+        room.add(make_peer(ids[i], kind, 1_000 + i * 10))
+        room.start(ids[i])
+    room.run(3.0)
+    events = sorted(
+        [(start, "down", ids[i % len(ids)]) for i, start, _ in outages]
+        + [(start + length, "up", ids[i % len(ids)]) for i, start, length in outages]
+    )
+    began = room.now
+    for at, what, pid in events:
+        while room.now - began < at:
+            room.step()
+        if what == "down" and pid not in room.offline:
+            room.go_offline(pid)
+        elif what == "up" and pid in room.offline:
+            room.come_online(pid)
+    for pid in sorted(room.offline):
+        room.come_online(pid)
+    room.run(6.0)
+    (leader,) = room.leaders()
+    assert room.settled_on(leader)
+    if "controller" in kinds:
         assert room.peers[leader].me.peer_type == "controller"

@@ -66,8 +66,8 @@ SIGNALS: list[m.SignalMessage] = [
     m.Register(peer=SIGNAL_PEER, room="default", proof="abc"),
     m.Registered(leader_id="a", term=1, peers=[SIGNAL_PEER]),
     m.PeerList(leader_id="a", term=2, peers=[]),
-    m.Offer(from_="a", to="b", sdp="v=0"),
-    m.Answer(from_="b", to="a", sdp="v=0"),
+    m.Offer(from_="a", to="b", sdp="v=0", link="l1", epoch=1),
+    m.Answer(from_="b", to="a", sdp="v=0", link="l1", epoch=1),
     m.Candidate(
         from_="a",
         to="b",

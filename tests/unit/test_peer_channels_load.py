@@ -10,7 +10,7 @@ import pytest
 
 import sidecar.channel
 from sidecar.messages import Answer, Offer, SignalPeer, StartPeerParams
-from sidecar.peer import Peer, _Session
+from sidecar.peer import _Run
 
 
 class RecordingChannels:
@@ -41,29 +41,29 @@ async def test_offers_before_the_channel_layer_are_kept_then_handled_in_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(sidecar.channel, "Channels", RecordingChannels)
-    peer = Peer(notify=lambda method, params, soon=False: None)
     me = SignalPeer(
         peer_id="b-me", name="Lobby", peer_type="display", started_at=1, display_class="lobby"
     )
-    session = _Session(
-        StartPeerParams(name="Lobby", peer_type="display", display_class="lobby"), me
+    run = _Run(
+        StartPeerParams(name="Lobby", peer_type="display", display_class="lobby"),
+        me,
+        lambda method, params, soon=False: None,
     )
-    peer._s = session
     early = [
-        Offer(from_="a-ctrl", to="b-me", sdp="v=0 first"),
-        Offer(from_="a-other", to="b-me", sdp="v=0 second"),
+        Offer(from_="a-ctrl", to="b-me", sdp="v=0 first", link="l1", epoch=1),
+        Offer(from_="a-other", to="b-me", sdp="v=0 second", link="l1", epoch=1),
     ]
     for msg in early:
-        peer._on_signal(session, msg)
-    assert session.channels is None and session.early_signals == early
+        run.signal(msg)
+    assert run.channels is None and run.early_signals == early
 
-    await peer._load_channels(session, ["10.77.0.2"])
-    await asyncio.gather(*session.tasks)
+    await run.load_channels()
+    await asyncio.gather(*run.session.tasks)
     (channels,) = RecordingChannels.made
-    assert channels.signals == early and session.early_signals == []
+    assert channels.signals == early and run.early_signals == []
     assert channels.rooms, "the room so far is handed over at once"
 
-    late = Answer(from_="a-ctrl", to="b-me", sdp="v=0 late")
-    peer._on_signal(session, late)
-    await asyncio.gather(*session.tasks)
+    late = Answer(from_="a-ctrl", to="b-me", sdp="v=0 late", link="l1", epoch=1)
+    run.signal(late)
+    await asyncio.gather(*run.session.tasks)
     assert channels.signals == [*early, late]

@@ -20,7 +20,7 @@ from sidecar.messages import (
     SignalPeer,
     StartPeerParams,
 )
-from sidecar.peer import Peer, _Session
+from sidecar.peer import Peer, _Run
 
 Behaviour = Literal["sends", "queues", "closed"]
 
@@ -65,9 +65,9 @@ class FakeChannels:
 def started_peer(links: dict[str, FakeLink]) -> Peer:
     peer = Peer(notify=lambda method, params, soon=False: None)
     options = StartPeerParams(name="Booth", peer_type="controller")
-    session = _Session(options, signal_peer("a-ctrl", "controller"))
-    session.channels = FakeChannels(links)  # type: ignore[assignment]
-    peer._s = session
+    run = _Run(options, signal_peer("a-ctrl", "controller"), peer._notify)
+    run.channels = FakeChannels(links)  # type: ignore[assignment]
+    peer._run = run
     return peer
 
 

@@ -152,6 +152,7 @@ async def test_idle_status_and_empty_peer_list_before_start() -> None:
         "term": 0,
         "leader": None,
         "signaling_url": None,
+        "addresses": [],
     }
     assert (await answer(req("get_connected_peers", [])))["result"] == []
 

@@ -9,6 +9,7 @@ import msgspec
 import pytest
 
 from sidecar.messages import (
+    PROTOCOL_VERSION,
     Answer,
     Candidate,
     Challenge,
@@ -199,7 +200,7 @@ def test_the_proof_is_bound_to_this_connections_nonce() -> None:
     ("register", "code"),
     [
         (Register(peer=A, room="other"), "wrong_room"),
-        (Register(peer=A, room=ROOM, v=2), "wrong_version"),
+        (Register(peer=A, room=ROOM, v=PROTOCOL_VERSION + 1), "wrong_version"),
         (Register(peer=LEADER, room=ROOM), "id_conflict"),
     ],
 )
@@ -255,7 +256,7 @@ def test_register_twice_on_one_connection_is_an_error_only() -> None:
     "msg",
     [
         Heartbeat(seq=1, term=TERM),
-        Offer(from_="A", to="L", sdp="v=0"),
+        Offer(from_="A", to="L", sdp="v=0", link="l1", epoch=1),
         Leave(peer_id="A"),
         PeerList(leader_id="L", term=1, peers=[]),
         Challenge(nonce="x"),
@@ -293,8 +294,8 @@ def test_signals_are_forwarded_as_is_between_members() -> None:
     join(reg, 1, A)
     join(reg, 2, B)
     for msg in (
-        Offer(from_="A", to="B", sdp="v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n"),
-        Answer(from_="A", to="B", sdp="v=0"),
+        Offer(from_="A", to="B", sdp="v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n", link="l1", epoch=1),
+        Answer(from_="A", to="B", sdp="v=0", link="l1", epoch=1),
         Candidate(from_="A", to="B", candidate="candidate:1 1 udp 1 10.0.0.1 9 typ host"),
         Candidate(from_="A", to="B", candidate=None, sdp_mid="0", sdp_mline_index=0),
     ):
@@ -304,7 +305,7 @@ def test_signals_are_forwarded_as_is_between_members() -> None:
 def test_signals_to_the_leader_are_delivered_locally() -> None:
     reg = make()
     join(reg, 1, A)
-    msg = Answer(from_="A", to="L", sdp="v=0")
+    msg = Answer(from_="A", to="L", sdp="v=0", link="l1", epoch=1)
     assert reg.receive(1, frame(msg), 0.0) == [Deliver(msg)]
 
 
@@ -312,12 +313,15 @@ def test_a_member_can_only_send_as_itself() -> None:
     reg = make()
     join(reg, 1, A)
     join(reg, 2, B)
-    for spoof in (Offer(from_="B", to="B", sdp="x"), Offer(from_="L", to="L", sdp="x")):
+    for spoof in (
+        Offer(from_="B", to="B", sdp="x", link="l1", epoch=1),
+        Offer(from_="L", to="L", sdp="x", link="l1", epoch=1),
+    ):
         actions = reg.receive(1, frame(spoof), 0.0)
         assert errors(actions, 1) == ["spoofed"]
         assert len(actions) == 1  # nothing forwarded, nothing closed
-    assert reg.receive(1, frame(Offer(from_="A", to="B", sdp="x")), 0.0) == [
-        Send(2, Offer(from_="A", to="B", sdp="x"))
+    assert reg.receive(1, frame(Offer(from_="A", to="B", sdp="x", link="l1", epoch=1)), 0.0) == [
+        Send(2, Offer(from_="A", to="B", sdp="x", link="l1", epoch=1))
     ]
 
 
@@ -326,7 +330,7 @@ def test_only_registered_peers_are_reachable() -> None:
     join(reg, 1, A)
     reg.connect(2, 0.0)  # connected, never registered as B
     for to in ("B", "nobody"):
-        actions = reg.receive(1, frame(Offer(from_="A", to=to, sdp="x")), 0.0)
+        actions = reg.receive(1, frame(Offer(from_="A", to=to, sdp="x", link="l1", epoch=1)), 0.0)
         assert errors(actions, 1) == ["unknown_peer"]
         assert len(actions) == 1
 
@@ -334,12 +338,12 @@ def test_only_registered_peers_are_reachable() -> None:
 def test_send_local_reaches_a_member_and_raises_for_strangers() -> None:
     reg = make()
     join(reg, 1, A)
-    msg = Offer(from_="L", to="A", sdp="v=0")
+    msg = Offer(from_="L", to="A", sdp="v=0", link="l1", epoch=1)
     assert reg.send_local(msg) == [Send(1, msg)]
     with pytest.raises(KeyError):
-        reg.send_local(Offer(from_="L", to="B", sdp="v=0"))
+        reg.send_local(Offer(from_="L", to="B", sdp="v=0", link="l1", epoch=1))
     with pytest.raises(ValueError, match="send as"):
-        reg.send_local(Offer(from_="A", to="A", sdp="v=0"))
+        reg.send_local(Offer(from_="A", to="A", sdp="v=0", link="l1", epoch=1))
     reg.stop_leading(1.0)
     with pytest.raises(KeyError):
         reg.send_local(msg)

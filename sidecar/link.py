@@ -1,0 +1,546 @@
+"""One logical `live-control` channel to one peer, over a replaceable transport.
+
+A `Link` is what the host sees as "connected to that peer". Underneath it
+runs one `Transport` at a time; when the network path of that transport dies
+(an address of either side went away), the offering side negotiates a new one
+(`epoch` + 1) and the channel carries on: the delivery rules of
+`sidecar.delivery` resend, in order, what the old transport lost, and the
+host sees no disconnection. A link that cannot get a working transport in
+time is down, and reports every message it sent that was never acknowledged.
+
+Liveness is our own ping (every 2 s, 3 missed: `timeout`): ICE consent checks
+would take ~30 s. Flow control is the send window of `sidecar.flow`.
+
+Events go up through `LinkEvents`; the owner (`sidecar.channel.Channels`)
+decides what a link's end means for the room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import msgspec
+from aiortc import RTCConfiguration
+
+from sidecar.delivery import Inbox, Outbox, Sent
+from sidecar.flow import ACK_DELAY_S, ACK_STALL_S, datagrams
+from sidecar.messages import (
+    AckEnvelope,
+    Answer,
+    ByeEnvelope,
+    ControlEnvelope,
+    DisconnectReason,
+    Offer,
+    PingEnvelope,
+    PongEnvelope,
+    SignalPeer,
+    SyncEnvelope,
+    decode_envelope,
+)
+from sidecar.transport import Transport, TransportEnd
+
+log = logging.getLogger(__name__)
+
+PING_INTERVAL_S = 2.0
+MISSED_PINGS = 3
+CONNECT_TIMEOUT_S = 10.0
+"""A new link that has not opened by then is failed (and retried while wanted)."""
+MIGRATE_S = 5.0
+"""A link whose path died must have a new transport by then, or it is down."""
+OFFER_RESEND_S = 1.0
+"""An offer not answered is sent again this often: the leader may have changed,
+or the other side may have registered anew, while it was on its way."""
+PROBE_S = 1.0
+"""A path whose state cannot be read is pinged after a network change; no answer
+within this time counts as a dead path."""
+
+LinkState = Literal["connecting", "connected", "disconnected"]
+
+_encoder = msgspec.json.Encoder()
+
+
+class LinkEvents(Protocol):
+    def link_up(self, link: Link) -> None: ...
+    def link_down(self, link: Link, reason: DisconnectReason, unacked: list[str]) -> None: ...
+    def link_message(self, link: Link, envelope: ControlEnvelope) -> None: ...
+    def link_signal(self, link: Link, msg: Offer | Answer) -> bool:
+        """Hand an offer or answer to the signaling path; False: no route now."""
+        ...
+
+
+def new_link_id() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass
+class _Pending:
+    future: asyncio.Future[float]
+    sent: float
+
+
+@dataclass
+class _Queued:
+    """A control message waiting for room in the send window."""
+
+    message: Sent
+    went: asyncio.Future[None]
+
+
+class Link:
+    def __init__(
+        self,
+        *,
+        me: str,
+        remote: SignalPeer,
+        link_id: str,
+        offerer: bool,
+        configuration: RTCConfiguration,
+        events: LinkEvents,
+    ) -> None:
+        self.me = me
+        self.remote = remote
+        self.link_id = link_id
+        self.offerer = offerer
+        self._configuration = configuration
+        self._events = events
+        self.state: LinkState = "connecting"
+        self.epoch = 0
+        self.transport: Transport | None = None
+        self.opened_at: float | None = None
+        self.last_heard = time.monotonic()
+        self._outbox = Outbox()
+        self._inbox = Inbox()
+        self._backlog: deque[_Queued] = deque()
+        self._synced_out = False  # our sync went on the current transport
+        self._synced_in = False  # theirs came
+        self._offer_sdp: str | None = None  # the current transport's offer, until answered
+        self._answer_sdp: str | None = None  # our answer, sent again for a repeated offer
+        self._migrating_until: float | None = None
+        self._ping_seq = 0
+        self._pings: dict[int, _Pending] = {}
+        self._ack_timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_resend = 0.0
+        self._failed = False  # reported down; the owner closes it
+        self._closing = False
+        self._spawn(self._watch())
+
+    @property
+    def peer_id(self) -> str:
+        return self.remote.peer_id
+
+    @property
+    def migrating(self) -> bool:
+        return self._migrating_until is not None
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------ negotiation
+
+    def offer(self) -> None:
+        """(Offerer) Negotiate a new transport: the first, or one that replaces
+        a transport whose path died."""
+        if self._closing:
+            return
+        self._replace_transport(self.epoch + 1)
+        transport = self.transport
+        assert transport is not None
+
+        async def negotiate() -> None:
+            try:
+                sdp = await transport.offer()
+            except Exception as exc:
+                log.warning("offer to %s failed: %s", self.peer_id, exc)
+                self._fail("failed")
+                return
+            if transport is self.transport:
+                self._offer_sdp = sdp
+                self._send_offer()
+
+        self._spawn(negotiate())
+
+    def resend_offer(self) -> None:
+        """Send the pending offer again now (a new signaling route exists)."""
+        if self._offer_sdp is not None:
+            self._send_offer()
+
+    def _send_offer(self) -> None:
+        if self._offer_sdp is None:
+            return
+        msg = Offer(
+            from_=self.me, to=self.peer_id, sdp=self._offer_sdp, link=self.link_id, epoch=self.epoch
+        )
+        if not self._events.link_signal(self, msg):
+            log.debug("offer to %s: no signaling route now; sent again later", self.peer_id)
+
+    async def on_offer(self, msg: Offer) -> None:
+        """(Answerer) An offer for this link: a new transport, or the same offer again."""
+        if msg.epoch < self.epoch or self._closing:
+            return
+        if msg.epoch == self.epoch:
+            if self._answer_sdp is not None:  # our answer was lost: send it again
+                self._send_answer(self._answer_sdp)
+            return
+        self._replace_transport(msg.epoch)
+        transport = self.transport
+        assert transport is not None
+        try:
+            sdp = await transport.answer(msg.sdp)
+        except Exception as exc:
+            log.warning("answering %s failed: %s", self.peer_id, exc)
+            if transport is self.transport:
+                self._fail("failed")
+            return
+        if transport is self.transport:
+            self._answer_sdp = sdp
+            self._send_answer(sdp)
+
+    def _send_answer(self, sdp: str) -> None:
+        msg = Answer(from_=self.me, to=self.peer_id, sdp=sdp, link=self.link_id, epoch=self.epoch)
+        self._events.link_signal(self, msg)
+
+    async def on_answer(self, msg: Answer) -> None:
+        transport = self.transport
+        if transport is None or msg.epoch != self.epoch or transport.answered:
+            return
+        try:
+            await transport.accept_answer(msg.sdp)
+        except Exception as exc:
+            log.warning("answer from %s failed: %s", self.peer_id, exc)
+            if transport is self.transport:
+                self._fail("failed")
+            return
+        self._offer_sdp = None
+
+    async def on_candidate(self, text: str, sdp_mid: str | None, index: int | None) -> None:
+        if self.transport is not None:
+            await self.transport.add_candidate(text, sdp_mid, index)
+
+    def _replace_transport(self, epoch: int) -> None:
+        old = self.transport
+        self.epoch = epoch
+        self.transport = Transport(self._configuration, epoch, self)
+        self._offer_sdp = self._answer_sdp = None
+        self._synced_out = self._synced_in = False
+        self._outbox.new_transport()
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        if self.state == "connected":
+            self._migrating_until = time.monotonic() + MIGRATE_S
+            log.info("data channel to %s: new transport %d", self.peer_id, epoch)
+        if old is not None:
+            self._spawn(old.close())
+
+    # ------------------------------------------------------------ path checks
+
+    def path_changed(self, lost_local: set[str], remote_addresses: set[str] | None) -> None:
+        """Addresses went away (ours: `lost_local`; theirs: what they have now):
+        if the transport's path used one, get a new transport. Where the path
+        cannot be read, a ping decides."""
+        if self._closing or self.state == "disconnected":
+            return
+        transport = self.transport
+        if self.state == "connecting" or transport is None or not transport.opened:
+            if self.offerer and lost_local:  # our offer named addresses that are gone
+                self.offer()
+            return
+        if self.migrating:
+            return
+        path = transport.path()
+        if path is None:
+            self._spawn(self._probe(transport))
+            return
+        dead = path.local in lost_local
+        if remote_addresses is not None and path.remote_type == "host":
+            dead = dead or path.remote not in remote_addresses
+        if dead:
+            self._path_dead()
+
+    async def _probe(self, transport: Transport) -> None:
+        try:
+            await self.ping(PROBE_S)
+        except (TimeoutError, ConnectionError):
+            if transport is self.transport and not self.migrating:
+                self._path_dead()
+
+    def _path_dead(self) -> None:
+        log.info("data channel to %s: its network path is gone", self.peer_id)
+        if self.offerer:
+            self.offer()
+        else:  # the offerer hears of it through the room and offers anew
+            self._migrating_until = time.monotonic() + MIGRATE_S
+            self._outbox.new_transport()
+
+    # ---------------------------------------------------------------- traffic
+
+    def transport_open(self, transport: Transport) -> None:
+        if transport is not self.transport:
+            return
+        self.last_heard = time.monotonic()
+        self._send_sync(transport)
+
+    def _send_sync(self, transport: Transport) -> None:
+        if self._synced_out:
+            return
+        self._synced_out = True
+        self._transmit(transport, SyncEnvelope(received=self._inbox.sync()))
+
+    def transport_closed(self, transport: Transport, reason: TransportEnd) -> None:
+        if transport is not self.transport:
+            return
+        if self.migrating and not self.offerer:
+            return  # the offerer replaces it; the deadline bounds the wait
+        self._fail(reason)
+
+    def transport_message(self, transport: Transport, data: str | bytes) -> None:
+        if transport is not self.transport:
+            return  # a replaced transport: its stragglers are sent again after the sync
+        self.last_heard = time.monotonic()
+        if not self._synced_out:
+            self._send_sync(transport)
+        try:
+            envelope = decode_envelope(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            log.warning("dropping a malformed data-channel message from %s: %s", self.peer_id, exc)
+            self._count_for_ack(data)  # the sender counted it in its window
+            return
+        if isinstance(envelope, PingEnvelope):
+            with contextlib.suppress(ConnectionError):
+                transport.send(_encode(PongEnvelope(seq=envelope.seq, sent_at=envelope.sent_at)))
+        elif isinstance(envelope, PongEnvelope):
+            pending = self._pings.pop(envelope.seq, None)
+            if pending is not None and not pending.future.done():
+                pending.future.set_result((time.perf_counter() - pending.sent) * 1000.0)
+        elif isinstance(envelope, SyncEnvelope):
+            self._on_sync(transport, envelope.received)
+        elif not self._synced_in:
+            log.warning("%s sent %s before sync", self.peer_id, type(envelope).__name__)
+            self._fail("failed")
+        elif isinstance(envelope, AckEnvelope):
+            try:
+                self._outbox.on_ack(envelope.count, time.monotonic())
+            except ValueError as exc:
+                log.warning("bad ack from %s: %s", self.peer_id, exc)
+                self._fail("failed")
+                return
+            self._drain()
+        elif isinstance(envelope, ByeEnvelope):
+            self._fail("left")
+        else:
+            self._count_for_ack(data)
+            self._events.link_message(self, envelope)
+
+    def _on_sync(self, transport: Transport, received: int) -> None:
+        if self._synced_in:
+            self._fail("failed")  # a second sync on one transport
+            return
+        try:
+            again = self._outbox.on_sync(received, time.monotonic())
+        except ValueError as exc:
+            log.info("%s does not continue this channel (%s)", self.peer_id, exc)
+            self._fail("failed")
+            return
+        self._synced_in = True
+        self._migrating_until = None
+        for message in again:
+            try:
+                transport.send(message.text)
+            except ConnectionError:
+                self._fail("failed")
+                return
+        if again:
+            log.info("data channel to %s: %d message(s) sent again", self.peer_id, len(again))
+        if self.state == "connecting":
+            self.state = "connected"
+            self.opened_at = time.monotonic()
+            self._events.link_up(self)
+        self._drain()
+
+    def _count_for_ack(self, data: str | bytes) -> None:
+        size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())
+        if self._inbox.on_message(datagrams(size)):
+            self._send_ack()
+        elif self._ack_timer is None:
+            loop = asyncio.get_running_loop()
+            self._ack_timer = loop.call_later(ACK_DELAY_S, self._send_ack)
+
+    def _send_ack(self) -> None:
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        transport = self.transport
+        count = self._inbox.take_ack()
+        if count is not None and transport is not None:
+            with contextlib.suppress(ConnectionError):
+                transport.send(_encode(AckEnvelope(count=count)))
+
+    def _transmit(self, transport: Transport, envelope: Any) -> None:
+        try:
+            transport.send(_encode(envelope))
+        except ConnectionError:
+            if transport is self.transport and not self.migrating:
+                self._fail("failed")
+
+    def _check_open(self) -> None:
+        if self.state != "connected" or self._closing or self._failed:
+            raise ConnectionError(f"data channel to {self.peer_id} is not open")
+
+    def send_control(self, envelope: ControlEnvelope) -> asyncio.Future[None] | None:
+        """Send a control message now (None), or queue it behind the send window
+        or a transport being replaced: then the future completes once it went,
+        or fails with ConnectionError when the channel closed first. Queued
+        messages keep their order. Raises ConnectionError when not open."""
+        self._check_open()
+        text = _encoder.encode(envelope).decode()
+        message = Sent(envelope.id, text, datagrams(len(text.encode())))
+        if not self._backlog and self._ready(message.cost):
+            self._go(message)
+            return None
+        went: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._backlog.append(_Queued(message, went))
+        went.add_done_callback(self._forget_if_cancelled)
+        return went
+
+    def _ready(self, cost: int) -> bool:
+        t = self.transport
+        if t is None or not t.opened or self.migrating or self._failed:
+            return False
+        return self._outbox.can_send(cost)
+
+    def _go(self, message: Sent) -> None:
+        """Counted as sent whatever happens: if the transport fails under it,
+        it is sent again after the next sync, or reported unacknowledged."""
+        assert self.transport is not None
+        self._outbox.on_sent(message, time.monotonic())
+        try:
+            self.transport.send(message.text)
+        except ConnectionError:
+            if not self.migrating:
+                self._fail("failed")
+
+    def _forget_if_cancelled(self, went: asyncio.Future[None]) -> None:
+        # Its request gave up (and told the host): it must not go out later.
+        if went.cancelled():
+            self._backlog = deque(q for q in self._backlog if q.went is not went)
+
+    def _drain(self) -> None:
+        while self._backlog and self._ready(self._backlog[0].message.cost):
+            queued = self._backlog.popleft()
+            if queued.went.done():
+                continue
+            self._go(queued.message)  # if the link fails now, it reports the message
+            queued.went.set_result(None)
+
+    async def ping(self, timeout: float) -> float:
+        """Round-trip time in milliseconds over the channel."""
+        transport = self.transport
+        if transport is None or not self._synced_in:
+            raise ConnectionError(f"data channel to {self.peer_id} is not open")
+        self._ping_seq += 1
+        seq = self._ping_seq
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._pings[seq] = _Pending(future, time.perf_counter())
+        try:
+            transport.send(_encode(PingEnvelope(seq=seq, sent_at=_now_ms())))
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._pings.pop(seq, None)
+
+    async def _watch(self) -> None:
+        """The link's clock: the connect and migration deadlines, pings, and
+        the two liveness rules (silence for 3 intervals; an ack stall)."""
+        started = time.monotonic()
+        next_ping = started + PING_INTERVAL_S
+        while self.state != "disconnected":
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            if self.state == "connecting":
+                if now - started > CONNECT_TIMEOUT_S:
+                    log.info("data channel to %s did not open in time", self.peer_id)
+                    self._fail("failed")
+                elif self._offer_sdp is not None and now - started > OFFER_RESEND_S:
+                    self._resend_due(now)
+                continue
+            if self._migrating_until is not None:
+                if now > self._migrating_until:
+                    log.info("data channel to %s: no new transport in time", self.peer_id)
+                    self._fail("failed")
+                else:
+                    self._resend_due(now)
+                continue
+            if now - self.last_heard > PING_INTERVAL_S * MISSED_PINGS:
+                self._fail("timeout")
+                return
+            if self._outbox.window.stalled_for(now) > ACK_STALL_S:
+                log.warning("%s acknowledged nothing for %.0f s", self.peer_id, ACK_STALL_S)
+                self._fail("failed")
+                return
+            if now >= next_ping and self.transport is not None:
+                next_ping = now + PING_INTERVAL_S
+                self._ping_seq += 1
+                with contextlib.suppress(ConnectionError):
+                    self.transport.send(
+                        _encode(PingEnvelope(seq=self._ping_seq, sent_at=_now_ms()))
+                    )
+
+    def _resend_due(self, now: float) -> None:
+        if self._offer_sdp is not None and now - self._last_resend >= OFFER_RESEND_S:
+            self._last_resend = now
+            self._send_offer()
+
+    # ---------------------------------------------------------------- the end
+
+    def _fail(self, reason: DisconnectReason) -> None:
+        if self._closing or self._failed:
+            return
+        self._failed = True
+        self._events.link_down(self, reason, [m.message_id for m in self._outbox.unacked()])
+
+    def unacked(self) -> list[str]:
+        return [m.message_id for m in self._outbox.unacked()]
+
+    async def close(self, say_bye: bool) -> None:
+        """Close for good (idempotent). What waits for the window fails now, and
+        nothing goes out after the bye (the other side drops what follows it)."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+        while self._backlog:
+            went = self._backlog.popleft().went
+            if not went.done():
+                went.set_exception(ConnectionError(f"data channel to {self.peer_id} closed"))
+        transport = self.transport
+        if say_bye and self.state == "connected" and transport is not None and self._synced_in:
+            with contextlib.suppress(ConnectionError):
+                transport.send(_encode(ByeEnvelope()))
+                await asyncio.sleep(0.05)  # let SCTP put the bye on the wire
+        self.state = "disconnected"
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        for pending in self._pings.values():
+            if not pending.future.done():
+                pending.future.set_exception(ConnectionError("data channel closed"))
+        if transport is not None:
+            await transport.close()
+
+
+def _encode(envelope: Any) -> str:
+    return _encoder.encode(envelope).decode()
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,512 @@
+"""The room as one running peer takes part in it: from start_peer to stop_peer.
+
+A `Session` owns this peer's network view (sidecar.netview), the election
+(sidecar.election) and the adapters that do their I/O: the mDNS discovery,
+the signaling server every peer binds, and the client that joins the leader.
+It carries out the election's decisions and follows the network: it binds to
+the addresses there are when they come, rebinds when they change, and pauses
+the election while there are none.
+
+What the host should hear goes up through `SessionEvents` (sidecar.peer turns
+it into notifications and feeds the data channels); the session never
+touches the data channels itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sidecar import netview
+from sidecar.election import BecomeLeader, Decision, Election, Follow, Retermed
+from sidecar.messages import (
+    Answer,
+    Candidate,
+    LeaderState,
+    Offer,
+    PeerList,
+    PeerRecord,
+    Role,
+    SignalMessage,
+    SignalPeer,
+    StartPeerParams,
+)
+from sidecar.netview import Attach, NetChange, NetView, Offline, Online
+
+if TYPE_CHECKING:
+    from sidecar.discovery import Discovery
+    from sidecar.netifs import ChangeSignal
+    from sidecar.signaling import SignalingClient, SignalingServer
+
+log = logging.getLogger(__name__)
+
+LEADER_ANNOUNCE_S = 1.0
+"""The leader re-announces its record this often. One small multicast packet
+per room per second bounds how long the halves of a healed partition take to
+find each other, however far the mDNS query backoff has grown meanwhile."""
+
+JOIN_TIMEOUT_S = 1.5
+"""One attempt to register at a leader (LAN round trips are milliseconds)."""
+
+SUCCESSOR_WAIT_S = 3.5
+"""How long to keep trying a successor that may not have noticed the loss yet:
+followers' heartbeat phases differ by up to one 2 s interval."""
+
+SUCCESSOR_RETRY_S = 0.1
+
+STOP_S = 1.5
+"""Bound on leaving the network (the process must be gone within 3 s)."""
+
+PeerSignal = Offer | Answer | Candidate
+
+
+class Stopped(Exception):
+    """The session was closed (stop_peer) while it was starting."""
+
+
+class SessionEvents(Protocol):
+    def room_changed(self) -> None:
+        """The leader, the term or the membership may have changed."""
+
+    def network_changed(self, addresses: list[str], online: bool, lost: list[str]) -> None:
+        """The addresses in use changed (`lost`: no longer in use), or went
+        offline, or came back."""
+
+    def route_changed(self) -> None:
+        """There is a new signaling route (joined a leader, or leading)."""
+
+    def signal(self, msg: PeerSignal) -> None:
+        """An offer, answer or candidate addressed to us."""
+
+
+class Session:
+    def __init__(
+        self,
+        options: StartPeerParams,
+        me: SignalPeer,
+        events: SessionEvents,
+        wanted: tuple[str, ...] | None,
+    ) -> None:
+        self.options = options
+        self.me = me
+        self.events = events
+        self.election = Election(me)
+        self.net = NetView(wanted)
+        self.server: SignalingServer | None = None
+        self.discovery: Discovery | None = None
+        self.client: SignalingClient | None = None
+        self.client_leader: str | None = None
+        self.join_task: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self.wake = asyncio.Event()
+        self.publish_needed = asyncio.Event()
+        self.leader_members: list[SignalPeer] = []  # our registry while we lead
+        self.closed = False
+        self._loop_time: Callable[[], float] = time.monotonic
+        self._net_lock = asyncio.Lock()
+
+    # --------------------------------------------------------------- lifecycle
+
+    async def open(self, read_interfaces: Callable[[], list[netview.Iface]]) -> None:
+        """Create the adapters, bind to the addresses there are (if any), start
+        the election and the background tasks. Raises if stopped meanwhile."""
+        from sidecar.signaling import SignalingServer
+
+        self._loop_time = asyncio.get_running_loop().time
+        o = self.options
+        self.server = SignalingServer(
+            me=self.me,
+            room=o.room,
+            room_key=o.room_key,
+            on_deliver=self._on_signal,
+            on_members_changed=self._on_members,
+        )
+        self._read_interfaces = read_interfaces
+        changes = self.net.observe(await asyncio.to_thread(read_interfaces))
+        self._check_open()
+        if changes:
+            await self._apply_net(changes)
+            self._check_open()
+        self._feed(self.election.start(self._now(), offline=not self.net.online))
+        self._spawn(self._clock())
+        self._spawn(self._announcer())
+        self._spawn(self._publisher())
+        self._spawn(self._netwatch())
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise Stopped()
+
+    async def close(self) -> None:
+        self.closed = True
+        for task in list(self.tasks):
+            task.cancel()
+        steps: list[Coroutine[Any, Any, None]] = []
+        if self.client is not None:
+            steps.append(self.client.close(leave=True))
+        if self.server is not None:
+            steps.append(self.server.close())
+        if self.discovery is not None:
+            steps.append(self.discovery.close())  # goodbye packets
+        # In parallel: the goodbye and the leave message go out together.
+        results = await asyncio.wait_for(asyncio.gather(*steps, return_exceptions=True), STOP_S)
+        for result in results:
+            if isinstance(result, BaseException):
+                log.warning("leaving the network: a step failed: %r", result)
+        self.election.stop()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        return self._spawn(coro)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        task.add_done_callback(_log_crash)
+        return task
+
+    def _now(self) -> float:
+        return self._loop_time()
+
+    # ------------------------------------------------------------ the network
+
+    @property
+    def addresses(self) -> list[str]:
+        """The addresses in use now (empty while offline)."""
+        return list(self.net.attached) if self.net.online else []
+
+    async def _netwatch(self) -> None:
+        """Reads the interfaces every POLL_S, and SETTLE_S after the kernel
+        reports a change."""
+        from sidecar.netifs import ChangeSignal
+
+        loop = asyncio.get_running_loop()
+        reported = asyncio.Event()
+        signal: ChangeSignal | None = ChangeSignal.open()
+        if signal is not None:
+
+            def readable(sig: ChangeSignal = signal) -> None:
+                sig.drain()
+                reported.set()
+
+            loop.add_reader(signal.fileno(), readable)
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(netview.POLL_S):
+                        await reported.wait()
+                if reported.is_set():
+                    await asyncio.sleep(netview.SETTLE_S)
+                    reported.clear()
+                snapshot = self._read_interfaces()
+                changes = self.net.observe(snapshot)
+                if changes:
+                    await self._apply_net(changes)
+        finally:
+            if signal is not None:
+                loop.remove_reader(signal.fileno())
+                signal.close()
+
+    async def _apply_net(self, changes: list[NetChange]) -> None:
+        async with self._net_lock:
+            for change in changes:
+                if isinstance(change, Attach):
+                    await self._attach(change)
+                elif isinstance(change, Offline):
+                    log.warning("network: no usable address; waiting for one")
+                    self._feed(self.election.network_down(self._now()))
+                    self.events.network_changed([], False, [])
+                elif isinstance(change, Online):
+                    log.info("network: back on %s", ", ".join(self.net.attached))
+                    self._back_online()
+                    self.events.network_changed(list(self.net.attached), True, [])
+
+    async def _attach(self, change: Attach) -> None:
+        """Bind the server and mDNS to `change.addresses` (first time or anew)."""
+        from sidecar.discovery import Discovery
+
+        assert self.server is not None
+        addresses = list(change.addresses)
+        first = self.server.port is None
+        log.info("network: using %s%s", ", ".join(addresses), "" if first else " (changed)")
+        old = self.discovery
+        self.discovery = None
+        try:
+            if first:
+                await self.server.bind(addresses, self.options.signaling_port)
+            else:
+                await self.server.rebind(addresses)
+            self.me = self.server.me
+            self.election.me = self.me
+            if old is not None:
+                await old.close(goodbye=False)
+            discovery = Discovery(
+                room=self.options.room,
+                interfaces=addresses,
+                on_seen=lambda record: self._feed(self.election.record_seen(record, self._now())),
+                on_gone=self._on_gone,
+                room_key=self.options.room_key,
+            )
+            await discovery.start(self._record())
+        except OSError as exc:
+            log.warning("network: cannot use %s yet (%s); trying again", addresses, exc)
+            self.net.attach_failed()
+            if not self.election.offline:
+                self._feed(self.election.network_down(self._now()))
+                self.events.network_changed([], False, [])
+            return
+        self.discovery = discovery
+        self.publish_needed.set()
+        self.events.network_changed(addresses, True, list(change.lost))
+        if self.election.offline:
+            self._back_online()
+        elif change.lost:
+            self._feed(self.election.rejoin(self._now()))
+
+    def _back_online(self) -> None:
+        if self.discovery is not None:
+            with contextlib.suppress(RuntimeError):
+                self.discovery.query()  # the room answers at once
+                if self.election.is_leader:
+                    self.discovery.announce()
+        self._feed(self.election.network_up(self._now()))
+        self.events.route_changed()
+
+    # ------------------------------------------------------ background tasks
+
+    async def _clock(self) -> None:
+        """Ticks the election at its deadlines (woken early by any decision)."""
+        while True:
+            deadline = self.election.next_deadline()
+            self.wake.clear()
+            if deadline is None:
+                await self.wake.wait()
+                continue
+            delay = deadline - self._now()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), delay)
+                continue
+            self._feed(self.election.tick(self._now()))
+
+    async def _announcer(self) -> None:
+        while True:
+            await asyncio.sleep(LEADER_ANNOUNCE_S)
+            if self.election.is_leader and self.net.online and self.discovery is not None:
+                with contextlib.suppress(RuntimeError):  # being replaced
+                    self.discovery.announce()
+
+    async def _publisher(self) -> None:
+        """Publishes our record when it changed, coalescing rapid changes."""
+        published: tuple[Discovery, PeerRecord] | None = None
+        while True:
+            await self.publish_needed.wait()
+            self.publish_needed.clear()
+            discovery, record = self.discovery, self._record()
+            if discovery is None or published == (discovery, record):
+                continue
+            try:
+                await discovery.update(record)
+            except (RuntimeError, ValueError, OSError) as exc:
+                log.warning("mDNS: could not publish our record: %s", exc)
+                continue
+            published = (discovery, record)
+
+    # --------------------------------------------------------------- decisions
+
+    def _feed(self, decisions: list[Decision]) -> None:
+        """Carry out the election's decisions, then tell the host what changed."""
+        if self.closed:
+            return  # a late event from a stopped session
+        for decision in decisions:
+            log.info("election: %s", decision, extra={"term": self.election.term})
+            if isinstance(decision, BecomeLeader):
+                self._lead(decision.term)
+            elif isinstance(decision, Follow):
+                self._follow(decision)
+            elif isinstance(decision, Retermed) and self.server is not None:
+                self.server.set_term(decision.term)
+        self.wake.set()
+        self.publish_needed.set()
+        self.events.room_changed()
+
+    def _lead(self, term: int) -> None:
+        self._drop_client()
+        assert self.server is not None
+        self.server.start_leading(term)
+        self.leader_members = self.server.members()
+        self.events.route_changed()
+
+    def _follow(self, decision: Follow) -> None:
+        if decision.rejoin:
+            self._cancel_join()
+            self.join_task = self._spawn(self._join(decision))
+            return
+        if self.server is not None:
+            if self.server.leading:
+                # Our followers get a peer list naming the new leader first.
+                target = self.find_member(decision.leader_id)
+                self.server.stop_leading(redirect=target, term=decision.term)
+                self.leader_members = []
+            self.server.set_leader_hint(decision.leader_id)
+        self._drop_client()
+        self.join_task = self._spawn(self._join(decision))
+
+    def _cancel_join(self) -> None:
+        if self.join_task is not None:
+            self.join_task.cancel()
+            self.join_task = None
+
+    def _drop_client(self) -> None:
+        self._cancel_join()
+        client, self.client, self.client_leader = self.client, None, None
+        if client is not None:
+            self._spawn(client.close(leave=True))
+
+    async def _join(self, decision: Follow) -> None:
+        from sidecar.signaling import JoinFailed, SignalingClient
+
+        wait = SUCCESSOR_WAIT_S if decision.successor else JOIN_TIMEOUT_S
+        deadline = self._now() + wait
+        urls = [f"ws://{address}:{decision.port}/signal" for address in decision.addresses]
+        last_error = "no address"
+        while True:
+            this: list[SignalingClient] = []  # the callback must know which client lost
+
+            def lost(reason: str, this: list[SignalingClient] = this) -> None:
+                self._on_lost(this[0], decision.leader_id, reason)
+
+            client = SignalingClient(
+                on_peer_list=self._on_peer_list, on_signal=self._on_signal, on_lost=lost
+            )
+            this.append(client)
+            remaining = max(deadline - self._now(), 0.2)
+            try:
+                registered = await client.join(
+                    urls, self.me, self.options.room, self.options.room_key, timeout=remaining
+                )
+            except JoinFailed as exc:
+                last_error = f"{exc.code}: {exc.reason}"
+                with contextlib.suppress(Exception):
+                    await client.close(leave=False)
+                if exc.code in ("forbidden", "unproven_leader", "wrong_room"):
+                    deadline = 0.0  # retrying cannot help
+                if self._now() >= deadline:
+                    break
+                await asyncio.sleep(SUCCESSOR_RETRY_S)
+                continue
+            old, self.client, self.client_leader = self.client, client, decision.leader_id
+            self.join_task = None
+            if old is not None:
+                self._spawn(old.close(leave=False))
+            self._feed(
+                self.election.joined_leader(
+                    registered.leader_id, registered.term, registered.peers, self._now()
+                )
+            )
+            self.events.route_changed()
+            return
+        self.join_task = None
+        if decision.rejoin and self.client is not None and self.client.connected:
+            log.info("could not register again at %s (%s); staying", decision.leader_id, last_error)
+            return
+        log.warning("could not join leader %s: %s", decision.leader_id, last_error)
+        self._feed(self.election.join_failed(decision.leader_id, self._now()))
+
+    # ----------------------------------------------------------- adapter events
+
+    def _on_lost(self, client: SignalingClient, leader_id: str, reason: str) -> None:
+        if client is not self.client:
+            return  # one we replaced, or are replacing
+        log.warning("lost leader %s: %s", leader_id, reason)
+        self.client, self.client_leader = None, None
+        if self.join_task is not None:
+            return  # registering again right now: its outcome decides
+        self._feed(self.election.leader_lost(leader_id, self._now()))
+
+    def _on_peer_list(self, msg: PeerList) -> None:
+        self._feed(self.election.peer_list(msg.leader_id, msg.term, msg.peers, self._now()))
+
+    def _on_members(self, members: list[SignalPeer]) -> None:
+        self.leader_members = members
+        self.events.room_changed()
+
+    def _on_gone(self, peer_id: str) -> None:
+        self._feed(self.election.record_gone(peer_id, self._now()))
+
+    def _on_signal(self, msg: SignalMessage) -> None:
+        """An offer, answer or candidate for us, from the leader or its server."""
+        if isinstance(msg, Offer | Answer | Candidate):
+            self.events.signal(msg)
+
+    def send_signal(self, msg: PeerSignal) -> bool:
+        """Route an offer or answer through the current leader; False: no route now."""
+        if self.server is not None and self.server.leading:
+            try:
+                self.server.send_local(msg)
+            except (KeyError, ValueError):
+                return False
+            return True
+        client = self.client
+        if client is None or not client.connected:
+            return False
+        self._spawn(client.send(msg))
+        return True
+
+    # ----------------------------------------------------------- what we show
+
+    def _record(self) -> PeerRecord:
+        e = self.election
+        role: Role = "candidate"
+        if e.is_leader:
+            role = "leader"
+        elif e.state == "follower" and e.joined:
+            role = "follower"
+        return PeerRecord.of(
+            self.me,
+            role=role,
+            leader_id=e.leader_id if role != "candidate" else None,
+            term=e.term,
+            room=self.options.room,
+        )
+
+    @property
+    def state(self) -> LeaderState:
+        e = self.election
+        if e.offline:
+            return "offline"
+        if e.state == "follower" and not e.joined:
+            return "electing"  # chosen, not yet registered
+        return e.state
+
+    def confirmed_leader(self) -> str | None:
+        e = self.election
+        return e.leader_id if e.is_leader or (e.state == "follower" and e.joined) else None
+
+    def members(self) -> list[SignalPeer]:
+        e = self.election
+        if e.is_leader:
+            return self.leader_members or [self.me]
+        if e.state == "follower" and e.joined and e.members():
+            return e.members()
+        return [self.me]
+
+    def find_member(self, peer_id: str | None) -> SignalPeer | None:
+        if peer_id is None:
+            return None
+        if peer_id == self.me.peer_id:
+            return self.me
+        for member in self.members():
+            if member.peer_id == peer_id:
+                return member
+        record = self.election.record(peer_id)
+        return record.as_signal_peer() if record is not None else None
+
+
+def _log_crash(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("background task failed", exc_info=exc)
