@@ -162,6 +162,20 @@ class Election:
             return []
         return [self._target_of(known, rejoin=True)]
 
+    def dropped(self, leader_id: str, now: float) -> list[Decision]:
+        """Our leader closed our connection for missed heartbeats: it is alive
+        (we slept, or our network was down), so register with it again rather
+        than look for a successor. If that fails, `join_failed` follows."""
+        if leader_id != self.leader_id or self.state != "follower":
+            return []
+        if self.offline:
+            return self.leader_lost(leader_id, now)
+        known = self._records.get(leader_id) or self._members.get(leader_id)
+        if known is None:
+            return self.leader_lost(leader_id, now)
+        self.joined = False
+        return [self._target_of(known, rejoin=False)]
+
     def tick(self, now: float) -> list[Decision]:
         if self.offline or self._deadline is None or now < self._deadline:
             return []

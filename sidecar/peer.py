@@ -165,7 +165,7 @@ class _Run:
             return
         s = self.session
         leader = (s.confirmed_leader(), s.election.term)
-        if leader[0] is not None and leader[0] != self.last_leader[0]:
+        if leader[0] != self.last_leader[0]:  # also to none: the leader is lost
             self.last_leader = leader
             self.notify(
                 "webrtc:leader_changed",

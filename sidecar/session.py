@@ -426,7 +426,10 @@ class Session:
         self.client, self.client_leader = None, None
         if self.join_task is not None:
             return  # registering again right now: its outcome decides
-        self._feed(self.election.leader_lost(leader_id, self._now()))
+        if client.dropped:
+            self._feed(self.election.dropped(leader_id, self._now()))
+        else:
+            self._feed(self.election.leader_lost(leader_id, self._now()))
 
     def _on_peer_list(self, msg: PeerList) -> None:
         self._feed(self.election.peer_list(msg.leader_id, msg.term, msg.peers, self._now()))

@@ -911,6 +911,12 @@ class SignalingClient:
     def connected(self) -> bool:
         return self._ws is not None and not self._ws.closed and not self._lost
 
+    @property
+    def dropped(self) -> bool:
+        """The leader closed the connection because our heartbeats stopped (we
+        slept, or our network was down): it is alive, and takes us back."""
+        return self._ws is not None and self._ws.close_code == CloseCode.HEARTBEAT_TIMEOUT
+
     async def join(
         self,
         urls: str | list[str],

@@ -446,9 +446,52 @@ class Host:
         self._delay_ms = 0.0
         self._netem_on = False
         self._cut = False
+        self.extra: dict[str, str] = {}
+        """Interfaces beyond eth0 (add_interface) and their addresses."""
 
     def __repr__(self) -> str:
         return f"Host({self.name!r}, netns={self.netns!r}, ip={self.ip!r})"
+
+    # -- the host's own network changes ----------------------------------------------------
+
+    def set_link(self, up: bool, interface: str = HOST_IFACE) -> None:
+        """``ip link set <interface> up|down`` inside the host (its addresses stay; its routes
+        go with the link, and the multicast route is put back on up, as a DHCP client or
+        network manager would)."""
+        self.lab._check_open()
+        _run(["ip", "-n", self.netns, "link", "set", interface, "up" if up else "down"])
+        if up:
+            if not _poll_until(lambda: self.link_up(interface), 5.0):
+                raise LabError(f"{self.netns}: {interface} did not come up")
+            if interface == HOST_IFACE:
+                _run(
+                    ["ip", "-n", self.netns, "route", "replace", MULTICAST_ROUTE, "dev", interface]
+                )
+
+    def set_address(self, ip: str, interface: str = HOST_IFACE) -> str:
+        """Replace the interface's address with ``ip`` (/24), as a new DHCP lease does; returns
+        the old one.  The multicast route is put back (routes tied to the old address go)."""
+        self.lab._check_open()
+        old = self.ip if interface == HOST_IFACE else self.extra[interface]
+        _run(["ip", "-n", self.netns, "addr", "del", f"{old}/24", "dev", interface])
+        _run(["ip", "-n", self.netns, "addr", "add", f"{ip}/24", "dev", interface])
+        if interface == HOST_IFACE:
+            self.ip = ip
+            _run(["ip", "-n", self.netns, "route", "replace", MULTICAST_ROUTE, "dev", interface])
+        else:
+            self.extra[interface] = ip
+        return old
+
+    def add_interface(self, network: int = 1) -> str:
+        """A second (third…) interface ``eth<network>`` on the lab's network ``network`` (its own
+        bridge and subnet ``10.<77+network>.0.0/24``), as a Wi-Fi beside Ethernet; returns its
+        address."""
+        return self.lab._attach(self, network)
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every lab address of this host, eth0's first."""
+        return [self.ip, *self.extra.values()]
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -549,15 +592,15 @@ class Host:
 
     # -- link state --------------------------------------------------------------------------
 
-    def link_info(self) -> dict[str, Any]:
+    def link_info(self, interface: str = HOST_IFACE) -> dict[str, Any]:
         """``ip -j link show eth0`` inside the host, as a dict."""
-        proc = _run(["ip", "-n", self.netns, "-j", "link", "show", self.interface])
+        proc = _run(["ip", "-n", self.netns, "-j", "link", "show", interface])
         data: list[dict[str, Any]] = json.loads(proc.stdout)
         return data[0]
 
-    def link_up(self) -> bool:
+    def link_up(self, interface: str = HOST_IFACE) -> bool:
         """Whether the host's ``eth0`` is up with carrier (it stays so while cut)."""
-        info = self.link_info()
+        info = self.link_info(interface)
         return info.get("operstate") == "UP" and "LOWER_UP" in info.get("flags", [])
 
     @property
@@ -721,6 +764,7 @@ class Lab:
         self._popens: list[subprocess.Popen[bytes]] = []
         self._aprocs: list[asyncio.subprocess.Process] = []
         self._nft_tables: set[str] = set()
+        self._bridges: set[str] = {BRIDGE}
         self._closed = False
         self._lock = threading.RLock()
         with _open_labs_lock:
@@ -850,6 +894,39 @@ class Lab:
                 raise LabError(f"{ns}: {HOST_IFACE} did not come up")
             self._wait_port_forwarding(port)
             return host
+
+    def _attach(self, host: Host, network: int) -> str:
+        """Put ``host`` on lab network ``network`` (bridge ``br<network>``, made on first use)."""
+        if not 1 <= network <= 9:
+            raise ValueError(f"network must be 1..9, got {network}")
+        with self._lock:
+            self._check_open()
+            br, ns = self.bridge_netns, host.netns
+            bridge = f"br{network}"
+            if bridge not in self._bridges:
+                _run(
+                    ["ip", "-n", br, "link", "add", bridge, "type", "bridge", "mcast_snooping", "0"]
+                )
+                _run(["ip", "-n", br, "link", "set", bridge, "addrgenmode", "none"])
+                _run(["ip", "-n", br, "link", "set", bridge, "up"])
+                self._bridges.add(bridge)
+            iface = f"eth{network}"
+            if iface in host.extra:
+                raise ValueError(f"{host.name} is already on network {network}")
+            port = f"v{host.index}n{network}"
+            ip = f"10.{77 + network}.0.{host.index}"
+            _run(["ip", "-n", br, "link", "add", port, "type", "veth", "peer", "name", iface,
+                  "netns", ns])  # fmt: skip
+            _run(["ip", "-n", br, "link", "set", port, "addrgenmode", "none"])
+            _run(["ip", "-n", br, "link", "set", port, "master", bridge])
+            _run(["ip", "-n", br, "link", "set", port, "up"])
+            _run(["ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", iface])
+            _run(["ip", "-n", ns, "link", "set", iface, "up"])
+            if not _poll_until(lambda: host.link_up(iface), 5.0):
+                raise LabError(f"{ns}: {iface} did not come up")
+            self._wait_port_forwarding(port)
+            host.extra[iface] = ip
+            return ip
 
     def hosts(self, n: int | None = None) -> list[Host]:
         """The first ``n`` hosts, creating missing ones; all hosts when ``n`` is None."""

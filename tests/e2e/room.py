@@ -83,3 +83,31 @@ async def agree_on(peers: list[LabPeer], leader: LabPeer, timeout: float) -> flo
     assert {s["leader_id"] for s in statuses} == {leader.peer_id}
     assert len({s["term"] for s in statuses}) == 1, statuses
     return took
+
+
+def connected_ids(peer: LabPeer) -> set[str]:
+    """Peers with an open channel, from webrtc:connected / disconnected."""
+    open_now: set[str] = set()
+    for _, note in peer.client.history:
+        if note["method"] == "webrtc:connected":
+            open_now.add(note["params"]["peer"]["peer_id"])
+        elif note["method"] == "webrtc:disconnected":
+            open_now.discard(note["params"]["peer_id"])
+    return open_now
+
+
+async def connected(peers: list[LabPeer], expected: dict[str, set[str]], timeout: float) -> None:
+    """Every peer's open channels are exactly `expected[peer_id]` (ids)."""
+    await until(peers, lambda p: connected_ids(p) == expected[p.peer_id], timeout)
+    for peer in peers:
+        listed = {p["peer_id"] for p in await peer.client.call("get_connected_peers")}
+        assert listed == expected[peer.peer_id]
+
+
+def messages(peer: LabPeer, sender: LabPeer | None = None) -> list[dict[str, Any]]:
+    return [
+        note["params"]
+        for _, note in peer.client.history
+        if note["method"] == "webrtc:message"
+        and (sender is None or note["params"]["from"] == sender.peer_id)
+    ]

@@ -4,45 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 
-from tests.e2e.room import CONTROLLER, LabPeer, Room, agree_on, display, until
+from tests.e2e.room import (
+    CONTROLLER,
+    LabPeer,
+    Room,
+    agree_on,
+    connected,
+    connected_ids,
+    display,
+    messages,
+    until,
+)
 from tests.lab import LabFeatureUnavailable
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 
 SETUP_S = 5.0 * 2  # design.md: two peers started together, data channel open <= 5 s
 UNICODE = {"cue": "Ἰησοῦς ✝ — 𝄞 \u00e9\u0301", "slide": 3, "nested": [1, None, {"ok": True}]}
-
-
-def connected_ids(peer: LabPeer) -> set[str]:
-    """Peers with an open channel, from webrtc:connected / disconnected."""
-    open_now: set[str] = set()
-    for _, note in peer.client.history:
-        if note["method"] == "webrtc:connected":
-            open_now.add(note["params"]["peer"]["peer_id"])
-        elif note["method"] == "webrtc:disconnected":
-            open_now.discard(note["params"]["peer_id"])
-    return open_now
-
-
-async def connected(peers: list[LabPeer], expected: dict[str, set[str]], timeout: float) -> None:
-    """Every peer's open channels are exactly `expected[peer_id]` (ids)."""
-    await until(peers, lambda p: connected_ids(p) == expected[p.peer_id], timeout)
-    for peer in peers:
-        listed = {p["peer_id"] for p in await peer.client.call("get_connected_peers")}
-        assert listed == expected[peer.peer_id]
-
-
-def messages(peer: LabPeer, sender: LabPeer | None = None) -> list[dict[str, Any]]:
-    return [
-        note["params"]
-        for _, note in peer.client.history
-        if note["method"] == "webrtc:message"
-        and (sender is None or note["params"]["from"] == sender.peer_id)
-    ]
 
 
 async def test_two_device_echo(room: Room) -> None:

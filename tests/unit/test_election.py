@@ -586,3 +586,16 @@ def test_any_room_converges_after_peers_drop_off_the_network_and_return(
     assert room.settled_on(leader)
     if "controller" in kinds:
         assert room.peers[leader].me.peer_type == "controller"
+
+
+def test_dropped_by_a_live_leader_registers_with_it_again() -> None:
+    """It closed our connection for missed heartbeats (we slept): it is alive."""
+    leader, other, me = (make_peer(i, started_at=n) for i, n in (("a", 1), ("b", 2), ("c", 3)))
+    e = joined_follower(me, leader, [leader, other, me], term=3)
+    assert e.dropped("a", 30.0) == [follow("a", 3)]
+    assert (e.state, e.leader_id, e.joined) == ("follower", "a", False)
+    assert e.joined_leader("a", 3, [leader, other, me], 30.1) == []
+    # If it does not take us back after all, the usual succession follows.
+    f = joined_follower(me, leader, [leader, other, me], term=3)
+    f.dropped("a", 30.0)
+    assert f.join_failed("a", 31.0) == [follow("b", 4, successor=True)]

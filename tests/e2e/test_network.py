@@ -1,0 +1,243 @@
+"""The peer follows the network: real sidecars in lab namespaces whose links go down,
+whose addresses change, with two interfaces, and that sleep and wake.
+
+The bounds asserted are the ones the peer layer promises (docs/api.md, "The network");
+bench/bench_network.py measures the real figures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.e2e.room import (
+    CONTROLLER,
+    LabPeer,
+    Room,
+    agree_on,
+    connected,
+    connected_ids,
+    display,
+    messages,
+)
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
+
+SETUP_S = 10.0
+
+
+def star(controller: LabPeer, displays: list[LabPeer]) -> dict[str, set[str]]:
+    """The default mesh: the controller connected to every display, each display to it."""
+    return {
+        controller.peer_id: {d.peer_id for d in displays},
+        **{d.peer_id: {controller.peer_id} for d in displays},
+    }
+
+
+def disconnects(peer: LabPeer) -> list[dict[str, Any]]:
+    return [n["params"] for _, n in peer.client.history if n["method"] == "webrtc:disconnected"]
+
+
+def leader_named_since(peer: LabPeer, leader: LabPeer, since: float) -> bool:
+    return any(
+        at >= since
+        and n["method"] == "webrtc:leader_changed"
+        and n["params"]["leader_id"] == leader.peer_id
+        for at, n in peer.client.history
+    )
+
+
+def open_fds(peer: LabPeer) -> int:
+    return len(os.listdir(f"/proc/{peer.client.process.pid}/fd"))
+
+
+class CueStream:
+    """Cues from one peer to others at a steady rate, numbered, until stopped."""
+
+    def __init__(self, sender: LabPeer, to: list[LabPeer], every_s: float = 0.05) -> None:
+        self.sender, self.to, self.every_s = sender, to, every_s
+        self.sent: list[int] = []
+        self.failures: list[dict[str, Any]] = []
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        n = 0
+        ids = [p.peer_id for p in self.to]
+        while not self._stop.is_set():
+            answer = await self.sender.client.call_raw(
+                "send_control_message", {"payload": n, "to": ids}, timeout=15
+            )
+            if "error" in answer:
+                self.failures.append(answer["error"])
+            else:
+                self.sent.append(n)
+            n += 1
+            await asyncio.sleep(self.every_s)  # a cue rate, not synchronisation
+
+    async def flowing(self, more: int, timeout: float) -> None:
+        """`more` further cues reach every target (the path carries traffic now)."""
+        counts = {p.peer_id: len(messages(p, self.sender)) for p in self.to}
+
+        def grown(peer: LabPeer) -> Callable[[], bool]:
+            return lambda: len(messages(peer, self.sender)) >= counts[peer.peer_id] + more
+
+        await asyncio.gather(*(p.client.wait_until(grown(p), timeout) for p in self.to))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self._task
+
+    async def all_arrived(self, timeout: float) -> None:
+        """Every cue sent reached every target, once each and in order."""
+        await self.stop()
+
+        def complete(peer: LabPeer) -> Callable[[], bool]:
+            return lambda: len(messages(peer, self.sender)) >= len(self.sent)
+
+        await asyncio.gather(*(p.client.wait_until(complete(p), timeout) for p in self.to))
+        for peer in self.to:
+            got = [m["payload"] for m in messages(peer, self.sender)]
+            assert got == self.sent, f"{peer.host.name}: {len(got)} of {len(self.sent)}"
+        assert not self.failures
+
+
+async def test_a_display_started_with_its_link_down_joins_once_it_comes_up(room: Room) -> None:
+    (ctrl,) = await room.start(CONTROLLER)
+    lobby = await room.spawn(display("Lobby", "lobby"))
+    lobby.host.set_link(False)
+    info = await lobby.start()  # accepted, not refused
+    assert info["name"] == "Lobby"
+    status = await lobby.status()
+    assert status["state"] == "offline" and status["addresses"] == []
+    came_up = time.monotonic()
+    lobby.host.set_link(True)
+    await connected([ctrl, lobby], star(ctrl, [lobby]), 3.0)
+    took = time.monotonic() - came_up
+    assert took < 3.0, took
+    await agree_on([ctrl, lobby], ctrl, 1.0)
+    network = lobby.client.latest["webrtc:network_changed"]
+    assert network == {"addresses": [lobby.host.ip], "online": True}
+
+
+async def test_an_interfaces_list_naming_a_missing_address_waits_for_it(room: Room) -> None:
+    (ctrl,) = await room.start(CONTROLLER)
+    lobby = await room.spawn({**display("Lobby", "lobby"), "interfaces": ["10.77.0.200"]})
+    await lobby.start()
+    assert (await lobby.status())["state"] == "offline"
+    lobby.host.set_address("10.77.0.200")
+    await connected([ctrl, lobby], star(ctrl, [lobby]), 3.0)
+    assert (await lobby.status())["addresses"] == ["10.77.0.200"]
+    bad = await lobby.client.call_raw("start_peer", {**CONTROLLER, "interfaces": ["eth0"]})
+    assert bad["error"]["code"] == -32602 and bad["error"]["data"]["field"].startswith("interfaces")
+
+
+async def test_a_display_whose_address_changes_keeps_its_room_and_its_channel(
+    room: Room,
+) -> None:
+    ctrl, disp = await room.start(CONTROLLER, display("Stage", "stage"))
+    await connected([ctrl, disp], star(ctrl, [disp]), SETUP_S)
+    await agree_on([ctrl, disp], ctrl, SETUP_S)
+    term = (await disp.status())["term"]
+    fds_before = open_fds(disp)
+    stream = CueStream(ctrl, [disp])
+    await disp.client.wait_until(lambda: len(messages(disp, ctrl)) >= 5, 5)
+    changed = time.monotonic()
+    disp.host.set_address("10.77.0.102")
+    await disp.client.wait_until(
+        lambda: (
+            disp.client.latest.get("webrtc:network_changed", {}).get("addresses") == ["10.77.0.102"]
+        ),
+        3,
+    )
+    # Cues keep flowing: the channel got a new transport underneath.
+    await stream.flowing(10, 8)
+    assert time.monotonic() - changed < 8.0
+    await agree_on([ctrl, disp], ctrl, 1.0)
+    status = await disp.status()
+    assert status["term"] == term and status["addresses"] == ["10.77.0.102"]
+    await stream.all_arrived(5)
+    assert connected_ids(ctrl) == {disp.peer_id} and connected_ids(disp) == {ctrl.peer_id}
+    echo = await disp.client.call("send_control_message", {"payload": "back", "to": ctrl.peer_id})
+    assert echo["sent_to"] == [ctrl.peer_id]
+    await ctrl.client.wait_until(
+        lambda: [m["payload"] for m in messages(ctrl, disp)] == ["back"], 5
+    )
+    # Nothing left behind by the old sockets and transports (closed within a second).
+    await asyncio.sleep(1.5)  # no event tells that a socket was released
+    assert open_fds(disp) <= fds_before
+
+
+@pytest.mark.parametrize("who", ["leader", "display"])
+async def test_a_link_down_10_s_then_up_brings_the_room_back_within_3_s(
+    room: Room, who: str
+) -> None:
+    ctrl, d1, d2 = await room.start(CONTROLLER, display("First"), display("Second", "stage"))
+    await connected([ctrl, d1, d2], star(ctrl, [d1, d2]), SETUP_S)
+    await agree_on([ctrl, d1, d2], ctrl, SETUP_S)
+    down = ctrl if who == "leader" else d2
+    down.host.set_link(False)
+    await down.client.wait_until(
+        lambda: down.client.latest.get("webrtc:network_changed", {}).get("online") is False, 3
+    )
+    assert (await down.status())["state"] == "offline"
+    await asyncio.sleep(10)  # the outage itself
+    came_up = time.monotonic()
+    down.host.set_link(True)
+    await agree_on([ctrl, d1, d2], ctrl, 3.0)
+    await connected([ctrl, d1, d2], star(ctrl, [d1, d2]), 3.0)
+    took = time.monotonic() - came_up
+    assert took < 3.0, took
+    cue = await ctrl.client.call("send_control_message", {"payload": "after"})
+    assert set(cue["sent_to"]) == {d1.peer_id, d2.peer_id}
+
+
+async def test_two_interfaces_losing_either_one_keeps_every_channel(room: Room) -> None:
+    peers = [await room.spawn(p) for p in (CONTROLLER, display("First"), display("Second"))]
+    for peer in peers:
+        peer.host.add_interface(1)
+    await asyncio.gather(*(p.start() for p in peers))
+    ctrl, d1, d2 = peers
+    await connected(peers, star(ctrl, [d1, d2]), SETUP_S)
+    await agree_on(peers, ctrl, SETUP_S)
+    stream = CueStream(ctrl, [d1, d2])
+    for interface in ("eth0", "eth1"):
+        ctrl.host.set_link(False, interface)
+        await ctrl.client.wait_until(
+            lambda: len(ctrl.client.latest["webrtc:network_changed"]["addresses"]) == 1, 3
+        )
+        await stream.flowing(20, 8)
+        ctrl.host.set_link(True, interface)
+        await ctrl.client.wait_until(
+            lambda: len(ctrl.client.latest["webrtc:network_changed"]["addresses"]) == 2, 3
+        )
+    await stream.all_arrived(5)
+    for peer in peers:
+        assert disconnects(peer) == [], peer.host.name
+    await agree_on(peers, ctrl, 1.0)
+
+
+@pytest.mark.parametrize("who", ["leader", "display"])
+async def test_sleep_and_wake_brings_the_room_back_within_2_s(room: Room, who: str) -> None:
+    ctrl, d1, d2 = await room.start(CONTROLLER, display("First"), display("Second", "stage"))
+    await connected([ctrl, d1, d2], star(ctrl, [d1, d2]), SETUP_S)
+    await agree_on([ctrl, d1, d2], ctrl, SETUP_S)
+    sleeper = ctrl if who == "leader" else d2
+    os.kill(sleeper.client.process.pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(20)  # asleep
+    finally:
+        os.kill(sleeper.client.process.pid, signal.SIGCONT)
+    woke = time.monotonic()
+    if sleeper is not ctrl:  # its notifications before the sleep are stale: wait for news
+        await sleeper.client.wait_until(lambda: leader_named_since(sleeper, ctrl, woke), 2.0)
+    await agree_on([ctrl, d1, d2], ctrl, 2.0)
+    await connected([ctrl, d1, d2], star(ctrl, [d1, d2]), 2.0)
+    took = time.monotonic() - woke
+    assert took < 2.0, took
