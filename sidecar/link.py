@@ -29,6 +29,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 from aiortc import RTCConfiguration
 
+from sidecar.clock import overslept
 from sidecar.delivery import Inbox, Outbox, Sent
 from sidecar.flow import ACK_DELAY_S, ACK_STALL_S, datagrams
 from sidecar.messages import (
@@ -57,6 +58,7 @@ MIGRATE_S = 5.0
 OFFER_RESEND_S = 1.0
 """An offer not answered is sent again this often: the leader may have changed,
 or the other side may have registered anew, while it was on its way."""
+_WATCH_S = 0.25
 PROBE_S = 1.0
 """A path whose state cannot be read is pinged after a network change; no answer
 within this time counts as a dead path."""
@@ -267,11 +269,15 @@ class Link:
         if dead:
             self._path_dead()
 
-    async def _probe(self, transport: Transport) -> None:
+    async def _probe(self, transport: Transport, woke: bool = False) -> None:
         try:
             await self.ping(PROBE_S)
         except (TimeoutError, ConnectionError):
-            if transport is self.transport and not self.migrating:
+            if transport is not self.transport or self.migrating:
+                return
+            if woke:  # after a suspension: it most likely gave up on us
+                self._fail("timeout")
+            else:
                 self._path_dead()
 
     def _path_dead(self) -> None:
@@ -463,8 +469,17 @@ class Link:
         started = time.monotonic()
         next_ping = started + PING_INTERVAL_S
         while self.state != "disconnected":
-            await asyncio.sleep(0.25)
+            due = time.monotonic() + _WATCH_S
+            await asyncio.sleep(_WATCH_S)
             now = time.monotonic()
+            if slept := overslept(due, now):
+                # We were not running: the peer's silence is ours. Ask it once.
+                started += slept
+                if self._migrating_until is not None:
+                    self._migrating_until += slept
+                if self.state == "connected" and self.transport is not None:
+                    self.last_heard = now
+                    self._spawn(self._probe(self.transport, woke=True))
             if self.state == "connecting":
                 if now - started > CONNECT_TIMEOUT_S:
                     log.info("data channel to %s did not open in time", self.peer_id)

@@ -41,6 +41,7 @@ import aiohttp
 import msgspec
 from aiohttp import WSMsgType, web
 
+from sidecar.clock import overslept
 from sidecar.messages import (
     PROTOCOL_VERSION,
     Answer,
@@ -344,6 +345,13 @@ class RoomRegistry:
         if self._by_id.get(conn.peer.peer_id) == conn_id:
             del self._by_id[conn.peer.peer_id]
         return self._members_changed()
+
+    def resumed(self, slept: float) -> None:
+        """This process was suspended for `slept` seconds: nobody's deadline
+        counts that time."""
+        for conn in self._conns.values():
+            conn.opened_at += slept
+            conn.last_heartbeat += slept
 
     def tick(self, now: float) -> list[Action]:
         """Close connections that never registered or stopped heartbeating."""
@@ -811,7 +819,12 @@ class SignalingServer:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await self._wake.wait()
-            self._apply(self._registry.tick(time.monotonic()))
+            now = time.monotonic()
+            if deadline is not None and (slept := overslept(deadline, now)):
+                # We were not running: our followers' silence meanwhile is ours.
+                log.info("signaling: woke %.1f s late; followers get a fresh interval", slept)
+                self._registry.resumed(slept)
+            self._apply(self._registry.tick(now))
 
     async def close(self) -> None:
         """Close every connection (1001) and stop listening, within about a second."""
@@ -1054,10 +1067,16 @@ class SignalingClient:
         next_beat = loop.time() + self._interval
         seq = 0
         while True:
-            now = loop.time()
             # Sleep to the next beat or the moment silence becomes loss, whichever is first.
-            await asyncio.sleep(max(0.0, min(next_beat, self._last_ack + silence_limit) - now))
+            due = max(loop.time(), min(next_beat, self._last_ack + silence_limit))
+            await asyncio.sleep(due - loop.time())
             now = loop.time()
+            if slept := overslept(due, now):
+                # We were not running (sleep, SIGSTOP): the leader's silence is ours. Beat
+                # now; what it sent meanwhile (an ack, or its close) is read next.
+                log.info("signaling: woke %.1f s late; asking the leader again", slept)
+                self._last_ack = now
+                next_beat = now
             if now >= self._last_ack + silence_limit:
                 self._lose(f"no heartbeat ack for {now - self._last_ack:.1f} s")
                 return

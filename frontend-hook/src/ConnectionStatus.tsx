@@ -18,6 +18,7 @@ export type ConnectionStatusProps = Pick<UseWebRTCResult, "connectionState" | "l
 export const ROLE_LABELS: Readonly<Record<PeerConnectionState, string>> = {
   idle: "Not started",
   starting: "Starting…",
+  offline: "Waiting for network…",
   discovering: "Looking for other devices…",
   electing: "Choosing a leader…",
   leader: "Leader",

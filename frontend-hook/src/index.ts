@@ -23,6 +23,7 @@ export {
   roomReducer,
   initialRoomState,
   type LeaderView,
+  type NetworkView,
   type PeerConnectionState,
   type RoomState,
   type RoomAction,

@@ -18,6 +18,7 @@ import type {
   LeaderState,
   LeaderStatus,
   MessageParams,
+  NetworkChangedParams,
   PeerInfo,
   PeerListChangedParams,
 } from "./generated/sidecar-types";
@@ -26,6 +27,7 @@ import type {
 export type PeerConnectionState =
   | "idle"
   | "starting"
+  | "offline"
   | "discovering"
   | "electing"
   | "leader"
@@ -49,6 +51,12 @@ export interface LeaderView {
 
 type Phase = "idle" | "starting" | "started" | "error";
 
+/** The local addresses the peer uses; `online` false: waiting for a network. */
+export interface NetworkView {
+  addresses: readonly string[];
+  online: boolean;
+}
+
 interface Clocks {
   phase: number;
   leader: number;
@@ -64,6 +72,8 @@ export interface RoomState {
   leader: Omit<LeaderView, "leader"> & { leader: PeerInfo | null };
   messages: readonly MessageParams[];
   error: WebRTCCommandError | null;
+  /** Null until the sidecar said (network_changed, or get_leader_status). */
+  network: NetworkView | null;
   clocks: Clocks;
 }
 
@@ -72,6 +82,7 @@ export type RoomAction =
   | { type: "connected"; at: number; params: ConnectedParams }
   | { type: "disconnected"; at: number; params: DisconnectedParams }
   | { type: "leader_changed"; at: number; params: LeaderChangedParams }
+  | { type: "network_changed"; at: number; params: NetworkChangedParams }
   | { type: "message"; params: MessageParams; max: number }
   | { type: "start_begin"; at: number }
   | { type: "start_ok"; at: number; self: PeerInfo }
@@ -99,6 +110,7 @@ export const initialRoomState: RoomState = {
   leader: IDLE_LEADER,
   messages: [],
   error: null,
+  network: null,
   clocks: { phase: 0, leader: 0, room: 0, peers: {} },
 };
 
@@ -191,7 +203,7 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
         ? "leader"
         : leaderId !== null
           ? "follower"
-          : prev.state === "discovering" || prev.state === "electing"
+          : prev.state === "discovering" || prev.state === "electing" || prev.state === "offline"
             ? prev.state
             : "electing";
       const peers = withLeaderFlags(state.peers, leaderId);
@@ -208,6 +220,29 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
           leader: prev.leader !== null && prev.leader.peer_id === leaderId ? prev.leader : null,
           signalingUrl: prev.leaderId === leaderId ? prev.signalingUrl : null,
         },
+        clocks: { ...state.clocks, leader: action.at },
+      };
+    }
+
+    case "network_changed": {
+      const { addresses, online } = action.params;
+      const prev = state.leader;
+      // Offline overrides the election's state; back online, the election carries on from
+      // where it was (get_leader_status, read on this event, says exactly where).
+      const electionState: LeaderState = !online
+        ? "offline"
+        : prev.state === "offline"
+          ? prev.isLeader
+            ? "leader"
+            : prev.leaderId !== null
+              ? "follower"
+              : "discovering"
+          : prev.state;
+      return {
+        ...state,
+        phase: phaseOnEvent(state),
+        network: { addresses: addresses.slice(), online },
+        leader: electionState === prev.state ? prev : { ...prev, state: electionState },
         clocks: { ...state.clocks, leader: action.at },
       };
     }
@@ -264,6 +299,7 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
         ...initialRoomState,
         messages: state.messages,
         error: state.error,
+        network: null,
         clocks: { phase: action.at, leader: action.at, room: action.at, peers: {} },
       };
 
@@ -313,6 +349,10 @@ function mergeLeaderStatus(state: RoomState, status: LeaderStatus, issued: numbe
         leader: status.leader,
         signalingUrl: status.signaling_url,
       },
+      network:
+        status.state === "idle"
+          ? null
+          : { addresses: (status.addresses ?? []).slice(), online: status.state !== "offline" },
       clocks: { ...state.clocks, leader: Math.max(state.clocks.leader, issued) },
     };
   }

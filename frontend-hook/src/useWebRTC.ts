@@ -16,6 +16,7 @@ import type {
   DisconnectedParams,
   LeaderChangedParams,
   MessageParams,
+  NetworkChangedParams,
   PeerInfo,
   PeerListChangedParams,
   PingPeerParams,
@@ -31,6 +32,7 @@ import {
   selectConnectionState,
   selectLeader,
   type LeaderView,
+  type NetworkView,
   type PeerConnectionState,
   type RoomAction,
 } from "./state";
@@ -45,6 +47,7 @@ export interface WebRTCEventPayloads {
   "webrtc:message": MessageParams;
   "webrtc:leader_changed": LeaderChangedParams;
   "webrtc:peer_list_changed": PeerListChangedParams;
+  "webrtc:network_changed": NetworkChangedParams;
 }
 
 export type WebRTCEventName = keyof WebRTCEventPayloads;
@@ -55,6 +58,7 @@ export const WEBRTC_EVENTS: readonly WebRTCEventName[] = [
   "webrtc:message",
   "webrtc:leader_changed",
   "webrtc:peer_list_changed",
+  "webrtc:network_changed",
 ];
 
 /**
@@ -94,13 +98,15 @@ export interface UseWebRTCResult {
   /** This device, once started. */
   self: PeerInfo | null;
   leader: LeaderView;
-  /** What this device is doing. */
+  /** What this device is doing ("offline": waiting for a network). */
   connectionState: PeerConnectionState;
+  /** The local addresses in use, once known; `online` false while there is none. */
+  network: NetworkView | null;
   /** The last `maxMessages` received messages, oldest first. */
   messages: readonly MessageParams[];
   /** The last command error, until `clearError()`. */
   error: WebRTCCommandError | null;
-  /** All five events are subscribed. */
+  /** Every event of WEBRTC_EVENTS is subscribed. */
   subscribed: boolean;
   startPeer: (options: StartPeerParams) => Promise<PeerInfo>;
   stopPeer: () => Promise<void>;
@@ -199,7 +205,12 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
     if (connected.status === "rejected") throw connected.reason;
   }, [call, safeDispatch]);
 
-  // Subscribe to the five events on mount; unsubscribe every listener on unmount,
+  const refreshRef = useRef<(() => Promise<void>) | null>(null);
+  useEffect(() => {
+    refreshRef.current = refresh;
+  });
+
+  // Subscribe to the events on mount; unsubscribe every listener on unmount,
   // including those whose `listen` resolves only after it.
   useEffect(() => {
     let active = true;
@@ -250,6 +261,11 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
       }),
       on("webrtc:peer_list_changed", (params) => {
         dispatch({ type: "peer_list_changed", at: tick(), params });
+      }),
+      on("webrtc:network_changed", (params) => {
+        dispatch({ type: "network_changed", at: tick(), params });
+        // back online, the election carries on: read where it is
+        if (params.online && refreshRef.current) refreshRef.current().catch(() => undefined);
       }),
     ];
 
@@ -331,6 +347,7 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
     self: state.self,
     leader,
     connectionState: selectConnectionState(state),
+    network: state.network,
     messages: state.messages,
     error: state.error,
     subscribed,

@@ -132,6 +132,17 @@ describe("ConnectionStatus", () => {
     expect(screen.getByRole("alert").textContent).toBe("Error: Invalid params");
   });
 
+  it("says it is waiting for the network while offline", () => {
+    render(
+      <ConnectionStatus
+        connectionState="offline"
+        leader={{ state: "offline", leaderId: null, isLeader: false, term: 3, leader: null, signalingUrl: null }}
+        peers={[booth]}
+      />,
+    );
+    expect(screen.getByRole("status", { name: "This device's role" }).textContent).toBe("Waiting for network…");
+  });
+
   it("follows the hook's state as events arrive", async () => {
     installTauri({ [`${PREFIX}start_peer`]: () => BOOTH });
     function Panel() {

@@ -14,6 +14,27 @@ import { BOOTH, IDLE_STATUS, LOBBY, STAGE, peer } from "./helpers";
 const run = (actions: RoomAction[], from: RoomState = initialRoomState) => actions.reduce(roomReducer, from);
 
 describe("roomReducer", () => {
+  it("offline overrides the election's state and a leader lost meanwhile keeps it so", () => {
+    const offline = run([
+      { type: "leader_changed", at: 1, params: { leader_id: BOOTH.peer_id, is_leader: false, term: 2 } },
+      { type: "network_changed", at: 2, params: { addresses: [], online: false } },
+      { type: "leader_changed", at: 3, params: { leader_id: null, is_leader: false, term: 2 } },
+    ]);
+    expect(selectConnectionState(offline)).toBe("offline");
+    const back = run([{ type: "network_changed", at: 4, params: { addresses: ["10.0.0.7"], online: true } }], offline);
+    expect(selectConnectionState(back)).toBe("discovering");
+    expect(back.network).toEqual({ addresses: ["10.0.0.7"], online: true });
+  });
+
+  it("a leader that loses its network is still the leader when it is back", () => {
+    const state = run([
+      { type: "leader_changed", at: 1, params: { leader_id: BOOTH.peer_id, is_leader: true, term: 2 } },
+      { type: "network_changed", at: 2, params: { addresses: [], online: false } },
+      { type: "network_changed", at: 3, params: { addresses: ["10.0.0.5"], online: true } },
+    ]);
+    expect(selectConnectionState(state)).toBe("leader");
+  });
+
   it("a connected-peers read older than a disconnect does not bring the peer back", () => {
     const state = run([
       { type: "peer_list_changed", at: 1, params: { peers: [BOOTH, STAGE] } },

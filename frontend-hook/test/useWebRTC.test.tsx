@@ -25,7 +25,7 @@ afterEach(() => {
   clearMocks();
 });
 
-/** Renders the hook and waits until its five listeners are in place and the mount refresh is done. */
+/** Renders the hook and waits until its listeners are in place and the mount refresh is done. */
 async function mountHook(options: UseWebRTCOptions = {}) {
   const rendered = renderHook(() => useWebRTC(options));
   await waitFor(() => {
@@ -43,7 +43,7 @@ const message = (n: number): MessageParams => ({
 });
 
 describe("subscription", () => {
-  it("subscribes to the five events on mount, then reads the leader and the connected peers", async () => {
+  it("subscribes to every event on mount, then reads the leader and the connected peers", async () => {
     const tauri = installTauri();
     await mountHook();
     expect(
@@ -97,12 +97,13 @@ describe("subscription", () => {
   it("unlistens listeners whose listen resolves after unmount", async () => {
     const tauri = installTauri();
     const { unmount } = renderHook(() => useWebRTC());
-    // the mocked listen is async: unmount before any of the five promises resolved
+    // the mocked listen is async: unmount before any of the promises resolved
     expect(tauri.unlistens()).toHaveLength(0);
     unmount();
     await flush();
-    expect(tauri.listens()).toHaveLength(5);
-    expect(tauri.unlistens()).toHaveLength(5);
+    const n = WEBRTC_EVENTS.length;
+    expect(tauri.listens()).toHaveLength(n);
+    expect(tauri.unlistens()).toHaveLength(n);
     // unmounted before subscribing: no mount refresh either
     expect(tauri.commands()).toEqual([]);
   });
@@ -114,16 +115,17 @@ describe("subscription", () => {
       expect(result.current.subscribed).toBe(true);
     });
     await flush();
-    // mount, unmount, mount: the first five listeners are released, five stay
-    expect(tauri.listens()).toHaveLength(10);
-    expect(tauri.unlistens()).toHaveLength(5);
+    // mount, unmount, mount: the first listeners are released, the second ones stay
+    const n = WEBRTC_EVENTS.length;
+    expect(tauri.listens()).toHaveLength(2 * n);
+    expect(tauri.unlistens()).toHaveLength(n);
 
     await fire("webrtc:peer_list_changed", { peers: [BOOTH] });
     expect(result.current.peers).toEqual([BOOTH]);
 
     unmount();
     await flush();
-    expect(tauri.unlistens()).toHaveLength(10);
+    expect(tauri.unlistens()).toHaveLength(2 * n);
   });
 
   it("reports a failed subscription in error", async () => {
@@ -333,6 +335,43 @@ describe("commands", () => {
     });
     await flush();
     expect(result.current.connectionState).toBe("discovering");
+  });
+
+  it("webrtc:network_changed shows waiting for network, and back online reads where the election is", async () => {
+    const tauri = installTauri();
+    const { result } = await mountHook();
+    await fire("webrtc:peer_list_changed", { peers: [BOOTH, STAGE] });
+    await fire("webrtc:leader_changed", { leader_id: BOOTH.peer_id, is_leader: false, term: 2 });
+    expect(result.current.connectionState).toBe("follower");
+    const reads = () => tauri.commands().filter((c) => c.cmd === `${PREFIX}get_leader_status`).length;
+    const before = reads();
+    await fire("webrtc:network_changed", { addresses: [], online: false });
+    expect(result.current.connectionState).toBe("offline");
+    expect(result.current.network).toEqual({ addresses: [], online: false });
+    expect(reads()).toBe(before); // nothing to read while offline
+    tauri.set(`${PREFIX}get_leader_status`, () => ({
+      ...IDLE_STATUS,
+      state: "follower",
+      leader_id: BOOTH.peer_id,
+      term: 2,
+      addresses: ["10.0.0.7"],
+    }));
+    await fire("webrtc:network_changed", { addresses: ["10.0.0.7"], online: true });
+    await flush();
+    expect(reads()).toBe(before + 1);
+    expect(result.current.connectionState).toBe("follower");
+    expect(result.current.network).toEqual({ addresses: ["10.0.0.7"], online: true });
+  });
+
+  it("a read while offline says so", async () => {
+    const tauri = installTauri();
+    const { result } = await mountHook();
+    tauri.set(`${PREFIX}get_leader_status`, () => ({ ...IDLE_STATUS, state: "offline", addresses: [] }));
+    await act(async () => {
+      await result.current.refresh();
+    });
+    expect(result.current.connectionState).toBe("offline");
+    expect(result.current.network).toEqual({ addresses: [], online: false });
   });
 
   it("stopPeer clears the room and returns to idle", async () => {

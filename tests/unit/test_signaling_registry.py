@@ -372,6 +372,16 @@ def test_a_new_term_is_broadcast_and_acked() -> None:
     ]
 
 
+def test_a_leader_that_was_suspended_does_not_count_its_sleep_against_followers() -> None:
+    reg = make()
+    join(reg, 1, A, 0.0)
+    assert acked(reg, 1, 2.0)
+    reg.resumed(20.0)  # the process did not run from about 2.0 to 22.0
+    assert reg.tick(22.5) == []
+    assert reg.next_deadline() == 28.5  # a fresh interval from where its clock stopped
+    assert closes(reg.tick(28.5)) == {1: (CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")}
+
+
 def test_heartbeat_timeout_drops_after_three_missed_and_not_before() -> None:
     reg = make()
     join(reg, 1, A, 0.0)

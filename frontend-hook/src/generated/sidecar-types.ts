@@ -30,6 +30,18 @@ export interface Answer {
    */
   to: string;
   sdp: string;
+  /**
+   * data-channel id
+   * @minLength 1
+   * @maxLength 64
+   */
+  link: string;
+  /**
+   * transport number of a channel
+   * @minimum 1
+   * @maximum 2147483648
+   */
+  epoch: number;
 }
 
 /** Sent before closing on purpose, so the other side reports `left`. */
@@ -56,6 +68,10 @@ export interface Candidate {
   sdp_mid?: string | null;
   /** @default null */
   sdp_mline_index?: number | null;
+  /** @default null */
+  link?: string | null;
+  /** @default null */
+  epoch?: number | null;
 }
 
 export interface Challenge {
@@ -91,11 +107,13 @@ export type DisconnectReason = "closed" | "failed" | "left" | "timeout";
 export interface DisconnectedParams {
   peer_id: string;
   reason: DisconnectReason;
+  /** @default [] */
+  unacknowledged?: string[];
 }
 
 export type DisplayClass = "audience" | "lobby" | "stage";
 
-export type Envelope = ControlEnvelope | PingEnvelope | PongEnvelope | ByeEnvelope | AckEnvelope;
+export type Envelope = ControlEnvelope | PingEnvelope | PongEnvelope | ByeEnvelope | AckEnvelope | SyncEnvelope;
 
 export interface Heartbeat {
   type: "heartbeat";
@@ -127,7 +145,7 @@ export interface LeaderChangedParams {
   term: number;
 }
 
-export type LeaderState = "discovering" | "electing" | "follower" | "idle" | "leader";
+export type LeaderState = "discovering" | "electing" | "follower" | "idle" | "leader" | "offline";
 
 export interface LeaderStatus {
   state: LeaderState;
@@ -137,6 +155,8 @@ export interface LeaderStatus {
   term: number;
   leader: PeerInfo | null;
   signaling_url: string | null;
+  /** @default [] */
+  addresses?: string[];
 }
 
 export interface Leave {
@@ -162,9 +182,22 @@ export interface MessageParams {
   sent_at: number;
 }
 
+/**
+ * The addresses in use changed, or went away (`online` false: waiting for
+ * the network), or came back.
+ */
+export interface NetworkChangedParams {
+  addresses: string[];
+  online: boolean;
+}
+
 /** For methods that take no params (an empty object or list is accepted). */
 export type NoParams = Record<string, never>;
 
+/**
+ * A new transport for the data channel `link` (`epoch` 1: a new channel;
+ * higher: a replacement transport of the same channel).
+ */
 export interface Offer {
   type: "offer";
   /**
@@ -180,6 +213,18 @@ export interface Offer {
    */
   to: string;
   sdp: string;
+  /**
+   * data-channel id
+   * @minLength 1
+   * @maxLength 64
+   */
+  link: string;
+  /**
+   * transport number of a channel
+   * @minimum 1
+   * @maximum 2147483648
+   */
+  epoch: number;
 }
 
 /** One peer of the room as this sidecar sees it. */
@@ -271,7 +316,7 @@ export interface Register {
    * @maxLength 64
    */
   room: string;
-  /** @default 1 */
+  /** @default 2 */
   v?: number;
   /** @default null */
   proof?: string | null;
@@ -384,6 +429,16 @@ export interface StartPeerParams {
   ice_servers?: IceServer[];
   /** @default null */
   interfaces?: string[] | null;
+}
+
+/**
+ * First message on every transport of a channel (sidecar/delivery.py): the
+ * sender has taken the first `received` control messages of the channel.
+ */
+export interface SyncEnvelope {
+  type: "sync";
+  /** @minimum 0 */
+  received: number;
 }
 
 /** `get_connected_peers_result` in the schema. */

@@ -61,6 +61,8 @@ pub struct PeerInfo {
 #[serde(rename_all = "snake_case")]
 pub enum LeaderState {
     Idle,
+    /// No usable network address: waiting for one (the election is paused).
+    Offline,
     Discovering,
     Electing,
     Leader,
@@ -78,6 +80,9 @@ pub struct LeaderStatus {
     pub term: u64,
     pub leader: Option<PeerInfo>,
     pub signaling_url: Option<String>,
+    /// The local IPv4 addresses the peer announces and listens on now.
+    #[serde(default)]
+    pub addresses: Vec<String>,
 }
 
 /// Which pairs open a data channel.
@@ -250,6 +255,9 @@ pub struct ConnectedParams {
 pub struct DisconnectedParams {
     pub peer_id: String,
     pub reason: DisconnectReason,
+    /// Messages sent to that peer that it never acknowledged.
+    #[serde(default)]
+    pub unacknowledged: Vec<String>,
 }
 
 /// Params of `webrtc:message`.
@@ -278,6 +286,13 @@ pub struct PeerListChangedParams {
     pub peers: Vec<PeerInfo>,
 }
 
+/// Params of `webrtc:network_changed`: the addresses in use, or none (`online` false).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkChangedParams {
+    pub addresses: Vec<String>,
+    pub online: bool,
+}
+
 /// A notification from the sidecar, tagged by its JSON-RPC `method`.
 ///
 /// Serializes as `{"method": "...", "params": {...}}`.  Methods this client does not know
@@ -295,6 +310,8 @@ pub enum Notification {
     LeaderChanged(LeaderChangedParams),
     /// `webrtc:peer_list_changed`
     PeerListChanged(PeerListChangedParams),
+    /// `webrtc:network_changed`
+    NetworkChanged(NetworkChangedParams),
     /// Any other notification, untyped.
     Other { method: String, params: Value },
 }
@@ -329,8 +346,10 @@ pub mod methods {
     pub const MESSAGE: &str = "webrtc:message";
     pub const LEADER_CHANGED: &str = "webrtc:leader_changed";
     pub const PEER_LIST_CHANGED: &str = "webrtc:peer_list_changed";
+    pub const NETWORK_CHANGED: &str = "webrtc:network_changed";
     /// Every notification method of api.md.
-    pub const ALL: [&str; 5] = [CONNECTED, DISCONNECTED, MESSAGE, LEADER_CHANGED, PEER_LIST_CHANGED];
+    pub const ALL: [&str; 6] =
+        [CONNECTED, DISCONNECTED, MESSAGE, LEADER_CHANGED, PEER_LIST_CHANGED, NETWORK_CHANGED];
 }
 
 impl Notification {
@@ -348,6 +367,7 @@ impl Notification {
             methods::MESSAGE => Self::Message(serde_json::from_value(params)?),
             methods::LEADER_CHANGED => Self::LeaderChanged(serde_json::from_value(params)?),
             methods::PEER_LIST_CHANGED => Self::PeerListChanged(serde_json::from_value(params)?),
+            methods::NETWORK_CHANGED => Self::NetworkChanged(serde_json::from_value(params)?),
             "" => return Err(serde_json::Error::custom("empty method")),
             other => Self::Other { method: other.to_owned(), params },
         })
@@ -361,6 +381,7 @@ impl Notification {
             Self::Message(_) => methods::MESSAGE,
             Self::LeaderChanged(_) => methods::LEADER_CHANGED,
             Self::PeerListChanged(_) => methods::PEER_LIST_CHANGED,
+            Self::NetworkChanged(_) => methods::NETWORK_CHANGED,
             Self::Other { method, .. } => method,
         }
     }
@@ -373,6 +394,7 @@ impl Notification {
             Self::Message(p) => serde_json::to_value(p),
             Self::LeaderChanged(p) => serde_json::to_value(p),
             Self::PeerListChanged(p) => serde_json::to_value(p),
+            Self::NetworkChanged(p) => serde_json::to_value(p),
             Self::Other { params, .. } => Ok(params.clone()),
         };
         r.unwrap_or(Value::Null)
@@ -411,10 +433,16 @@ mod tests {
 
     #[test]
     fn leader_status_idle() {
-        let v = json!({"state":"idle","leader_id":null,"is_leader":false,"term":0,"leader":null,"signaling_url":null});
+        let v = json!({"state":"idle","leader_id":null,"is_leader":false,"term":0,"leader":null,
+                       "signaling_url":null,"addresses":[]});
         let s: LeaderStatus = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(s.state, LeaderState::Idle);
         assert_eq!(serde_json::to_value(&s).unwrap(), v);
+        let offline: LeaderStatus =
+            serde_json::from_value(json!({"state":"offline","leader_id":null,"is_leader":false,
+                                          "term":3,"leader":null,"signaling_url":null}))
+                .unwrap();
+        assert_eq!((offline.state, offline.addresses.len()), (LeaderState::Offline, 0));
     }
 
     #[test]
@@ -464,7 +492,8 @@ mod tests {
             n,
             Notification::Disconnected(DisconnectedParams {
                 peer_id: "a".into(),
-                reason: DisconnectReason::Timeout
+                reason: DisconnectReason::Timeout,
+                unacknowledged: vec![],
             })
         );
         let n = Notification::from_parts(
@@ -478,6 +507,13 @@ mod tests {
         let n =
             Notification::from_parts("webrtc:peer_list_changed", json!({"peers": [peer_json()]})).unwrap();
         assert!(matches!(n, Notification::PeerListChanged(p) if p.peers.len() == 1));
+        let n = Notification::from_parts(
+            "webrtc:network_changed",
+            json!({"addresses": ["10.0.0.7"], "online": true}),
+        )
+        .unwrap();
+        assert!(matches!(&n, Notification::NetworkChanged(p) if p.online && p.addresses.len() == 1));
+        assert_eq!(n.params_json(), json!({"addresses": ["10.0.0.7"], "online": true}));
         let n = Notification::from_parts("x:new", json!({"a":1})).unwrap();
         assert_eq!(n, Notification::Other { method: "x:new".into(), params: json!({"a":1}) });
         assert!(Notification::from_parts("webrtc:message", json!({"from": 1})).is_err());

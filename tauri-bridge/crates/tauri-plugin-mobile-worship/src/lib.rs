@@ -5,8 +5,8 @@
 //! commands `start_peer`, `send_control_message`, `get_connected_peers`,
 //! `get_leader_status`, `ping_peer` and `stop_peer`, re-emits its notifications as the Tauri
 //! events `webrtc:connected`, `webrtc:disconnected`, `webrtc:message`,
-//! `webrtc:leader_changed` and `webrtc:peer_list_changed` (payload: the notification's
-//! params), restarts it with backoff if it dies (and calls `start_peer` again with the last
+//! `webrtc:leader_changed`, `webrtc:peer_list_changed` and `webrtc:network_changed`
+//! (payload: the notification's params), restarts it with backoff if it dies (and calls `start_peer` again with the last
 //! params), and shuts it down when the app exits.
 //!
 //! ```ignore
