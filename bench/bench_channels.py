@@ -76,7 +76,7 @@ from tests.sidecar_proc import sidecar_argv  # noqa: E402
 BARE_PEER = REPO / "bench" / "bare_aiortc_peer.py"
 BARE_PORT = 47000
 SPAWN_S = 30.0  # interpreter start under load, then the first answer
-SETUP_WAIT_S = 20.0  # design.md's "must" is 5 s; four times that and it is a failure
+SETUP_WAIT_S = 20.0  # docs/architecture.md's "must" is 5 s; four times that and it is a failure
 CALL_S = 10.0
 ECHO_PAD = "x" * 80  # {"seq":N,"pad":"xx..."} is ~100 bytes serialized
 WRITE_BATCH = 32  # request lines per write() while pipelining

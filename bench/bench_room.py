@@ -1,4 +1,4 @@
-"""Election timings of design.md's table, on real sidecars in the test lab.
+"""Election timings of the timing targets of docs/architecture.md, on real sidecars in the test lab.
 
 Each figure is measured from the host's point of view (stdio only), over
 several rounds, each in a fresh lab. Baselines measured in the same run:
@@ -155,7 +155,7 @@ async def baseline_bare_mdns(lab: Lab) -> float:
 
 Scenario = Callable[[Room], Awaitable[float]]
 SCENARIOS: dict[str, tuple[Scenario, float, float]] = {
-    # name: (measure, must, goal) in seconds, from design.md's timing table
+    # name: (measure, must, goal) in seconds, from the timing targets of docs/architecture.md
     "started_together_leader_agreed": (started_together, 5.0, 1.5),
     "joiner_follows_running_room": (joiner, 2.0, 0.5),
     "joiner_follows_running_room_warm": (warm_joiner, 2.0, 0.5),

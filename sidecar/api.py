@@ -1,4 +1,4 @@
-"""The method table of the stdio API: one entry per api.md method.
+"""The method table of the stdio API: one entry per docs/api.md method.
 
 Each entry names its params Struct, its result type and the errors it can
 answer, so the dispatcher (`sidecar.rpc`) and the OpenRPC document

@@ -57,7 +57,7 @@ SendSignal = Callable[[PeerSignal], bool]
 
 
 def wants(mesh: MeshPolicy, a: SignalPeer, b: SignalPeer) -> bool:
-    """Whether the pair (a, b) keeps a data channel under `mesh` (api.md)."""
+    """Whether the pair (a, b) keeps a data channel under `mesh` (docs/api.md)."""
     if mesh == "full":
         return True
     return "controller" in (a.peer_type, b.peer_type)

@@ -1,4 +1,4 @@
-"""mDNS discovery (design.md, "Discovery"): the TXT codec and the zeroconf adapter.
+"""mDNS discovery (docs/protocol.md, "Discovery"): the TXT codec and the zeroconf adapter.
 
 `encode_txt` / `decode_txt` are pure: a `PeerRecord` to TXT properties and
 back, where decoding rejects (None, debug log) anything malformed or foreign.
@@ -100,7 +100,7 @@ def txt_auth(properties: dict[bytes, bytes | None], room_key: str) -> str:
 
 
 def encode_txt(record: PeerRecord, room_key: str | None = None) -> dict[str, str]:
-    """The TXT properties announcing `record` (design.md, "Discovery"), signed
+    """The TXT properties announcing `record` (docs/protocol.md, "Discovery"), signed
     with `room_key` when the room has one.
 
     The display name is cut to fit one TXT string (255 bytes); any other value

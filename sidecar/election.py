@@ -1,4 +1,4 @@
-"""Leader election as a sans-I/O state machine (design.md, "Leader election").
+"""Leader election as a sans-I/O state machine (docs/protocol.md, "Election").
 
 `Election` is fed what the adapters observe (mDNS records seen and gone, the
 outcome of joining a leader, the leader's peer lists, the loss of the leader,
@@ -301,7 +301,7 @@ class Election:
         ]
 
     def _takes_over_from(self, leader: PeerRecord | SignalPeer) -> bool:
-        # The booth controller leads whenever present (design.md).
+        # The booth controller leads whenever present (docs/protocol.md, "Election").
         return self.me.peer_type == "controller" and leader.peer_type == "display"
 
     def _known_term(self) -> int:

@@ -1,4 +1,4 @@
-"""Error codes of the stdio API (api.md, "Errors") as exceptions.
+"""Error codes of the stdio API (docs/api.md, "Errors") as exceptions.
 
 The peer raises these; `sidecar.rpc` turns them into JSON-RPC error objects.
 Keeping them free of jsonrpcserver lets the core stay I/O- and library-free.

@@ -1,8 +1,8 @@
 """Every message the sidecar reads or writes, as msgspec Structs.
 
 These Structs are the single definition of the wire formats: the stdio
-JSON-RPC API (api.md), the signaling protocol between peers and the leader
-(design.md, "Signaling") and the envelope carried over the `live-control`
+JSON-RPC API (docs/api.md), the signaling protocol between peers and the leader
+(docs/protocol.md, "Signaling") and the envelope carried over the `live-control`
 data channel. The JSON Schema, the OpenRPC document and the TypeScript types
 are generated from them (see `sidecar.schema`), never written by hand.
 """
@@ -309,7 +309,7 @@ SignalMessage = (
 
 
 class PeerRecord(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
-    """What one peer announces over mDNS (design.md, "Discovery"): the TXT
+    """What one peer announces over mDNS (docs/protocol.md, "Discovery"): the TXT
     record's fields plus the addresses and port of the service. A record is a
     hint, never proof of life."""
 

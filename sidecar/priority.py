@@ -1,4 +1,4 @@
-"""Leader priority as one comparable value (design.md, "Leader election").
+"""Leader priority as one comparable value (docs/protocol.md, "Election").
 
 A Controller ranks above a Display; between equals, the earlier start ranks
 higher; the lower peer UUID breaks the remaining tie. `a > b` reads "a has

@@ -1,4 +1,4 @@
-"""JSON-RPC 2.0 over stdio, exactly as api.md says.
+"""JSON-RPC 2.0 over stdio, exactly as docs/api.md says.
 
 `RpcServer.handle_line` takes one input line and returns the bytes of the
 answer (or None): parse with msgspec, check the request envelope ourselves

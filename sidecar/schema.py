@@ -50,7 +50,7 @@ def json_schema() -> dict[str, Any]:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:mobile-worship:sidecar:schema",
         "title": "mobile-worship sidecar messages",
-        "description": "Every type of the stdio API (api.md), the signaling protocol and "
+        "description": "Every type of the stdio API (docs/api.md), the signaling protocol and "
         "the data-channel envelope. Generated from sidecar/messages.py.",
         "$defs": dict(sorted(defs.items())),
     }
@@ -89,7 +89,7 @@ def openrpc_document() -> dict[str, Any]:
             "title": "mobile-worship sidecar stdio API",
             "version": __version__,
             "description": "JSON-RPC 2.0 over stdin/stdout, one message per line. "
-            "Generated from sidecar/api.py and sidecar/messages.py; see api.md.",
+            "Generated from sidecar/api.py and sidecar/messages.py; see docs/api.md.",
         },
         "methods": methods,
         "components": {

@@ -1,4 +1,4 @@
-"""WebSocket signaling of the leader-elected room (design.md, "Signaling").
+"""WebSocket signaling of the leader-elected room (docs/protocol.md, "Signaling").
 
 Three layers, kept apart the h11 way:
 

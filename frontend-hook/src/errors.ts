@@ -4,7 +4,7 @@
  *
  * `cause` is exactly what `invoke` (or `listen`) rejected with; `code`,
  * `message` and `data` are read from it when it is a JSON-RPC error object
- * (`{code, message, data}`, as api.md describes them), a JSON string of one,
+ * (`{code, message, data}`, as docs/api.md describes them), a JSON string of one,
  * an `Error`, or a plain string.
  */
 export class WebRTCCommandError extends Error {
@@ -31,7 +31,7 @@ export class WebRTCCommandError extends Error {
   }
 }
 
-/** Application error codes of api.md. */
+/** Application error codes of docs/api.md. */
 export const SidecarErrorCode = {
   ParseError: -32700,
   InvalidRequest: -32600,

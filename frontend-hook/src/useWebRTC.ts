@@ -3,7 +3,7 @@
  * mobile-worship peer layer, over the Tauri plugin's commands and events.
  *
  * Commands are `<prefix><method>` (prefix `plugin:mobile-worship|` by default)
- * with the JSON-RPC params of api.md as invoke args; events are `webrtc:*`
+ * with the JSON-RPC params of docs/api.md as invoke args; events are `webrtc:*`
  * with the notification's params as payload.
  */
 import { invoke, type InvokeArgs } from "@tauri-apps/api/core";
@@ -63,7 +63,7 @@ export const WEBRTC_EVENTS: readonly WebRTCEventName[] = [
 
 /**
  * How a command's params travel as invoke args:
- * - `"flat"`: the api.md params themselves, by name (`{payload, to, display_class}`);
+ * - `"flat"`: the docs/api.md params themselves, by name (`{payload, to, display_class}`);
  * - `"params"`: under one `params` argument (`{params: {payload, to, display_class}}`), for
  *   Rust commands declared as `fn send_control_message(params: SendControlMessageParams)`.
  * Commands without params get no args either way.

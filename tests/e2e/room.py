@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -111,3 +112,79 @@ def messages(peer: LabPeer, sender: LabPeer | None = None) -> list[dict[str, Any
         if note["method"] == "webrtc:message"
         and (sender is None or note["params"]["from"] == sender.peer_id)
     ]
+
+
+def star(controller: LabPeer, displays: list[LabPeer]) -> dict[str, set[str]]:
+    """The default mesh: the controller connected to every display, each display to it."""
+    return {
+        controller.peer_id: {d.peer_id for d in displays},
+        **{d.peer_id: {controller.peer_id} for d in displays},
+    }
+
+
+def disconnects(peer: LabPeer) -> list[dict[str, Any]]:
+    return [n["params"] for _, n in peer.client.history if n["method"] == "webrtc:disconnected"]
+
+
+def leader_named_since(peer: LabPeer, leader: LabPeer, since: float) -> bool:
+    return any(
+        at >= since
+        and n["method"] == "webrtc:leader_changed"
+        and n["params"]["leader_id"] == leader.peer_id
+        for at, n in peer.client.history
+    )
+
+
+def open_fds(peer: LabPeer) -> int:
+    return len(os.listdir(f"/proc/{peer.client.process.pid}/fd"))
+
+
+class CueStream:
+    """Cues from one peer to others at a steady rate, numbered, until stopped."""
+
+    def __init__(self, sender: LabPeer, to: list[LabPeer], every_s: float = 0.05) -> None:
+        self.sender, self.to, self.every_s = sender, to, every_s
+        self.sent: list[int] = []
+        self.failures: list[dict[str, Any]] = []
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        n = 0
+        ids = [p.peer_id for p in self.to]
+        while not self._stop.is_set():
+            answer = await self.sender.client.call_raw(
+                "send_control_message", {"payload": n, "to": ids}, timeout=15
+            )
+            if "error" in answer:
+                self.failures.append(answer["error"])
+            else:
+                self.sent.append(n)
+            n += 1
+            await asyncio.sleep(self.every_s)  # a cue rate, not synchronisation
+
+    async def flowing(self, more: int, timeout: float) -> None:
+        """`more` further cues reach every target (the path carries traffic now)."""
+        counts = {p.peer_id: len(messages(p, self.sender)) for p in self.to}
+
+        def grown(peer: LabPeer) -> Callable[[], bool]:
+            return lambda: len(messages(peer, self.sender)) >= counts[peer.peer_id] + more
+
+        await asyncio.gather(*(p.client.wait_until(grown(p), timeout) for p in self.to))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self._task
+
+    async def all_arrived(self, timeout: float) -> None:
+        """Every cue sent reached every target, once each and in order."""
+        await self.stop()
+
+        def complete(peer: LabPeer) -> Callable[[], bool]:
+            return lambda: len(messages(peer, self.sender)) >= len(self.sent)
+
+        await asyncio.gather(*(p.client.wait_until(complete(p), timeout) for p in self.to))
+        for peer in self.to:
+            got = [m["payload"] for m in messages(peer, self.sender)]
+            assert got == self.sent, f"{peer.host.name}: {len(got)} of {len(self.sent)}"
+        assert not self.failures

@@ -22,7 +22,7 @@ from tests.lab import LabFeatureUnavailable
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 
-SETUP_S = 5.0 * 2  # design.md: two peers started together, data channel open <= 5 s
+SETUP_S = 5.0 * 2  # docs/architecture.md: two peers started together, data channel open <= 5 s
 UNICODE = {"cue": "Ἰησοῦς ✝ — 𝄞 \u00e9\u0301", "slide": 3, "nested": [1, None, {"ok": True}]}
 
 

@@ -1,6 +1,6 @@
 """A room with one leader: real sidecars, one per network namespace, stdio only.
 
-Timing asserts use twice the "must" column of design.md, so a noisy machine
+Timing asserts use twice the "must" column of docs/architecture.md, so a noisy machine
 does not flake; bench/ measures the real figures.
 """
 

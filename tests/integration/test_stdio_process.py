@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from tests.sidecar_proc import SidecarClient, sidecar_argv
 
-EXIT_BOUND_S = 3.0  # api.md: exit 0 within 3 s
+EXIT_BOUND_S = 3.0  # docs/api.md: exit 0 within 3 s
 
 
 @pytest.fixture

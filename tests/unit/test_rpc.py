@@ -1,4 +1,4 @@
-"""The JSON-RPC dispatcher, in process: every bad-input case of api.md and concurrency."""
+"""The JSON-RPC dispatcher, in process: every bad-input case of docs/api.md and concurrency."""
 
 from __future__ import annotations
 

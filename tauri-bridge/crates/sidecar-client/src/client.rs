@@ -290,7 +290,7 @@ impl Client {
         self.inner.writer.send(WriterCmd::Write { id: None, line }).map_err(|_| Error::Closed)
     }
 
-    // -- the methods of api.md ---------------------------------------------------------
+    // -- the methods of docs/api.md ---------------------------------------------------------
 
     /// `start_peer`: join the room; returns this peer's [`PeerInfo`].
     pub async fn start_peer(&self, params: &StartPeerParams) -> Result<PeerInfo> {

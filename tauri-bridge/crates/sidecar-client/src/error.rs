@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::transport::ExitInfo;
 
-/// JSON-RPC error codes used by the sidecar (api.md, "Errors").
+/// JSON-RPC error codes used by the sidecar (docs/api.md, "Errors").
 pub mod codes {
     pub const PARSE_ERROR: i64 = -32700;
     pub const INVALID_REQUEST: i64 = -32600;

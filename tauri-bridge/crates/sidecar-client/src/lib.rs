@@ -1,14 +1,14 @@
 //! Typed async JSON-RPC 2.0 client for the mobile-worship sidecar.
 //!
 //! The sidecar speaks newline-delimited JSON-RPC on its stdin/stdout (the contract is
-//! `shared/spec/api.md`).  This crate has no Tauri dependency:
+//! `docs/api.md`).  This crate has no Tauri dependency:
 //!
 //! * [`Client`]: one running sidecar: concurrent calls, per-call timeout, notifications to
 //!   subscribers, clean shutdown (close stdin, wait 3 s, kill the process tree).
 //! * [`Supervisor`]: a [`Client`] that is started again with backoff when the sidecar dies.
 //! * [`transport`]: what a child must offer ([`Spawned`]), so the same client runs over
 //!   `tokio::process` ([`SidecarCommand`]) or over tauri-plugin-shell's `CommandChild`.
-//! * [`types`]: the params, results and notifications of api.md; [`Error`] maps JSON-RPC
+//! * [`types`]: the params, results and notifications of docs/api.md; [`Error`] maps JSON-RPC
 //!   error codes to variants.
 //!
 //! ```no_run

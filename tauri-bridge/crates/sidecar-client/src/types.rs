@@ -1,7 +1,7 @@
-//! The types of the stdio contract (`shared/spec/api.md`), as serde structs.
+//! The types of the stdio contract (`docs/api.md`), as serde structs.
 //!
 //! Field names are exactly the wire names.  Structs do not deny unknown fields and the
-//! enums the sidecar sends have an `Unknown` catch-all, because api.md may grow by optional
+//! enums the sidecar sends have an `Unknown` catch-all, because docs/api.md may grow by optional
 //! fields and values.  Optional params are skipped when `None`, so the sidecar applies its
 //! own defaults.
 
@@ -339,7 +339,7 @@ impl<'de> Deserialize<'de> for Notification {
     }
 }
 
-/// Method names of the notifications api.md defines.
+/// Method names of the notifications docs/api.md defines.
 pub mod methods {
     pub const CONNECTED: &str = "webrtc:connected";
     pub const DISCONNECTED: &str = "webrtc:disconnected";
@@ -347,7 +347,7 @@ pub mod methods {
     pub const LEADER_CHANGED: &str = "webrtc:leader_changed";
     pub const PEER_LIST_CHANGED: &str = "webrtc:peer_list_changed";
     pub const NETWORK_CHANGED: &str = "webrtc:network_changed";
-    /// Every notification method of api.md.
+    /// Every notification method of docs/api.md.
     pub const ALL: [&str; 6] =
         [CONNECTED, DISCONNECTED, MESSAGE, LEADER_CHANGED, PEER_LIST_CHANGED, NETWORK_CHANGED];
 }

@@ -1,7 +1,7 @@
 /**
  * JavaScript bindings of tauri-plugin-mobile-worship.
  *
- * Commands take and return the types of the sidecar's stdio API (shared/spec/api.md),
+ * Commands take and return the types of the sidecar's stdio API (docs/api.md),
  * field names unchanged (snake_case).  Events carry the sidecar's notification params.
  * The payload types are those generated from the sidecar's schema in frontend-hook/
  * (src/generated/sidecar-types.ts), re-exported here.

@@ -1,6 +1,6 @@
 //! The plugin's commands: `invoke('plugin:mobile-worship|<method>', args)`.
 //!
-//! `args` are the JSON-RPC params of api.md (snake_case), either by name
+//! `args` are the JSON-RPC params of docs/api.md (snake_case), either by name
 //! (`{payload, to}`) or under one `params` key (`{params: {payload, to}}`); both styles of
 //! the `useWebRTC` hook work.  They go to the sidecar unchanged, which validates them
 //! (errors name the field), and its result comes back unchanged.

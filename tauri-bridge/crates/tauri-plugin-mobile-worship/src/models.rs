@@ -1,6 +1,6 @@
 //! The types commands take and return, and the payloads of the events the plugin emits.
 //!
-//! They are the sidecar's own (`shared/spec/api.md`): field names are the wire names,
+//! They are the sidecar's own (`docs/api.md`): field names are the wire names,
 //! snake_case, in both directions.
 
 use serde::{Deserialize, Serialize};

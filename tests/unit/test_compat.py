@@ -1,0 +1,33 @@
+"""The third-party internals of sidecar/compat were checked against the installed
+versions: an upgrade outside the tested range fails here, before it fails in a room."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from sidecar.compat import TESTED
+
+
+def _key(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:3] if part.isdigit())
+
+
+def test_installed_versions_are_within_what_compat_was_checked_against() -> None:
+    for dist, (lowest, beyond) in TESTED.items():
+        installed = version(dist)
+        assert _key(lowest) <= _key(installed) < _key(beyond), (dist, installed, lowest, beyond)
+
+
+def test_the_internals_are_where_compat_expects_them() -> None:
+    import aioice.ice
+    from aiortc import RTCPeerConnection
+    from zeroconf._services.registry import ServiceRegistry
+
+    from sidecar.compat import rtc, zc
+
+    assert callable(aioice.ice.get_host_addresses)
+    assert callable(ServiceRegistry.async_remove)
+    assert callable(ServiceRegistry.async_get_service_infos)
+    assert isinstance(RTCPeerConnection.sctp, property)
+    assert rtc.selected_path(object()) is None  # moved internals read as "unknown"
+    assert zc.ptr_query("_x._tcp.local.").questions
