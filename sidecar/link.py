@@ -130,6 +130,8 @@ class Link:
         self._ack_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_resend = 0.0
+        self._retired: list[Transport] = []  # replaced, not closed yet (see _replace_transport)
+        self._disposing: set[asyncio.Task[None]] = set()
         self._failed = False  # reported down; the owner closes it
         self._closing = False
         self._spawn(self._watch())
@@ -241,8 +243,14 @@ class Link:
         if self.state == "connected":
             self._migrating_until = time.monotonic() + MIGRATE_S
             log.info("data channel to %s: new transport %d", self.peer_id, epoch)
-        if old is not None:
-            self._spawn(old.close())
+        if old is None:
+            return
+        if self.offerer:
+            # Closed once the new one syncs: closing now would abort the other side's
+            # copy before our offer reached it, if that path still carries anything.
+            self._retired.append(old)
+        else:
+            self._dispose(old)
 
     # ------------------------------------------------------------ path checks
 
@@ -260,12 +268,16 @@ class Link:
         if self.migrating:
             return
         path = transport.path()
-        if path is None:
+        # A host or peer-reflexive candidate is the peer's own address; through a relay
+        # or a NAT its addresses say nothing about the path: ask it instead.
+        direct = path is not None and path.remote_type in ("host", "prflx")
+        if path is None or (remote_addresses is not None and not direct):
             self._spawn(self._probe(transport))
             return
         dead = path.local in lost_local
-        if remote_addresses is not None and path.remote_type == "host":
+        if remote_addresses is not None:
             dead = dead or path.remote not in remote_addresses
+        log.debug("data channel to %s: path %s, %s", self.peer_id, path, "gone" if dead else "fine")
         if dead:
             self._path_dead()
 
@@ -359,6 +371,7 @@ class Link:
             return
         self._synced_in = True
         self._migrating_until = None
+        self._close_retired()
         for message in again:
             try:
                 transport.send(message.text)
@@ -397,6 +410,17 @@ class Link:
         except ConnectionError:
             if transport is self.transport and not self.migrating:
                 self._fail("failed")
+
+    def _close_retired(self) -> None:
+        retired, self._retired = self._retired, []
+        for transport in retired:
+            self._dispose(transport)
+
+    def _dispose(self, transport: Transport) -> None:
+        """Close a transport in the background; `close()` waits for it."""
+        task = asyncio.ensure_future(transport.close())
+        self._disposing.add(task)
+        task.add_done_callback(self._disposing.discard)
 
     def _check_open(self) -> None:
         if self.state != "connected" or self._closing or self._failed:
@@ -549,8 +573,9 @@ class Link:
         for pending in self._pings.values():
             if not pending.future.done():
                 pending.future.set_exception(ConnectionError("data channel closed"))
-        if transport is not None:
-            await transport.close()
+        closing = [t.close() for t in [*self._retired, transport] if t is not None]
+        self._retired = []
+        await asyncio.gather(*closing, *self._disposing, return_exceptions=True)
 
 
 def _encode(envelope: Any) -> str:

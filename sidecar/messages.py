@@ -220,13 +220,16 @@ class Challenge(_Signal, tag="challenge"):
 
 class Register(_Signal, tag="register"):
     """First frame of a follower. With a room key, `proof` answers the
-    challenge and `client_nonce` asks the leader to prove the key in turn."""
+    challenge and `client_nonce` asks the leader to prove the key in turn.
+    `seq` grows with each registration of the peer: a newer one replaces an
+    older connection of the same peer, an older one is refused."""
 
     peer: SignalPeer
     room: RoomName
     v: int = PROTOCOL_VERSION
     proof: str | None = None
     client_nonce: str | None = None
+    seq: Annotated[int, Meta(ge=0, le=2**53 - 1)] = 0
 
 
 class Registered(_Signal, tag="registered"):

@@ -108,6 +108,7 @@ class Session:
         self.closed = False
         self._loop_time: Callable[[], float] = time.monotonic
         self._net_lock = asyncio.Lock()
+        self._join_seq = 0  # our registrations: a later one replaces an earlier one
 
     # --------------------------------------------------------------- lifecycle
 
@@ -386,14 +387,20 @@ class Session:
             this.append(client)
             remaining = max(deadline - self._now(), 0.2)
             try:
+                self._join_seq += 1
                 registered = await client.join(
-                    urls, self.me, self.options.room, self.options.room_key, timeout=remaining
+                    urls,
+                    self.me,
+                    self.options.room,
+                    self.options.room_key,
+                    timeout=remaining,
+                    seq=self._join_seq,
                 )
             except JoinFailed as exc:
                 last_error = f"{exc.code}: {exc.reason}"
                 with contextlib.suppress(Exception):
                     await client.close(leave=False)
-                if exc.code in ("forbidden", "unproven_leader", "wrong_room"):
+                if exc.code in ("forbidden", "unproven_leader", "wrong_room", "id_conflict"):
                     deadline = 0.0  # retrying cannot help
                 if self._now() >= deadline:
                     break

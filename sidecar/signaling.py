@@ -179,6 +179,7 @@ class _Conn:
     opened_at: float
     peer: SignalPeer | None = None
     last_heartbeat: float = 0.0
+    seq: int = 0  # the registration's `seq`: a newer one of the same peer replaces it
 
 
 class RoomRegistry:
@@ -445,9 +446,20 @@ class RoomRegistry:
         actions: list[Action] = []
         old = self._by_id.get(peer_id)
         if old is not None:
+            if self._conns[old].seq >= msg.seq:
+                # A registration that the peer itself has already superseded (it came
+                # late from an attempt it gave up): the newer connection stays.
+                return self._refuse(
+                    conn_id,
+                    "id_conflict",
+                    f"{peer_id} is registered on a newer connection",
+                    CloseCode.REJECTED,
+                    "peer id conflict",
+                )
             actions.append(Close(old, CloseCode.REPLACED, "replaced by a newer connection"))
             self._forget(old)
         conn.peer = msg.peer
+        conn.seq = msg.seq
         conn.last_heartbeat = now  # registering counts as the first heartbeat
         self._by_id[peer_id] = conn_id
         proof = None
@@ -748,7 +760,11 @@ class SignalingServer:
         ws = web.WebSocketResponse(
             max_msg_size=MAX_FRAME_BYTES + 1, timeout=CLOSE_TIMEOUT_S, compress=False
         )
-        await ws.prepare(request)
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:  # gone during the upgrade (it raced another address)
+            log.debug("signaling: a connection closed during its upgrade")
+            return ws
         if self._closed:
             await ws.close(code=CloseCode.GOING_AWAY, message=b"going away")
             return ws
@@ -937,6 +953,7 @@ class SignalingClient:
         room: str,
         room_key: str | None,
         timeout: float,
+        seq: int = 0,
     ) -> Registered:
         """Connect, answer the challenge, register; raises JoinFailed.
 
@@ -954,7 +971,7 @@ class SignalingClient:
             async with asyncio.timeout(timeout):
                 ws = await _connect_first(session, targets)
                 self._ws = ws
-                registered = await self._handshake(ws, me, room, room_key)
+                registered = await self._handshake(ws, me, room, room_key, seq)
         except TimeoutError:
             await self._shutdown()
             raise JoinFailed(
@@ -982,6 +999,7 @@ class SignalingClient:
         me: SignalPeer,
         room: str,
         room_key: str | None,
+        seq: int,
     ) -> Registered:
         refusal: list[SignalError] = []
         first = await _next_join_frame(ws, refusal)
@@ -991,7 +1009,7 @@ class SignalingClient:
         proof = None
         if room_key is not None:
             proof = register_proof(room_key, first.nonce, me.peer_id, room)
-        register = Register(peer=me, room=room, proof=proof, client_nonce=client_nonce)
+        register = Register(peer=me, room=room, proof=proof, client_nonce=client_nonce, seq=seq)
         await ws.send_str(encode_signal(register))
         while True:
             msg = await _next_join_frame(ws, refusal)

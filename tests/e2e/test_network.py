@@ -11,12 +11,14 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
 
 import pytest
 
 from tests.e2e.room import (
     CONTROLLER,
     CueStream,
+    LabPeer,
     Room,
     agree_on,
     connected,
@@ -32,6 +34,11 @@ from tests.e2e.room import (
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 
 SETUP_S = 10.0
+
+
+def using(peer: LabPeer, count: int) -> Callable[[], bool]:
+    """The peer said it uses `count` addresses."""
+    return lambda: len(peer.client.latest["webrtc:network_changed"]["addresses"]) == count
 
 
 async def test_a_display_started_with_its_link_down_joins_once_it_comes_up(room: Room) -> None:
@@ -60,8 +67,22 @@ async def test_an_interfaces_list_naming_a_missing_address_waits_for_it(room: Ro
     lobby.host.set_address("10.77.0.200")
     await connected([ctrl, lobby], star(ctrl, [lobby]), 3.0)
     assert (await lobby.status())["addresses"] == ["10.77.0.200"]
-    bad = await lobby.client.call_raw("start_peer", {**CONTROLLER, "interfaces": ["eth0"]})
-    assert bad["error"]["code"] == -32602 and bad["error"]["data"]["field"].startswith("interfaces")
+
+
+async def test_interfaces_that_cannot_be_addresses_are_refused_naming_the_field(
+    room: Room,
+) -> None:
+    peer = await room.spawn(CONTROLLER)
+    for garbage, field in (
+        (["eth0"], "interfaces[0]"),
+        (["10.77.0.1", "not an ip"], "interfaces[1]"),
+        (["127.0.0.1"], "interfaces"),
+        (["224.0.0.251"], "interfaces"),
+    ):
+        bad = await peer.client.call_raw("start_peer", {**CONTROLLER, "interfaces": garbage})
+        assert bad["error"]["code"] == -32602, garbage
+        assert bad["error"]["data"]["field"] == field, bad
+    assert (await peer.status())["state"] == "idle"  # nothing was started
 
 
 async def test_a_display_whose_address_changes_keeps_its_room_and_its_channel(
@@ -133,16 +154,13 @@ async def test_two_interfaces_losing_either_one_keeps_every_channel(room: Room) 
     await connected(peers, star(ctrl, [d1, d2]), SETUP_S)
     await agree_on(peers, ctrl, SETUP_S)
     stream = CueStream(ctrl, [d1, d2])
-    for interface in ("eth0", "eth1"):
-        ctrl.host.set_link(False, interface)
-        await ctrl.client.wait_until(
-            lambda: len(ctrl.client.latest["webrtc:network_changed"]["addresses"]) == 1, 3
-        )
+    # The leader loses either interface, then a display (which follows it) does.
+    for peer, interface in ((ctrl, "eth0"), (ctrl, "eth1"), (d1, "eth0"), (d1, "eth1")):
+        peer.host.set_link(False, interface)
+        await peer.client.wait_until(using(peer, 1), 3)
         await stream.flowing(20, 8)
-        ctrl.host.set_link(True, interface)
-        await ctrl.client.wait_until(
-            lambda: len(ctrl.client.latest["webrtc:network_changed"]["addresses"]) == 2, 3
-        )
+        peer.host.set_link(True, interface)
+        await peer.client.wait_until(using(peer, 2), 3)
     await stream.all_arrived(5)
     for peer in peers:
         assert disconnects(peer) == [], peer.host.name

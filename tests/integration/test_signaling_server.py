@@ -143,6 +143,7 @@ async def make_follower() -> AsyncIterator[MakeFollower]:
         room_key: str | None = None,
         *,
         join: bool = True,
+        seq: int = 0,
         **timing: float,
     ) -> Follower:
         peer_lists: asyncio.Queue[PeerList] = asyncio.Queue()
@@ -157,7 +158,7 @@ async def make_follower() -> AsyncIterator[MakeFollower]:
         follower = Follower(peer(peer_id), client, peer_lists, signals, lost)
         made.append(follower)
         if join:
-            follower.registered = await client.join(url, follower.me, ROOM, room_key, WAIT)
+            follower.registered = await client.join(url, follower.me, ROOM, room_key, WAIT, seq=seq)
         return follower
 
     yield make
@@ -428,8 +429,8 @@ async def test_re_registration_replaces_the_old_connection(
     make_leader: MakeLeader, make_follower: MakeFollower
 ) -> None:
     leader = await make_leader()
-    first = await make_follower(leader.url, "A")
-    second = await make_follower(leader.url, "A")
+    first = await make_follower(leader.url, "A", seq=1)
+    second = await make_follower(leader.url, "A", seq=2)
     assert "4002" in await get(first.lost)
     assert ids(leader.server.members()) == ["L", "A"]
     b = await make_follower(leader.url, "B")

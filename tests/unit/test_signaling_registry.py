@@ -106,11 +106,12 @@ def join(
     *,
     key: str | None = None,
     client_nonce: str | None = None,
+    seq: int = 0,
 ) -> list[Action]:
     """Connect and register; returns the actions of the register frame."""
     nonce = nonce_of(reg.connect(conn, now), conn)
     proof = register_proof(key, nonce, who.peer_id, ROOM) if key else None
-    msg = Register(peer=who, room=ROOM, proof=proof, client_nonce=client_nonce)
+    msg = Register(peer=who, room=ROOM, proof=proof, client_nonce=client_nonce, seq=seq)
     return reg.receive(conn, frame(msg), now)
 
 
@@ -232,7 +233,7 @@ def test_re_registration_replaces_the_old_connection_with_4002() -> None:
     reg = make()
     join(reg, 1, A)
     join(reg, 2, B)
-    actions = join(reg, 3, A, 1.0)
+    actions = join(reg, 3, A, 1.0, seq=1)
     assert closes(actions) == {1: (CloseCode.REPLACED, "replaced by a newer connection")}
     assert ids(registered(actions, 3).peers) == ["L", "B", "A"]
     assert members_changed(actions) == [["L", "B", "A"]]
@@ -241,6 +242,18 @@ def test_re_registration_replaces_the_old_connection_with_4002() -> None:
     assert reg.disconnect(1, 1.2) == []
     assert ids(reg.members()) == ["L", "B", "A"]
     assert acked(reg, 3, 1.3)
+
+
+def test_a_registration_the_peer_already_superseded_is_refused_not_the_newer_one() -> None:
+    """Two attempts of one peer (it moved twice quickly): the later one stays,
+    whichever order they arrive in."""
+    reg = make()
+    join(reg, 1, A, seq=1)
+    join(reg, 2, A, 0.5, seq=3)
+    late = join(reg, 3, A, 0.6, seq=2)
+    assert errors(late, 3) == ["id_conflict"]
+    assert closes(late) == {3: (CloseCode.REJECTED, "peer id conflict")}
+    assert acked(reg, 2, 0.7)
 
 
 def test_register_twice_on_one_connection_is_an_error_only() -> None:

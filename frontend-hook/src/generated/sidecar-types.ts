@@ -307,6 +307,8 @@ export interface PongEnvelope {
 /**
  * First frame of a follower. With a room key, `proof` answers the
  * challenge and `client_nonce` asks the leader to prove the key in turn.
+ * `seq` grows with each registration of the peer: a newer one replaces an
+ * older connection of the same peer, an older one is refused.
  */
 export interface Register {
   type: "register";
@@ -322,6 +324,12 @@ export interface Register {
   proof?: string | null;
   /** @default null */
   client_nonce?: string | null;
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   * @default 0
+   */
+  seq?: number;
 }
 
 export interface Registered {
