@@ -36,6 +36,8 @@ async def test_two_device_echo(room: Room) -> None:
     await ctrl.client.wait_until(lambda: len(messages(ctrl, disp)) == 1, 5)
     (echoed,) = messages(ctrl, disp)
     assert echoed["payload"] == UNICODE
+    # The display echoes before it tells its own host: that notification may come later.
+    await disp.client.wait_until(lambda: len(messages(disp, ctrl)) == 1, 5)
     (received,) = messages(disp, ctrl)
     assert received["message_id"] == sent["message_id"] and received["payload"] == UNICODE
     rtt = await ctrl.client.call("ping_peer", {"peer_id": disp.peer_id})

@@ -383,6 +383,11 @@ async def test_nothing_is_sent_on_an_interface_not_listed(lab: Lab, spawn: Spawn
     for host, dev, ip in ((h1, "x0", "10.99.0.1"), (h3, "x1", "10.99.0.3")):
         host.run(["ip", "addr", "add", f"{ip}/24", "dev", dev], check=True)
         host.run(["ip", "link", "set", dev, "up"], check=True)
+    # An address is used once its link is up with carrier (both ends of the veth).
+    for _ in range(100):
+        if h1.link_up("x0") and h3.link_up("x1"):
+            break
+        await asyncio.sleep(0.05)  # bounded: no event tells that the carrier came
 
     lan = await spawn(h1, interfaces=[h1.ip])
     peer_lan = await spawn(h2)
