@@ -22,24 +22,18 @@ Needs Linux and root (network namespaces); prints one JSON document.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import os
-import platform
-import signal
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.harness import cli, report, rounds_of, summary  # noqa: E402
 from tests.e2e.room import (  # noqa: E402
     CONTROLLER,
     CueStream,
@@ -51,8 +45,9 @@ from tests.e2e.room import (  # noqa: E402
     leader_named_since,
     messages,
     star,
+    start_dual_homed,
+    suspend,
 )
-from tests.lab import Lab, lab_unavailable_reason, sweep_stale_labs  # noqa: E402
 
 WAIT_S = 30.0
 OUTAGE_S = 10.0
@@ -134,22 +129,14 @@ async def link_down(room: Room, who: str) -> Result:
 async def sleep_wake(room: Room, who: str) -> Result:
     ctrl, d1, d2 = await room_of_three(room)
     sleeper = ctrl if who == "leader" else d2
-    os.kill(sleeper.client.process.pid, signal.SIGSTOP)
-    try:
-        await asyncio.sleep(SLEEP_S)  # asleep
-    finally:
-        os.kill(sleeper.client.process.pid, signal.SIGCONT)
-    t0 = time.monotonic()
+    t0 = await suspend(sleeper, SLEEP_S)
     if sleeper is not ctrl:
         await sleeper.client.wait_until(lambda: leader_named_since(sleeper, ctrl, t0), WAIT_S)
     return {"s": await back_together([ctrl, d1, d2], ctrl, t0)}
 
 
 async def dual_homed(room: Room) -> Result:
-    peers = [await room.spawn(p) for p in (CONTROLLER, display("First"), display("Second"))]
-    for peer in peers:
-        peer.host.add_interface(1)
-    await asyncio.gather(*(p.start() for p in peers))
+    peers = await start_dual_homed(room, CONTROLLER, display("First"), display("Second"))
     ctrl, d1, d2 = peers
     await connected(peers, star(ctrl, [d1, d2]), WAIT_S)
     stream = CueStream(ctrl, [d1, d2], every_s=0.02)
@@ -179,13 +166,8 @@ SCENARIOS: dict[str, tuple[Scenario, float | None, float | None]] = {
 }
 
 
-def summary(samples: list[Result]) -> dict[str, Any]:
-    times = sorted(s["s"] for s in samples)
-    out: dict[str, Any] = {
-        "median_s": round(statistics.median(times), 4),
-        "min_s": round(times[0], 4),
-        "max_s": round(times[-1], 4),
-    }
+def summary_of(samples: list[Result]) -> dict[str, Any]:
+    out: dict[str, Any] = summary([s["s"] for s in samples])
     if "cues" in samples[0]:
         out["cues_sent"] = int(sum(s["cues"] for s in samples))
         out["cues_lost"] = int(sum(s["lost"] for s in samples))
@@ -198,42 +180,11 @@ async def run(rounds: int, only: list[str]) -> dict[str, Any]:
     for name, (measure, must, goal) in SCENARIOS.items():
         if only and name not in only:
             continue
-        samples = []
-        for _ in range(rounds):
-            async with Lab() as lab:
-                room = Room(lab, logs)
-                try:
-                    samples.append(await measure(room))
-                finally:
-                    await room.close()
-        results[name] = {**summary(samples), "must_s": must, "goal_s": goal, "rounds": rounds}
+        samples = await rounds_of(measure, rounds, logs)
+        results[name] = {**summary_of(samples), "must_s": must, "goal_s": goal, "rounds": rounds}
         print(f"{name}: {results[name]}", file=sys.stderr)
-    return {
-        "benchmark": "bench_network",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-        },
-        "results": results,
-        "sidecar_logs": str(logs),
-    }
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--only", nargs="*", default=[], choices=list(SCENARIOS))
-    args = parser.parse_args()
-    reason = lab_unavailable_reason()
-    if reason is not None:
-        print(json.dumps({"benchmark": "bench_network", "skipped": reason}))
-        return 0
-    sweep_stale_labs()
-    print(json.dumps(asyncio.run(run(args.rounds, args.only)), indent=2))
-    return 0
+    return report("bench_network", results=results, sidecar_logs=str(logs))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli("bench_network", __doc__.splitlines()[0], list(SCENARIOS), 3, run))

@@ -12,24 +12,21 @@ Needs Linux and root (network namespaces); prints one JSON document.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import platform
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.harness import cli, report, rounds_of, summary  # noqa: E402
 from tests.e2e.room import CONTROLLER, LabPeer, Room, agree_on, display  # noqa: E402
-from tests.lab import Lab, lab_unavailable_reason, sweep_stale_labs  # noqa: E402
+from tests.lab import Lab  # noqa: E402
 
 PROBE = REPO / "tests" / "e2e" / "discovery_probe.py"
 WAIT_S = 30.0
@@ -166,29 +163,13 @@ SCENARIOS: dict[str, tuple[Scenario, float, float]] = {
 }
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "median_s": round(statistics.median(ordered), 4),
-        "min_s": round(ordered[0], 4),
-        "max_s": round(ordered[-1], 4),
-    }
-
-
 async def run(rounds: int, only: list[str]) -> dict[str, Any]:
     results: dict[str, Any] = {}
     logs = Path(tempfile.mkdtemp(prefix="bench-room-"))
     for name, (measure, must, goal) in SCENARIOS.items():
         if only and name not in only:
             continue
-        samples = []
-        for _ in range(rounds):
-            async with Lab() as lab:
-                room = Room(lab, logs)
-                try:
-                    samples.append(await measure(room))
-                finally:
-                    await room.close()
+        samples = await rounds_of(measure, rounds, logs)
         results[name] = {**summary(samples), "must_s": must, "goal_s": goal, "rounds": rounds}
         print(f"{name}: {results[name]}", file=sys.stderr)
     baselines: dict[str, Any] = {}
@@ -201,33 +182,8 @@ async def run(rounds: int, only: list[str]) -> dict[str, Any]:
             async with Lab() as lab:
                 samples.append(await base(lab))
         baselines[name] = {**summary(samples), "rounds": rounds}
-    return {
-        "benchmark": "bench_room",
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "cpus": __import__("os").cpu_count(),
-        },
-        "results": results,
-        "baselines": baselines,
-        "sidecar_logs": str(logs),
-    }
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--only", nargs="*", default=[], choices=list(SCENARIOS))
-    args = parser.parse_args()
-    reason = lab_unavailable_reason()
-    if reason is not None:
-        print(json.dumps({"benchmark": "bench_room", "skipped": reason}))
-        return 0
-    sweep_stale_labs()
-    print(json.dumps(asyncio.run(run(args.rounds, args.only)), indent=2))
-    return 0
+    return report("bench_room", results=results, baselines=baselines, sidecar_logs=str(logs))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli("bench_room", __doc__.splitlines()[0], list(SCENARIOS), 5, run))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -188,3 +189,24 @@ class CueStream:
             got = [m["payload"] for m in messages(peer, self.sender)]
             assert got == self.sent, f"{peer.host.name}: {len(got)} of {len(self.sent)}"
         assert not self.failures
+
+
+async def start_dual_homed(room: Room, *params: dict[str, Any]) -> list[LabPeer]:
+    """Sidecars on two networks each (eth0 on the lab's, eth1 on a second one), started at once."""
+    peers = [await room.spawn(p) for p in params]
+    for peer in peers:
+        peer.host.add_interface(1)
+    await asyncio.gather(*(p.start() for p in peers))
+    return peers
+
+
+async def suspend(peer: LabPeer, seconds: float) -> float:
+    """Stop the peer's process (SIGSTOP, a laptop's sleep) for `seconds`, wake it
+    (SIGCONT) and return when it woke."""
+    pid = peer.client.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        await asyncio.sleep(seconds)  # the sleep itself
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return time.monotonic()

@@ -8,8 +8,6 @@ bench/bench_network.py measures the real figures.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections.abc import Callable
 
@@ -29,6 +27,8 @@ from tests.e2e.room import (
     messages,
     open_fds,
     star,
+    start_dual_homed,
+    suspend,
 )
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
@@ -146,10 +146,7 @@ async def test_a_link_down_10_s_then_up_brings_the_room_back_within_3_s(
 
 
 async def test_two_interfaces_losing_either_one_keeps_every_channel(room: Room) -> None:
-    peers = [await room.spawn(p) for p in (CONTROLLER, display("First"), display("Second"))]
-    for peer in peers:
-        peer.host.add_interface(1)
-    await asyncio.gather(*(p.start() for p in peers))
+    peers = await start_dual_homed(room, CONTROLLER, display("First"), display("Second"))
     ctrl, d1, d2 = peers
     await connected(peers, star(ctrl, [d1, d2]), SETUP_S)
     await agree_on(peers, ctrl, SETUP_S)
@@ -173,12 +170,7 @@ async def test_sleep_and_wake_brings_the_room_back_within_2_s(room: Room, who: s
     await connected([ctrl, d1, d2], star(ctrl, [d1, d2]), SETUP_S)
     await agree_on([ctrl, d1, d2], ctrl, SETUP_S)
     sleeper = ctrl if who == "leader" else d2
-    os.kill(sleeper.client.process.pid, signal.SIGSTOP)
-    try:
-        await asyncio.sleep(20)  # asleep
-    finally:
-        os.kill(sleeper.client.process.pid, signal.SIGCONT)
-    woke = time.monotonic()
+    woke = await suspend(sleeper, 20)
     if sleeper is not ctrl:  # its notifications before the sleep are stale: wait for news
         await sleeper.client.wait_until(lambda: leader_named_since(sleeper, ctrl, woke), 2.0)
     await agree_on([ctrl, d1, d2], ctrl, 2.0)
