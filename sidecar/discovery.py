@@ -1,10 +1,8 @@
-"""mDNS discovery (docs/protocol.md, "Discovery"): the TXT codec and the zeroconf adapter.
+"""mDNS discovery (docs/protocol.md, "Discovery"): the zeroconf adapter.
 
-`encode_txt` / `decode_txt` are pure: a `PeerRecord` to TXT properties and
-back, where decoding rejects (None, debug log) anything malformed or foreign.
-
-`Discovery` is the thin I/O adapter. It registers this peer as
-`<peer_id>._mobile-worship._tcp.local.` on the given IPv4 interfaces, browses
+The TXT codec is `sidecar.txt` (pure). `Discovery` is the thin I/O adapter. It
+registers this peer as `<peer_id>._mobile-worship._tcp.local.` on the given IPv4
+interfaces, browses
 the type, and reports every received announcement of another peer of the same
 room and protocol version through `on_seen`, also when nothing changed (the
 leader's periodic re-announce relies on that), and goodbyes through `on_gone`.
@@ -14,17 +12,13 @@ A record is a hint, never proof of life.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import ipaddress
 import logging
-import re
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import msgspec
 from zeroconf import (
     IPVersion,
     RecordUpdate,
@@ -46,7 +40,7 @@ from sidecar.compat.zc import (
     ptr_query,
 )
 from sidecar.messages import PROTOCOL_VERSION, PeerRecord
-from sidecar.priority import priority_of
+from sidecar.txt import DNS_LABEL, Malformed, check_auth, decode_record, encode_txt, parse_txt
 
 log = logging.getLogger(__name__)
 
@@ -54,200 +48,11 @@ SERVICE_TYPE = "_mobile-worship._tcp.local."
 _TYPE_KEY = SERVICE_TYPE.lower()
 _INSTANCE_SUFFIX = "." + _TYPE_KEY
 
-TXT_ENTRY_MAX = 255
-"""A TXT string is length-prefixed by one byte: `key=value` fits in 255 bytes."""
-
 CLOSE_TIMEOUT_S = 0.8
 """Bound for `close()`: the goodbyes take 0.25 s (3 sends, 125 ms apart)."""
 
 RESOLVE_TIMEOUT_MS = 2000
 """How long to query for the missing parts of an incomplete record."""
-
-_ID_MAX = 64  # PeerId's max_length; `leader-id` is not bounded by the Struct
-_UINT = re.compile(r"0|[1-9][0-9]{0,15}")  # canonical, ASCII, below 2**53 (safe in JS)
-_DNS_LABEL = re.compile(r"[A-Za-z0-9-]{1,63}")  # our id is a host label (`<id>.local.`)
-
-# ---------------------------------------------------------------------- TXT codec
-
-
-class _Malformed(ValueError):
-    """A TXT record that must be ignored; the message says why."""
-
-
-def _fit(key: str, value: str) -> str:
-    """Cut `value` (on a character boundary) so that `key=value` fits one TXT string."""
-    room = TXT_ENTRY_MAX - len(key.encode()) - 1
-    data = value.encode()
-    if len(data) <= room:
-        return value
-    return data[:room].decode("utf-8", errors="ignore")
-
-
-AUTH_KEY = "auth"
-"""TXT key of the record's HMAC in a room with a key."""
-
-
-def txt_auth(properties: dict[bytes, bytes | None], room_key: str) -> str:
-    """HMAC-SHA256 (truncated to 128 bits) of every other TXT entry, so the
-    members of a keyed room ignore records forged or announced without the key:
-    a peer with a wrong key can neither win their election nor lure them away."""
-    canonical = b"\n".join(
-        key + b"=" + value
-        for key, value in sorted(properties.items())
-        if key != AUTH_KEY.encode() and value is not None
-    )
-    return hmac.new(room_key.encode(), canonical, hashlib.sha256).hexdigest()[:32]
-
-
-def encode_txt(record: PeerRecord, room_key: str | None = None) -> dict[str, str]:
-    """The TXT properties announcing `record` (docs/protocol.md, "Discovery"), signed
-    with `room_key` when the room has one.
-
-    The display name is cut to fit one TXT string (255 bytes); any other value
-    that does not fit, or a record the other side would reject, raises
-    ValueError naming the field.
-    """
-    txt = {
-        "v": str(record.v),
-        "id": record.peer_id,
-        "name": _fit("name", record.name),
-        "peer-type": record.peer_type,
-        "display-class": record.display_class or "",
-        "started": str(record.started_at),
-        "priority": priority_of(record).encode(),
-        "role": record.role,
-        "leader-id": record.leader_id or "",
-        "term": str(record.term),
-        "room": record.room,
-    }
-    for key, value in txt.items():
-        if len(key.encode()) + 1 + len(value.encode()) > TXT_ENTRY_MAX:
-            raise ValueError(f"{key}: longer than {TXT_ENTRY_MAX - len(key) - 1} bytes as UTF-8")
-    # What we announce must be what the others accept: check it with the decoder.
-    raw: dict[bytes, bytes | None] = {k.encode(): v.encode() for k, v in txt.items()}
-    try:
-        _decode(raw, [], 0, version=record.v)
-    except _Malformed as exc:
-        raise ValueError(str(exc)) from None
-    if room_key is not None:
-        txt[AUTH_KEY] = txt_auth(raw, room_key)
-    return txt
-
-
-def decode_txt(
-    properties: dict[bytes, bytes | None],
-    addresses: list[str],
-    port: int,
-    room_key: str | None = None,
-) -> PeerRecord | None:
-    """The record announced by TXT `properties` and the service's addresses and
-    port, or None (logged at debug) when anything is missing, malformed, of
-    another protocol version, or not signed with `room_key` (a record signed
-    with a key we do not have is another room's). The room is kept: filtering
-    is the caller's job. Never raises."""
-    try:
-        check_auth(properties, room_key)
-        return _decode(properties, addresses, port, version=PROTOCOL_VERSION)
-    except _Malformed as exc:
-        log.debug("ignoring malformed mDNS TXT record: %s", exc)
-        return None
-
-
-def check_auth(properties: dict[bytes, bytes | None], room_key: str | None) -> None:
-    """Raise _Malformed unless the record's signature fits our room key."""
-    given = properties.get(AUTH_KEY.encode())
-    if room_key is None:
-        if given is not None:
-            raise _Malformed("auth: the record of a room with a key")
-        return
-    expected = txt_auth(properties, room_key).encode()
-    if given is None or not hmac.compare_digest(given, expected):
-        raise _Malformed("auth: not signed with our room key")
-
-
-def parse_txt(text: bytes) -> dict[bytes, bytes | None]:
-    """Split raw TXT rdata into properties (RFC 6763 6.3-6.4): keys lower-cased,
-    the first occurrence of a key wins, a key without `=` maps to None."""
-    props: dict[bytes, bytes | None] = {}
-    pos = 0
-    while pos < len(text):
-        length = text[pos]
-        entry = text[pos + 1 : pos + 1 + length]
-        pos += 1 + length
-        key, sep, value = entry.partition(b"=")
-        key = key.lower()
-        if key and key not in props:
-            props[key] = value if sep else None
-    return props
-
-
-def _decode(
-    properties: dict[bytes, bytes | None], addresses: list[str], port: int, *, version: int
-) -> PeerRecord:
-    """`decode_txt` that raises _Malformed with the reason."""
-    try:
-        return _decode_unchecked(properties, addresses, port, version=version)
-    except _Malformed:
-        raise
-    except (ValueError, TypeError, AttributeError) as exc:  # msgspec.ValidationError included
-        raise _Malformed(str(exc)) from None
-
-
-def _decode_unchecked(
-    properties: dict[bytes, bytes | None], addresses: list[str], port: int, *, version: int
-) -> PeerRecord:
-    def text(key: str) -> str:
-        raw = properties.get(key.encode())
-        if raw is None:
-            raise _Malformed(f"{key}: missing")
-        if not isinstance(raw, bytes) or len(key) + 1 + len(raw) > TXT_ENTRY_MAX:
-            raise _Malformed(f"{key}: does not fit a TXT string")
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise _Malformed(f"{key}: not UTF-8") from None
-
-    def uint(key: str) -> int:
-        value = text(key)
-        if not _UINT.fullmatch(value):
-            raise _Malformed(f"{key}: not a canonical unsigned integer: {value!r}")
-        return int(value)
-
-    v = uint("v")
-    if v != version:
-        raise _Malformed(f"v: protocol version {v}, expected {version}")
-    peer_type = text("peer-type")
-    display_class = text("display-class") or None
-    if peer_type == "display" and display_class is None:
-        raise _Malformed("display-class: required for a display")
-    if peer_type == "controller" and display_class is not None:
-        raise _Malformed("display-class: must be empty for a controller")
-    leader_id = text("leader-id") or None
-    if leader_id is not None and len(leader_id) > _ID_MAX:
-        raise _Malformed("leader-id: too long")
-    name = text("name")
-    if any(ch < " " for ch in name):
-        raise _Malformed("name: contains control characters")
-    fields: dict[str, Any] = {
-        "peer_id": text("id"),
-        "name": name,
-        "peer_type": peer_type,
-        "display_class": display_class,
-        "started_at": uint("started"),
-        "role": text("role"),
-        "leader_id": leader_id,
-        "term": uint("term"),
-        "room": text("room"),
-        "v": v,
-        "addresses": tuple(addresses),
-        "port": port,
-    }
-    # Literals, lengths, the address pattern and the port range.
-    record = msgspec.convert(fields, PeerRecord, strict=True)
-    if text("priority") != priority_of(record).encode():
-        raise _Malformed("priority: disagrees with peer-type, started and id")
-    return record
-
 
 # ------------------------------------------------------------------ the adapter
 
@@ -372,7 +177,7 @@ class Discovery:
         """
         if self._aiozc is not None or self._closed:
             raise RuntimeError("Discovery.start: already started")
-        if not _DNS_LABEL.fullmatch(me.peer_id):
+        if not DNS_LABEL.fullmatch(me.peer_id):
             raise ValueError(f"peer_id: {me.peer_id!r} is not a DNS label")
         info = self._service_info(me)
         self._me, self._info = me, info
@@ -585,8 +390,8 @@ class Discovery:
         label = name[: -len(_INSTANCE_SUFFIX)]
         try:
             check_auth(properties, self._room_key)
-            record = _decode(properties, addresses, port, version=PROTOCOL_VERSION)
-        except _Malformed as exc:
+            record = decode_record(properties, addresses, port, version=PROTOCOL_VERSION)
+        except Malformed as exc:
             reason = {"v": "version", "auth": "room"}.get(str(exc).split(":")[0], "malformed")
             self._ignore(key, label, reason, str(exc))
             return

@@ -57,7 +57,12 @@ log = logging.getLogger(__name__)
 MAX_EARLY_SIGNALS = 64
 """Offers and answers kept while aiortc loads (a few per peer of the room)."""
 
-ROOM_MODULES = ("sidecar.signaling", "sidecar.discovery", "sidecar.netifs")
+ROOM_MODULES = (
+    "sidecar.signaling.server",
+    "sidecar.signaling.client",
+    "sidecar.discovery",
+    "sidecar.netifs",
+)
 """Imported by start_peer before it joins the room (aiohttp, zeroconf)."""
 CHANNEL_MODULES = ("sidecar.channel",)
 """Imported while the room is joined (aiortc with PyAV)."""

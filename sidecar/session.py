@@ -40,7 +40,8 @@ from sidecar.netview import Attach, NetChange, NetView, Offline, Online
 if TYPE_CHECKING:
     from sidecar.discovery import Discovery
     from sidecar.netifs import ChangeSignal
-    from sidecar.signaling import SignalingClient, SignalingServer
+    from sidecar.signaling.client import SignalingClient
+    from sidecar.signaling.server import SignalingServer
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class Session:
     async def open(self, read_interfaces: Callable[[], list[netview.Iface]]) -> None:
         """Create the adapters, bind to the addresses there are (if any), start
         the election and the background tasks. Raises if stopped meanwhile."""
-        from sidecar.signaling import SignalingServer
+        from sidecar.signaling.server import SignalingServer
 
         self._loop_time = asyncio.get_running_loop().time
         o = self.options
@@ -369,7 +370,7 @@ class Session:
             self._spawn(client.close(leave=True))
 
     async def _join(self, decision: Follow) -> None:
-        from sidecar.signaling import JoinFailed, SignalingClient
+        from sidecar.signaling.client import JoinFailed, SignalingClient
 
         wait = SUCCESSOR_WAIT_S if decision.successor else JOIN_TIMEOUT_S
         deadline = self._now() + wait

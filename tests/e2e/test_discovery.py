@@ -20,8 +20,8 @@ import msgspec
 import pytest
 from zeroconf.const import _DUPLICATE_PACKET_SUPPRESSION_INTERVAL
 
-from sidecar.discovery import encode_txt
 from sidecar.messages import PROTOCOL_VERSION, PeerRecord
+from sidecar.txt import encode_txt
 from tests.lab import Host, Lab, expect_line
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(60)]

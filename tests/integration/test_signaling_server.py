@@ -33,16 +33,10 @@ from sidecar.messages import (
     SignalPeer,
     decode_signal,
 )
-from sidecar.signaling import (
-    MAX_FRAME_BYTES,
-    SIGNAL_PATH,
-    JoinFailed,
-    PeerSignal,
-    SignalingClient,
-    SignalingServer,
-    encode_signal,
-    register_proof,
-)
+from sidecar.roomkey import register_proof
+from sidecar.signaling.client import JoinFailed, SignalingClient
+from sidecar.signaling.protocol import MAX_FRAME_BYTES, SIGNAL_PATH, PeerSignal, encode_signal
+from sidecar.signaling.server import SignalingServer
 
 HOST = "127.0.0.1"
 ROOM = "main"

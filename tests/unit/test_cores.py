@@ -15,6 +15,10 @@ CORES = (
     "sidecar.priority",
     "sidecar.clock",
     "sidecar.messages",
+    "sidecar.roomkey",
+    "sidecar.txt",
+    "sidecar.signaling.protocol",
+    "sidecar.signaling.registry",
 )
 NETWORK_STACK = ("asyncio", "aiohttp", "zeroconf", "aiortc", "aioice", "av")
 

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidecar.discovery import TXT_ENTRY_MAX, decode_txt, encode_txt, parse_txt
 from sidecar.messages import PROTOCOL_VERSION, ROOM_MAX_BYTES, PeerRecord
 from sidecar.priority import priority_of
+from sidecar.txt import TXT_ENTRY_MAX, decode_txt, encode_txt, parse_txt
 
 CONTROLLER = PeerRecord(
     peer_id="0f8b7c2e-1111-4222-8333-944455556666",

@@ -24,18 +24,9 @@ from sidecar.messages import (
     SignalMessage,
     SignalPeer,
 )
-from sidecar.signaling import (
-    Action,
-    Close,
-    CloseCode,
-    Deliver,
-    MembersChanged,
-    RoomRegistry,
-    Send,
-    encode_signal,
-    register_proof,
-    registered_proof,
-)
+from sidecar.roomkey import register_proof, registered_proof
+from sidecar.signaling.protocol import CloseCode, encode_signal
+from sidecar.signaling.registry import Action, Close, Deliver, MembersChanged, RoomRegistry, Send
 
 ROOM = "main"
 KEY = "correct horse battery staple"

@@ -1,0 +1,438 @@
+"""The leader's room, sans I/O: who is connected, who is registered, what to send."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+
+from sidecar.messages import (
+    PROTOCOL_VERSION,
+    Answer,
+    Candidate,
+    Challenge,
+    Heartbeat,
+    HeartbeatAck,
+    Leave,
+    Offer,
+    PeerList,
+    Register,
+    Registered,
+    SignalError,
+    SignalMessage,
+    SignalPeer,
+    decode_signal,
+)
+from sidecar.roomkey import new_nonce, proof_matches, register_proof, registered_proof
+from sidecar.signaling.protocol import (
+    HEARTBEAT_GRACE_S,
+    HEARTBEAT_INTERVAL_S,
+    KNOWN_TAGS,
+    MISSED_LIMIT,
+    REGISTER_TIMEOUT_S,
+    SERVER_ONLY,
+    CloseCode,
+    ConnId,
+    PeerSignal,
+    tag,
+)
+
+# ----------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    conn_id: ConnId
+    msg: SignalMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    conn_id: ConnId
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """A signal addressed to the leader itself (the local member)."""
+
+    msg: PeerSignal
+
+
+@dataclass(frozen=True, slots=True)
+class MembersChanged:
+    members: list[SignalPeer]
+
+
+Action = Send | Close | Deliver | MembersChanged
+
+
+# ----------------------------------------------------------------- registry
+
+
+@dataclass(slots=True)
+class _Conn:
+    nonce: str
+    opened_at: float
+    peer: SignalPeer | None = None
+    last_heartbeat: float = 0.0
+    seq: int = 0  # the registration's `seq`: a newer one of the same peer replaces it
+
+
+class RoomRegistry:
+    """The leader's room: who is connected, who is registered, what to send.
+
+    Every method returns the actions the adapter must carry out, in order. A
+    connection the registry closed is forgotten at once: later frames or a
+    `disconnect` for it are ignored, so the adapter may report them freely.
+    """
+
+    def __init__(
+        self,
+        me: SignalPeer,
+        room: str,
+        room_key: str | None = None,
+        *,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL_S,
+        missed_limit: int = MISSED_LIMIT,
+        grace: float = HEARTBEAT_GRACE_S,
+        register_timeout: float = REGISTER_TIMEOUT_S,
+        nonce_factory: Callable[[], str] = new_nonce,
+        version: int = PROTOCOL_VERSION,
+    ) -> None:
+        self._me = me
+        self._room = room
+        self._key = room_key
+        self._heartbeat_timeout = heartbeat_interval * missed_limit + grace
+        self._register_timeout = register_timeout
+        self._nonce = nonce_factory
+        self._version = version
+        self._leading = False
+        self._term = 0
+        self._leader_hint: str | None = None
+        self._conns: dict[ConnId, _Conn] = {}
+        self._by_id: dict[str, ConnId] = {}  # insertion order = registration order
+
+    # -- state
+
+    @property
+    def me(self) -> SignalPeer:
+        return self._me
+
+    @property
+    def leading(self) -> bool:
+        return self._leading
+
+    @property
+    def term(self) -> int:
+        return self._term
+
+    @property
+    def heartbeat_timeout(self) -> float:
+        return self._heartbeat_timeout
+
+    def members(self) -> list[SignalPeer]:
+        """The leader first, then the registered peers in registration order (a peer
+        that re-registers counts from its new registration)."""
+        peers = [self._conns[cid].peer for cid in self._by_id.values()]
+        return [self._me, *(p for p in peers if p is not None)]
+
+    def next_deadline(self) -> float | None:
+        """When `tick` next has something to do; None while nobody is connected."""
+        deadlines = [self._deadline(c) for c in self._conns.values()]
+        return min(deadlines, default=None)
+
+    def _deadline(self, conn: _Conn) -> float:
+        if conn.peer is None:
+            return conn.opened_at + self._register_timeout
+        return conn.last_heartbeat + self._heartbeat_timeout
+
+    # -- leadership
+
+    def start_leading(self, term: int, now: float) -> list[Action]:
+        """Accept registrations from now on. `now` is unused but kept for symmetry."""
+        del now
+        if self._leading:
+            return self.set_term(term)
+        self._leading = True
+        self._term = term
+        self._leader_hint = self._me.peer_id
+        return []
+
+    def stop_leading(
+        self, now: float, redirect: SignalPeer | None = None, term: int | None = None
+    ) -> list[Action]:
+        """Close every connection (4000) and forget them.
+
+        With `redirect` (the peer we step down in favour of), every member
+        first gets a PeerList naming it leader, at `term` if given, so the
+        followers move to it without waiting for discovery. Later `not_leader`
+        refusals name it too.
+        """
+        del now
+        self._leader_hint = redirect.peer_id if redirect is not None else None
+        if not self._leading:
+            return []
+        self._leading = False
+        actions: list[Action] = []
+        if redirect is not None and self._by_id:
+            others = [m for m in self.members() if m.peer_id != redirect.peer_id]
+            turn = PeerList(
+                leader_id=redirect.peer_id,
+                term=self._term if term is None else term,
+                peers=[redirect, *others],
+            )
+            actions += [Send(cid, turn) for cid in self._by_id.values()]
+        had_members = bool(self._by_id)
+        actions += [
+            Close(cid, CloseCode.STEPPED_DOWN, "leader stepped down") for cid in self._conns
+        ]
+        self._conns.clear()
+        self._by_id.clear()
+        if had_members:
+            actions.append(MembersChanged(self.members()))
+        return actions
+
+    def set_term(self, term: int) -> list[Action]:
+        """A new term; the members hear of it through a PeerList."""
+        if term == self._term:
+            return []
+        self._term = term
+        return self._broadcast() if self._leading else []
+
+    def set_leader_hint(self, leader_id: str | None) -> None:
+        """Who leads when this peer does not, named in `not_leader` refusals."""
+        self._leader_hint = leader_id
+
+    def update_me(self, me: SignalPeer) -> list[Action]:
+        """This peer's own entry changed (e.g. its bound port): tell the members."""
+        if me.peer_id != self._me.peer_id:
+            raise ValueError("update_me cannot change the peer id")
+        self._me = me
+        if not self._leading or not self._by_id:
+            return []
+        return [*self._broadcast(), MembersChanged(self.members())]
+
+    def send_local(self, msg: PeerSignal) -> list[Action]:
+        """A signal from the leader itself to a member.
+
+        Raises KeyError when `msg.to` is not a registered member (or this peer
+        does not lead): the caller learns at once that the peer is gone.
+        """
+        if msg.from_ != self._me.peer_id:
+            raise ValueError(f"send_local must send as {self._me.peer_id!r}")
+        cid = self._by_id.get(msg.to) if self._leading else None
+        if cid is None:
+            raise KeyError(msg.to)
+        return [Send(cid, msg)]
+
+    # -- connection events
+
+    def connect(self, conn_id: ConnId, now: float) -> list[Action]:
+        if conn_id in self._conns:
+            raise ValueError(f"connection {conn_id} already known")
+        conn = _Conn(nonce=self._nonce(), opened_at=now)
+        self._conns[conn_id] = conn
+        return [Send(conn_id, Challenge(nonce=conn.nonce))]
+
+    def disconnect(self, conn_id: ConnId, now: float) -> list[Action]:
+        del now
+        conn = self._conns.pop(conn_id, None)
+        if conn is None or conn.peer is None:
+            return []
+        if self._by_id.get(conn.peer.peer_id) == conn_id:
+            del self._by_id[conn.peer.peer_id]
+        return self._members_changed()
+
+    def resumed(self, slept: float) -> None:
+        """This process was suspended for `slept` seconds: nobody's deadline
+        counts that time."""
+        for conn in self._conns.values():
+            conn.opened_at += slept
+            conn.last_heartbeat += slept
+
+    def tick(self, now: float) -> list[Action]:
+        """Close connections that never registered or stopped heartbeating."""
+        actions: list[Action] = []
+        changed = False
+        for cid, conn in list(self._conns.items()):
+            if now < self._deadline(conn):
+                continue
+            if conn.peer is None:
+                actions.append(Close(cid, CloseCode.NOT_REGISTERED, "registration timeout"))
+            else:
+                actions.append(Close(cid, CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout"))
+                changed = True
+            self._forget(cid)
+        if changed:
+            actions += self._members_changed()
+        return actions
+
+    def receive(self, conn_id: ConnId, frame: str | bytes, now: float) -> list[Action]:
+        conn = self._conns.get(conn_id)
+        if conn is None:
+            return []  # a frame that raced our own close
+        if isinstance(frame, bytes):
+            return [_error(conn_id, "binary", "frames must be text (JSON)")]
+        try:
+            msg = decode_signal(frame)
+        except msgspec.ValidationError as exc:  # before DecodeError: it is a subclass
+            return [Send(conn_id, _invalid(frame, exc))]
+        except msgspec.DecodeError as exc:
+            return [_error(conn_id, "malformed", f"not valid JSON: {exc}")]
+        if conn.peer is None:
+            if isinstance(msg, Register):
+                return self._register(conn_id, conn, msg, now)
+            return self._refuse(
+                conn_id,
+                "not_registered",
+                f"send register first (got {tag(msg)})",
+                CloseCode.NOT_REGISTERED,
+                "not registered",
+            )
+        return self._from_member(conn_id, conn.peer, conn, msg, now)
+
+    # -- rules
+
+    def _register(self, conn_id: ConnId, conn: _Conn, msg: Register, now: float) -> list[Action]:
+        peer_id = msg.peer.peer_id
+        if not self._leading:
+            hint = f"; the leader is {self._leader_hint}" if self._leader_hint else ""
+            return self._refuse(
+                conn_id,
+                "not_leader",
+                f"{self._me.peer_id} does not lead the room{hint}",
+                CloseCode.NOT_LEADER,
+                "not leader",
+            )
+        if msg.v != self._version:
+            return self._refuse(
+                conn_id,
+                "wrong_version",
+                f"protocol version {msg.v} is not {self._version}",
+                CloseCode.REJECTED,
+                "wrong protocol version",
+            )
+        if msg.room != self._room:
+            return self._refuse(
+                conn_id,
+                "wrong_room",
+                f"this leader serves another room, not {msg.room!r}",
+                CloseCode.REJECTED,
+                "wrong room",
+            )
+        if self._key is not None:
+            expected = register_proof(self._key, conn.nonce, peer_id, self._room)
+            if not proof_matches(expected, msg.proof):
+                return self._refuse(
+                    conn_id,
+                    "forbidden",
+                    "missing or wrong room key proof",
+                    CloseCode.FORBIDDEN,
+                    "forbidden",
+                )
+        if peer_id == self._me.peer_id:
+            return self._refuse(
+                conn_id,
+                "id_conflict",
+                "that peer id is the leader's own",
+                CloseCode.REJECTED,
+                "peer id conflict",
+            )
+
+        actions: list[Action] = []
+        old = self._by_id.get(peer_id)
+        if old is not None:
+            if self._conns[old].seq >= msg.seq:
+                # A registration that the peer itself has already superseded (it came
+                # late from an attempt it gave up): the newer connection stays.
+                return self._refuse(
+                    conn_id,
+                    "id_conflict",
+                    f"{peer_id} is registered on a newer connection",
+                    CloseCode.REJECTED,
+                    "peer id conflict",
+                )
+            actions.append(Close(old, CloseCode.REPLACED, "replaced by a newer connection"))
+            self._forget(old)
+        conn.peer = msg.peer
+        conn.seq = msg.seq
+        conn.last_heartbeat = now  # registering counts as the first heartbeat
+        self._by_id[peer_id] = conn_id
+        proof = None
+        if self._key is not None and msg.client_nonce is not None:
+            proof = registered_proof(self._key, msg.client_nonce, self._me.peer_id, self._room)
+        members = self.members()
+        reply = Registered(leader_id=self._me.peer_id, term=self._term, peers=members, proof=proof)
+        actions.append(Send(conn_id, reply))
+        actions += self._broadcast(skip=conn_id)
+        actions.append(MembersChanged(members))
+        return actions
+
+    def _from_member(
+        self, conn_id: ConnId, peer: SignalPeer, conn: _Conn, msg: SignalMessage, now: float
+    ) -> list[Action]:
+        match msg:
+            case Offer() | Answer() | Candidate():
+                return self._forward(conn_id, peer, msg)
+            case Heartbeat():
+                conn.last_heartbeat = now
+                return [Send(conn_id, HeartbeatAck(seq=msg.seq, term=self._term))]
+            case Leave():
+                if msg.peer_id != peer.peer_id:
+                    return [_error(conn_id, "spoofed", f"you are {peer.peer_id}")]
+                self._forget(conn_id)
+                return [Close(conn_id, CloseCode.NORMAL, "left"), *self._members_changed()]
+            case Register():
+                return [_error(conn_id, "already_registered", f"already {peer.peer_id}")]
+            case _:
+                assert isinstance(msg, SERVER_ONLY)
+                return [_error(conn_id, "unexpected", f"{tag(msg)} is sent by the leader only")]
+
+    def _forward(self, conn_id: ConnId, peer: SignalPeer, msg: PeerSignal) -> list[Action]:
+        if msg.from_ != peer.peer_id:
+            return [_error(conn_id, "spoofed", f"from must be your own id {peer.peer_id}")]
+        if msg.to == self._me.peer_id:
+            return [Deliver(msg)]
+        target = self._by_id.get(msg.to)
+        if target is None:
+            return [_error(conn_id, "unknown_peer", f"{msg.to} is not in the room")]
+        return [Send(target, msg)]
+
+    # -- helpers
+
+    def _refuse(
+        self, conn_id: ConnId, code: str, message: str, close: CloseCode, reason: str
+    ) -> list[Action]:
+        self._forget(conn_id)
+        return [_error(conn_id, code, message), Close(conn_id, close, reason)]
+
+    def _forget(self, conn_id: ConnId) -> None:
+        conn = self._conns.pop(conn_id)
+        if conn.peer is not None and self._by_id.get(conn.peer.peer_id) == conn_id:
+            del self._by_id[conn.peer.peer_id]
+
+    def _broadcast(self, skip: ConnId | None = None) -> list[Action]:
+        msg = PeerList(leader_id=self._me.peer_id, term=self._term, peers=self.members())
+        return [Send(cid, msg) for cid in self._by_id.values() if cid != skip]
+
+    def _members_changed(self) -> list[Action]:
+        return [*self._broadcast(), MembersChanged(self.members())]
+
+
+def _error(conn_id: ConnId, code: str, message: str) -> Send:
+    return Send(conn_id, SignalError(code=code, message=message))
+
+
+def _invalid(frame: str, exc: msgspec.ValidationError) -> SignalError:
+    # msgspec reports an unknown tag as an invalid `$.type`; tell the two apart.
+    with contextlib.suppress(msgspec.DecodeError):
+        raw = msgspec.json.decode(frame)
+        tag = raw.get("type") if isinstance(raw, dict) else None
+        if isinstance(tag, str) and tag not in KNOWN_TAGS:
+            return SignalError(code="unknown_type", message=f"unknown type {tag[:64]!r}")
+    # Cap the echo: an unknown field's name comes from the sender and may be huge.
+    return SignalError(code="invalid", message=str(exc)[:300])

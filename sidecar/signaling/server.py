@@ -1,0 +1,375 @@
+"""The signaling server every peer binds (aiohttp); it serves while its peer leads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import aiohttp
+import msgspec
+from aiohttp import WSMsgType, web
+
+from sidecar.clock import overslept
+from sidecar.messages import SignalError, SignalPeer
+from sidecar.signaling.protocol import (
+    CLOSE_TIMEOUT_S,
+    HEARTBEAT_GRACE_S,
+    HEARTBEAT_INTERVAL_S,
+    MAX_FRAME_BYTES,
+    MISSED_LIMIT,
+    REGISTER_TIMEOUT_S,
+    SIGNAL_PATH,
+    CloseCode,
+    ConnId,
+    PeerSignal,
+    call_safely,
+    encode_signal,
+)
+from sidecar.signaling.registry import Action, Close, Deliver, MembersChanged, RoomRegistry, Send
+
+log = logging.getLogger("sidecar.signaling")
+_T = TypeVar("_T")
+
+SEND_TIMEOUT_S = 5.0
+"""A peer whose socket accepts nothing for this long is cut off."""
+OUTBOX_LIMIT_CHARS = 4 * 1024 * 1024
+"""Text queued for one connection (beyond what its socket took) before it counts
+as too slow and is cut off."""
+BIND_ATTEMPTS = 5
+
+
+# ----------------------------------------------------------------- server
+
+
+@dataclass(slots=True, eq=False)
+class _Link:
+    """One accepted WebSocket and the queue its writer task drains in order."""
+
+    ws: web.WebSocketResponse
+    request: web.Request
+    outbox: asyncio.Queue[str | Close] = field(default_factory=asyncio.Queue)
+    queued: int = 0  # characters in the outbox, bounded by OUTBOX_LIMIT_CHARS
+    writer: asyncio.Task[None] | None = None
+    closing: bool = False
+
+    def put(self, item: str | Close) -> None:
+        if self.closing:
+            return
+        if isinstance(item, Close):
+            self.closing = True
+        else:
+            if self.queued + len(item) > OUTBOX_LIMIT_CHARS:
+                # Its socket is full and its backlog too: a stuck peer cannot even
+                # take a close frame, so cut the TCP connection.
+                log.warning("signaling: peer too slow, cutting it off")
+                self.abort()
+                return
+            self.queued += len(item)
+        self.outbox.put_nowait(item)
+
+    def abort(self) -> None:
+        self.closing = True
+        if self.writer is not None:
+            self.writer.cancel()
+        transport = self.request.transport
+        if transport is not None:
+            transport.abort()
+
+
+class SignalingServer:
+    """The WebSocket signaling server of this peer, on `ws://<address>:<port>/signal`.
+
+    Bound at start on the announced addresses; refuses registrations (4009)
+    until `start_leading`. Callbacks run on the event loop and must not block.
+    """
+
+    def __init__(
+        self,
+        me: SignalPeer,
+        room: str,
+        room_key: str | None = None,
+        *,
+        on_deliver: Callable[[PeerSignal], None],
+        on_members_changed: Callable[[list[SignalPeer]], None],
+        heartbeat_interval: float = HEARTBEAT_INTERVAL_S,
+        missed_limit: int = MISSED_LIMIT,
+        grace: float = HEARTBEAT_GRACE_S,
+        register_timeout: float = REGISTER_TIMEOUT_S,
+    ) -> None:
+        self._registry = RoomRegistry(
+            me,
+            room,
+            room_key,
+            heartbeat_interval=heartbeat_interval,
+            missed_limit=missed_limit,
+            grace=grace,
+            register_timeout=register_timeout,
+        )
+        self._on_deliver = on_deliver
+        self._on_members_changed = on_members_changed
+        self._links: dict[ConnId, _Link] = {}
+        self._ids = itertools.count(1)
+        self._runner: web.AppRunner | None = None
+        self._sites: dict[str, web.TCPSite] = {}  # by address
+        self._port: int | None = None
+        self._wake = asyncio.Event()
+        self._ticker: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def port(self) -> int | None:
+        """The bound port, once `bind` returned."""
+        return self._port
+
+    @property
+    def me(self) -> SignalPeer:
+        """This peer's entry, with the bound addresses and port once bound."""
+        return self._registry.me
+
+    @property
+    def leading(self) -> bool:
+        return self._registry.leading
+
+    @property
+    def term(self) -> int:
+        return self._registry.term
+
+    def members(self) -> list[SignalPeer]:
+        return self._registry.members()
+
+    async def bind(self, addresses: list[str], port: int) -> int:
+        """Listen on every address with one common port and return it.
+
+        A port in use is logged as a warning and replaced by a free one, the
+        same on every address; the caller advertises what this returns.
+        """
+        if not addresses:
+            raise ValueError("bind needs at least one address")
+        if self._runner is not None or self._closed:
+            raise RuntimeError("signaling server already bound or closed")
+        app = web.Application()
+        app.router.add_get(SIGNAL_PATH, self._handle)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_TIMEOUT_S)
+        await runner.setup()
+        try:
+            actual, in_use = await self._start_sites(runner, addresses, port)
+        except BaseException:
+            await runner.cleanup()
+            raise
+        if in_use is not None:
+            log.warning(
+                "signaling: port %d is in use (%s); fell back to free port %d",
+                port,
+                in_use,
+                actual,
+            )
+        self._runner = runner
+        self._bound(addresses, actual)
+        self._ticker = asyncio.create_task(self._tick_loop(), name="signaling-tick")
+        return actual
+
+    async def rebind(self, addresses: list[str]) -> int:
+        """Listen on `addresses` instead of the old set (this host's addresses
+        changed) and return the port. Addresses no longer listed stop listening
+        (their connections are dead anyway); new ones listen on the same port,
+        or, when it is taken on one of them, every address moves to a common
+        free port. The members hear of the change through a peer list."""
+        if not addresses:
+            raise ValueError("rebind needs at least one address")
+        if self._runner is None or self._port is None or self._closed:
+            raise RuntimeError("signaling server not bound, or closed")
+        for address in [a for a in self._sites if a not in addresses]:
+            await self._sites.pop(address).stop()
+        try:
+            for address in addresses:
+                if address not in self._sites:
+                    site = web.TCPSite(self._runner, address, self._port)
+                    await site.start()
+                    self._sites[address] = site
+            port = self._port
+        except OSError as exc:
+            if exc.errno not in _ADDR_IN_USE:
+                raise
+            for site in self._sites.values():
+                await site.stop()
+            self._sites.clear()
+            old = self._port
+            port, _ = await self._start_sites(self._runner, addresses, 0)
+            log.warning("signaling: port %d is taken on a new address; moved to %d", old, port)
+        self._bound(addresses, port)
+        return port
+
+    def _bound(self, addresses: list[str], port: int) -> None:
+        self._port = port
+        me = msgspec.structs.replace(self._registry.me, addresses=list(addresses), port=port)
+        self._apply(self._registry.update_me(me))
+        log.info("signaling: listening on %s port %d", ", ".join(addresses), port)
+
+    async def _start_sites(
+        self, runner: web.AppRunner, addresses: list[str], port: int
+    ) -> tuple[int, str | None]:
+        """The common port, and why the wanted one was given up (None if it was not)."""
+        wanted = port
+        in_use: str | None = None
+        for _ in range(BIND_ATTEMPTS):
+            sites: dict[str, web.TCPSite] = {}
+            try:
+                for address in addresses:
+                    site = web.TCPSite(runner, address, wanted)
+                    await site.start()
+                    sites[address] = site
+                    wanted = site.port  # the first site fixes the port for the others
+            except OSError as exc:
+                if exc.errno not in _ADDR_IN_USE:
+                    for site in sites.values():
+                        await site.stop()
+                    raise
+                for site in sites.values():
+                    await site.stop()
+                log.debug("signaling: port %d is in use on %s", wanted, address)
+                in_use = in_use or f"on {address}: {exc.strerror}"
+                wanted = 0
+                continue
+            self._sites = sites
+            return wanted, in_use
+        raise OSError(errno.EADDRINUSE, f"no common free port on {', '.join(addresses)}")
+
+    # -- leadership, mirrored from the registry
+
+    def start_leading(self, term: int) -> None:
+        self._apply(self._registry.start_leading(term, time.monotonic()))
+
+    def stop_leading(self, redirect: SignalPeer | None = None, term: int | None = None) -> None:
+        """Close every follower (4000), after pointing them at `redirect` if given."""
+        self._apply(self._registry.stop_leading(time.monotonic(), redirect, term))
+
+    def set_term(self, term: int) -> None:
+        self._apply(self._registry.set_term(term))
+
+    def set_leader_hint(self, leader_id: str | None) -> None:
+        self._registry.set_leader_hint(leader_id)
+
+    def send_local(self, msg: PeerSignal) -> None:
+        """Queue a signal from this (leading) peer to a member; KeyError if unknown."""
+        self._apply(self._registry.send_local(msg))
+
+    # -- I/O
+
+    async def _handle(self, request: web.Request) -> web.WebSocketResponse:
+        # aiohttp refuses a frame whose size *equals* max_msg_size, hence the + 1.
+        ws = web.WebSocketResponse(
+            max_msg_size=MAX_FRAME_BYTES + 1, timeout=CLOSE_TIMEOUT_S, compress=False
+        )
+        try:
+            await ws.prepare(request)
+        except ConnectionResetError:  # gone during the upgrade (it raced another address)
+            log.debug("signaling: a connection closed during its upgrade")
+            return ws
+        if self._closed:
+            await ws.close(code=CloseCode.GOING_AWAY, message=b"going away")
+            return ws
+        conn_id = next(self._ids)
+        link = _Link(ws, request)
+        link.writer = asyncio.create_task(self._write(link), name=f"signaling-write-{conn_id}")
+        self._links[conn_id] = link
+        try:
+            self._apply(self._registry.connect(conn_id, time.monotonic()))
+            async for frame in ws:
+                if frame.type is WSMsgType.TEXT or frame.type is WSMsgType.BINARY:
+                    self._apply(self._registry.receive(conn_id, frame.data, time.monotonic()))
+                elif frame.type is WSMsgType.ERROR:
+                    # aiohttp already closed it (1009 for an oversize frame).
+                    log.info("signaling: connection %d: %s", conn_id, ws.exception())
+        finally:
+            del self._links[conn_id]
+            if not self._closed:
+                self._apply(self._registry.disconnect(conn_id, time.monotonic()))
+            if not link.closing:
+                link.writer.cancel()
+        return ws
+
+    async def _write(self, link: _Link) -> None:
+        try:
+            while True:
+                item = await link.outbox.get()
+                if isinstance(item, Close):
+                    await link.ws.close(code=item.code, message=item.reason.encode()[:123])
+                    return
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await link.ws.send_str(item)
+                link.queued -= len(item)
+        except TimeoutError:
+            log.warning("signaling: peer stopped reading, cutting it off")
+            link.abort()
+        except (ConnectionError, aiohttp.ClientError) as exc:
+            log.debug("signaling: send failed: %s", exc)
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            match action:
+                case Send(conn_id, msg):
+                    if isinstance(msg, SignalError):
+                        log.debug("signaling: %d: error %s: %s", conn_id, msg.code, msg.message)
+                    if link := self._links.get(conn_id):
+                        link.put(encode_signal(msg))
+                case Close(conn_id, code, reason):
+                    log.debug("signaling: %d: closing %d %s", conn_id, code, reason)
+                    if link := self._links.get(conn_id):
+                        link.put(action)
+                case Deliver(msg):
+                    self._call(self._on_deliver, msg)
+                case MembersChanged(members):
+                    self._call(self._on_members_changed, members)
+        self._wake.set()  # deadlines may have moved
+
+    def _call(self, callback: Callable[[_T], None], arg: _T) -> None:
+        if not self._closed:  # the owner is shutting down; spare it late news
+            call_safely(callback, arg)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            deadline = self._registry.next_deadline()
+            delay = None if deadline is None else deadline - time.monotonic()
+            if delay is None or delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
+            now = time.monotonic()
+            if deadline is not None and (slept := overslept(deadline, now)):
+                # We were not running: our followers' silence meanwhile is ours.
+                log.info("signaling: woke %.1f s late; followers get a fresh interval", slept)
+                self._registry.resumed(slept)
+            self._apply(self._registry.tick(now))
+
+    async def close(self) -> None:
+        """Close every connection (1001) and stop listening, within about a second."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+        links = list(self._links.values())
+        for conn_id, link in self._links.items():
+            link.put(Close(conn_id, CloseCode.GOING_AWAY, "going away"))
+        writers = [link.writer for link in links if link.writer is not None]
+        if writers:
+            _, pending = await asyncio.wait(writers, timeout=CLOSE_TIMEOUT_S)
+            for link in links:
+                if link.writer in pending:
+                    link.abort()
+        if self._ticker is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+_ADDR_IN_USE = {errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", errno.EADDRINUSE)}
