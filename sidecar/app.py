@@ -99,7 +99,10 @@ async def serve(in_fd: int = 0, out_fd: int | None = None) -> int:
 
     writer = StdoutWriter(out, stdout_broken, loop)
     server: RpcServer
-    peer = Peer(notify=lambda method, params, soon=False: server.notify(method, params, soon=soon))
+    peer = Peer(
+        notify=lambda method, params, soon=False: server.notify(method, params, soon=soon),
+        host=writer,
+    )
     server = RpcServer(peer, writer.write_line)
 
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -13,6 +13,12 @@ The network moves under the channels: when an address of ours goes away
 (`update_room`), each link whose path used a lost address gets a new
 transport, without the host seeing a disconnection (sidecar.link).
 
+What is taken from the network, and how much: an offer only from a peer the
+mesh pairs us with and that is the offerer of the pair, at most
+OFFER_BURST new transports per peer at once and one per OFFER_REFILL_S
+after that; at most MAX_LINKS channels; in a keyed room only offers and
+answers whose SDP MAC (sidecar/roomkey.py) holds.
+
 This module imports aiortc (and with it PyAV): import it lazily, only when a
 peer starts, so the first JSON-RPC answer does not wait for it.
 """
@@ -23,6 +29,8 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
+
+import msgspec
 
 from sidecar.compat.rtc import restrict_ice_gathering
 from sidecar.link import Link, LinkState, new_link_id
@@ -36,6 +44,7 @@ from sidecar.messages import (
     Offer,
     SignalPeer,
 )
+from sidecar.roomkey import matches, sdp_auth
 from sidecar.transport import rtc_configuration
 
 __all__ = [
@@ -47,6 +56,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+MAX_LINKS = 64
+"""Channels one peer keeps: a room is a handful of devices."""
+OFFER_BURST = 6
+OFFER_REFILL_S = 5.0
 
 PeerSignal = Offer | Answer | Candidate
 SendSignal = Callable[[PeerSignal], bool]
@@ -96,6 +110,8 @@ class Channels:
         on_disconnected: Callable[[str, DisconnectReason, list[str]], None],
         on_message: Callable[[str, ControlEnvelope], None],
         lookup: Callable[[str], SignalPeer | None] = lambda _: None,
+        room_key: str | None = None,
+        host_busy: Callable[[], bool] = lambda: False,
     ) -> None:
         restrict_ice_gathering(interfaces)
         # Finds a peer not (yet) in our copy of the room: an offer can overtake
@@ -115,6 +131,9 @@ class Channels:
         self._retries: dict[str, asyncio.TimerHandle] = {}
         self._closing: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self.room_key = room_key
+        self._host_busy = host_busy
+        self._offer_tokens: dict[str, tuple[float, float]] = {}  # peer -> (tokens, at)
 
     # ---------------------------------------------------------------- queries
 
@@ -186,9 +205,15 @@ class Channels:
     async def handle_signal(self, msg: PeerSignal) -> None:
         if self._closed or msg.to != self.me.peer_id:
             return
+        if not self._authentic(msg):
+            log.warning("%s from %s without a valid MAC: ignored", type(msg).__name__, msg.from_)
+            return
         peer_id = msg.from_
         link = self._links.get(peer_id)
         if isinstance(msg, Offer):
+            if (link is None or msg.epoch > link.epoch) and not self._may_offer(peer_id):
+                log.warning("offers from %s come too fast: ignored", peer_id)
+                return
             if link is None or link.link_id != msg.link:
                 link = self._answering(peer_id, msg)
                 if link is None:
@@ -209,6 +234,14 @@ class Channels:
         remote = self._room.get(peer_id) or self._known_remote(peer_id) or self._lookup(peer_id)
         if remote is None:
             log.info("offer from %s, not in the room yet: ignored", peer_id)
+            return None
+        if not wants(self.mesh, self.me, remote) or not is_offerer(peer_id, self.me.peer_id):
+            log.warning(
+                "offer from %s, which is not the offerer of a pair we keep: ignored", peer_id
+            )
+            return None
+        if peer_id not in self._links and len(self._links) >= MAX_LINKS:
+            log.warning("offer from %s: already %d channels; ignored", peer_id, MAX_LINKS)
             return None
         old = self._links.get(peer_id)
         if old is not None:  # the offerer started the channel anew: it decides
@@ -265,9 +298,54 @@ class Channels:
             self._on_message(link.peer_id, envelope)
 
     def link_signal(self, link: Link, msg: Offer | Answer) -> bool:
-        return self._links.get(link.peer_id) is link and self.send_signal(msg)
+        if self._links.get(link.peer_id) is not link:
+            return False
+        if self.room_key is not None:
+            kind = type(msg).__name__.lower()
+            auth = sdp_auth(self.room_key, kind, msg.from_, msg.to, msg.link, msg.epoch, msg.sdp)
+            msg = msgspec.structs.replace(msg, auth=auth)
+        return self.send_signal(msg)
+
+    def host_drained(self) -> None:
+        """The host reads again: the acks held back go out."""
+        for link in list(self._links.values()):
+            link.host_drained()
+
+    def host_busy(self) -> bool:
+        return self._host_busy()
 
     # -------------------------------------------------------------- internals
+
+    def _authentic(self, msg: PeerSignal) -> bool:
+        """In a keyed room, an offer, answer or candidate carries the MAC of what it
+        says, made with the room key by its sender: the leader relays it and
+        cannot change it."""
+        if self.room_key is None:
+            return True
+        kind, text = (
+            ("candidate", msg.candidate or "")
+            if isinstance(msg, Candidate)
+            else (
+                type(msg).__name__.lower(),
+                msg.sdp,
+            )
+        )
+        link, epoch = msg.link or "", msg.epoch or 0
+        expected = sdp_auth(self.room_key, kind, msg.from_, msg.to, link, epoch, text)
+        return matches(expected, msg.auth)
+
+    def _may_offer(self, peer_id: str) -> bool:
+        """The offer budget of a peer: OFFER_BURST at once, one per OFFER_REFILL_S."""
+        now = asyncio.get_running_loop().time()
+        tokens, at = self._offer_tokens.get(peer_id, (float(OFFER_BURST), now))
+        tokens = min(float(OFFER_BURST), tokens + (now - at) / OFFER_REFILL_S)
+        if tokens < 1.0:
+            self._offer_tokens[peer_id] = (tokens, now)
+            return False
+        self._offer_tokens[peer_id] = (tokens - 1.0, now)
+        if len(self._offer_tokens) > 4 * MAX_LINKS:  # forget the longest-quiet peers
+            del self._offer_tokens[next(iter(self._offer_tokens))]
+        return True
 
     def _known_remote(self, peer_id: str) -> SignalPeer | None:
         link = self._links.get(peer_id)
@@ -287,6 +365,9 @@ class Channels:
 
     def _maybe_offer(self, peer: SignalPeer) -> None:
         if not wants(self.mesh, self.me, peer) or not is_offerer(self.me.peer_id, peer.peer_id):
+            return
+        if len(self._links) >= MAX_LINKS:
+            log.warning("not opening a channel to %s: already %d", peer.peer_id, MAX_LINKS)
             return
         self._new_link(peer, new_link_id(), offerer=True).offer()
 

@@ -15,10 +15,12 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import msgspec
 from zeroconf import (
     IPVersion,
     RecordUpdate,
@@ -53,6 +55,12 @@ CLOSE_TIMEOUT_S = 0.8
 
 RESOLVE_TIMEOUT_MS = 2000
 """How long to query for the missing parts of an incomplete record."""
+MAX_RESOLVES = 8
+"""Incomplete records resolved at once. A flood of forged names must cost a
+constant amount of work per packet: beyond this, an incomplete record waits
+for its next announcement (a live peer's comes soon; a forged one's never)."""
+MAX_KNOWN = 128
+"""Peers remembered (the oldest go first); zeroconf bounds its own cache."""
 
 # ------------------------------------------------------------------ the adapter
 
@@ -280,11 +288,13 @@ class Discovery:
         return self._aiozc
 
     def _service_info(self, me: PeerRecord) -> ServiceInfo:
+        # Signed with what is really advertised: these addresses, this port.
+        me = msgspec.structs.replace(me, addresses=tuple(self._interfaces))
         return ServiceInfo(
             SERVICE_TYPE,
             f"{me.peer_id}.{SERVICE_TYPE}",
             port=me.port,
-            properties=encode_txt(me, self._room_key),
+            properties=encode_txt(me, self._room_key, _now_ms()),
             server=f"{me.peer_id}.local.",
             parsed_addresses=self._interfaces,  # never what the host name resolves to
         )
@@ -389,10 +399,11 @@ class Discovery:
     ) -> None:
         label = name[: -len(_INSTANCE_SUFFIX)]
         try:
-            check_auth(properties, self._room_key)
+            check_auth(properties, self._room_key, addresses, port, _now_ms())
             record = decode_record(properties, addresses, port, version=PROTOCOL_VERSION)
         except Malformed as exc:
-            reason = {"v": "version", "auth": "room"}.get(str(exc).split(":")[0], "malformed")
+            field = str(exc).split(":")[0]
+            reason = {"v": "version", "auth": "room", "ts": "stale"}.get(field, "malformed")
             self._ignore(key, label, reason, str(exc))
             return
         if record.peer_id.lower() != label.lower():
@@ -405,7 +416,13 @@ class Discovery:
         if previous is not None and previous != record.peer_id:  # cannot happen: id == label
             self._forget(key)
         self._peer_of[key] = record.peer_id
+        self._known.pop(record.peer_id, None)  # re-inserted last: the newest
         self._known[record.peer_id] = record
+        while len(self._known) > MAX_KNOWN:
+            oldest = next(iter(self._known))
+            del self._known[oldest]
+            for instance in [k for k, p in self._peer_of.items() if p == oldest]:
+                del self._peer_of[instance]
         try:
             self._on_seen(record)
         except Exception:
@@ -437,6 +454,11 @@ class Discovery:
         key = name.lower()
         if key in self._resolving or self._aiozc is None:
             return
+        if len(self._resolving) >= MAX_RESOLVES:
+            log.debug(
+                "mDNS: %d resolves running; %s waits for its next announcement", MAX_RESOLVES, name
+            )
+            return
         task = asyncio.get_running_loop().create_task(self._query(self._aiozc.zeroconf, name))
         self._resolving[key] = task
 
@@ -463,3 +485,7 @@ class Discovery:
             return
         addresses = info.parsed_addresses(IPVersion.V4Only)
         self._accept(name.lower(), info.name, parse_txt(info.text), addresses, info.port)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000

@@ -25,6 +25,11 @@ The rules, in short:
  * Moved: when our own addresses change, a follower registers again at its
    leader (`Follow(rejoin=True)`); when the leader's record shows it serving
    at other addresses or another port, the follower goes there too.
+ * Hints stay hints: an mDNS goodbye of the leader we follow changes nothing
+   (its connection decides); terms beyond TERM_ACCEPT_MAX are not believed;
+   at most MAX_RECORDS records and MAX_DEAD failures are kept (the oldest
+   go), and a chain of successors that do not answer ends after
+   MAX_SUCCESSORS with a fresh discovery round.
 """
 
 from __future__ import annotations
@@ -34,6 +39,17 @@ from dataclasses import dataclass
 
 from sidecar.messages import LeaderState, PeerRecord, SignalPeer
 from sidecar.priority import Priority, priority_of
+
+TERM_ACCEPT_MAX = 2**50
+"""A term above this is not believed: a room needs a change of leader per term,
+and 2**50 of them is not a room; believing one would push every term past
+what JavaScript holds exactly (2**53)."""
+MAX_RECORDS = 128
+"""Records kept (a room is a handful of devices; a flood of forged ones must
+not grow memory)."""
+MAX_DEAD = 256
+MAX_SUCCESSORS = 3
+"""Successors tried one after another after a loss before a fresh election."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +102,14 @@ class Election:
         self.leader_id: str | None = None
         self.joined = False
         """True once registered at the leader we follow (always True as leader)."""
-        self._records: dict[str, PeerRecord] = {}
+        self._records: dict[str, PeerRecord] = {}  # insertion order = last seen order
         self._members: dict[str, SignalPeer] = {}
         self._dead: dict[str, int] = {}  # peer id -> the term at which it failed us
         self._deadline: float | None = None
         self._awaiting: str | None = None  # election winner we wait for
         self._discovery_ends = 0.0
         self._succession_term: int | None = None  # term the successor will lead
+        self._successors_tried = 0
         self._target: tuple[frozenset[str], int] | None = None  # where we joined the leader
         self.offline = False
         """No usable network address: the rules are paused (see the module)."""
@@ -184,7 +201,13 @@ class Election:
     def record_seen(self, record: PeerRecord, now: float) -> list[Decision]:
         if record.peer_id == self.me.peer_id or self.state == "idle":
             return []
+        if record.term > TERM_ACCEPT_MAX:
+            return []
+        self._records.pop(record.peer_id, None)  # re-inserted last: the newest
         self._records[record.peer_id] = record
+        while len(self._records) > MAX_RECORDS:
+            oldest = next(p for p in self._records if p != self.leader_id)
+            del self._records[oldest]
         if self.offline:
             return []
         if (
@@ -207,10 +230,11 @@ class Election:
         )
 
     def record_gone(self, peer_id: str, now: float) -> list[Decision]:
-        """A goodbye: the peer left on purpose."""
+        """A goodbye: the peer says it left. A hint: the leader we follow is lost
+        only when its connection says so (anyone can send a goodbye)."""
         gone = self._records.pop(peer_id, None)
-        if peer_id == self.leader_id and self.state == "follower":
-            return self.leader_lost(peer_id, now)
+        if peer_id == self.leader_id:
+            return []
         if gone is not None and peer_id == self._awaiting:
             self._mark_dead(peer_id)
             return self._evaluate(now)
@@ -220,12 +244,13 @@ class Election:
         self, leader_id: str, term: int, members: Iterable[SignalPeer], now: float
     ) -> list[Decision]:
         """Registered at `leader_id`'s signaling server."""
-        if leader_id != self.leader_id or self.state != "follower":
+        if leader_id != self.leader_id or self.state != "follower" or term > TERM_ACCEPT_MAX:
             return []
         self.joined = True
         self.term = max(self.term, term)
         self._deadline = None
         self._succession_term = None
+        self._successors_tried = 0
         self._set_members(members)
         return self._evaluate(now)
 
@@ -234,7 +259,7 @@ class Election:
     ) -> list[Decision]:
         """A peer list from the leader we follow. One naming another leader is a
         redirect: our leader stepped down in its favour."""
-        if self.state != "follower" or term < self.term:
+        if self.state != "follower" or term < self.term or term > TERM_ACCEPT_MAX:
             return []
         listed = list(members)
         if leader_id != self.leader_id:
@@ -287,7 +312,9 @@ class Election:
     def _mark_dead(self, peer_id: str) -> None:
         record = self._records.get(peer_id)
         seen_term = record.term if record else 0
-        self._dead[peer_id] = max(self.term, seen_term, self._dead.get(peer_id, 0))
+        self._dead[peer_id] = max(self.term, seen_term, self._dead.pop(peer_id, 0))
+        while len(self._dead) > MAX_DEAD:
+            del self._dead[next(iter(self._dead))]
         self._members.pop(peer_id, None)
         if self._awaiting == peer_id:
             self._awaiting = None
@@ -429,7 +456,10 @@ class Election:
         survivors: list[SignalPeer] = [
             m
             for m in self._members.values()
-            if m.peer_id != self.me.peer_id and m.peer_id not in self._dead
+            if m.peer_id != self.me.peer_id
+            and m.peer_id not in self._dead
+            and m.port > 0  # a member without a server (a browser) cannot lead
+            and m.addresses
         ]
         if not survivors and not self._members:
             # Never got a peer list: back to discovery (what is left of its
@@ -444,5 +474,13 @@ class Election:
         best = max(survivors, key=priority_of, default=None)
         if best is None or self._mine > priority_of(best):
             return self._become_leader(term)
+        self._successors_tried += 1
+        if self._successors_tried > MAX_SUCCESSORS:
+            # Those left do not answer either (or the list was not the room's):
+            # ask the network instead, with a fresh discovery window.
+            self._successors_tried = 0
+            self._members.clear()
+            self._discover(now)
+            return self._evaluate(now)
         self.state = "electing"
         return self._follow(best.peer_id, tuple(best.addresses), best.port, term, successor=True)

@@ -31,8 +31,9 @@ from aiortc import RTCConfiguration
 
 from sidecar.clock import overslept
 from sidecar.delivery import Inbox, Outbox, Sent
-from sidecar.flow import ACK_DELAY_S, ACK_STALL_S, datagrams
+from sidecar.flow import ACK_DELAY_S, ACK_STALL_S, WINDOW_DATAGRAMS, datagrams
 from sidecar.messages import (
+    MAX_PAYLOAD_BYTES,
     AckEnvelope,
     Answer,
     ByeEnvelope,
@@ -60,6 +61,13 @@ OFFER_RESEND_S = 1.0
 or the other side may have registered anew, while it was on its way."""
 _WATCH_S = 0.25
 PROBE_S = 1.0
+MAX_MESSAGE_BYTES = MAX_PAYLOAD_BYTES + 2048
+"""Largest data-channel message taken: a 64 KiB payload and its envelope. aiortc
+does not enforce the size it advertises; a larger message is a broken or
+hostile peer, and ends the channel."""
+MAX_UNACKED_DATAGRAMS = WINDOW_DATAGRAMS + datagrams(MAX_MESSAGE_BYTES)
+"""What a sender may have unacknowledged: its window, plus one large message
+that went alone. More means it ignores the window: the channel ends."""
 """A path whose state cannot be read is pinged after a network change; no answer
 within this time counts as a dead path."""
 
@@ -74,6 +82,11 @@ class LinkEvents(Protocol):
     def link_message(self, link: Link, envelope: ControlEnvelope) -> None: ...
     def link_signal(self, link: Link, msg: Offer | Answer) -> bool:
         """Hand an offer or answer to the signaling path; False: no route now."""
+        ...
+
+    def host_busy(self) -> bool:
+        """Our host is not reading what we give it: hold back acks (the senders
+        then wait, rather than our memory grow)."""
         ...
 
 
@@ -130,6 +143,10 @@ class Link:
         self._ack_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_resend = 0.0
+        self._held = False  # acks held back while our host does not read
+        self._peer_busy = False  # its last pong said its host does not read
+        self.refused = 0
+        """Messages refused: malformed (dropped) or oversize (the channel ended)."""
         self._retired: list[Transport] = []  # replaced, not closed yet (see _replace_transport)
         self._disposing: set[asyncio.Task[None]] = set()
         self._failed = False  # reported down; the owner closes it
@@ -327,16 +344,27 @@ class Link:
         self.last_heard = time.monotonic()
         if not self._synced_out:
             self._send_sync(transport)
+        size = _size(data)
+        if size > MAX_MESSAGE_BYTES:
+            log.warning(
+                "%s sent a message of %d bytes (at most %d)", self.peer_id, size, MAX_MESSAGE_BYTES
+            )
+            self.refused += 1
+            self._fail("failed")
+            return
         try:
             envelope = decode_envelope(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.warning("dropping a malformed data-channel message from %s: %s", self.peer_id, exc)
-            self._count_for_ack(data)  # the sender counted it in its window
+            self.refused += 1
+            self._count_for_ack(size)  # the sender counted it in its window
             return
         if isinstance(envelope, PingEnvelope):
+            pong = PongEnvelope(seq=envelope.seq, sent_at=envelope.sent_at, busy=self._held)
             with contextlib.suppress(ConnectionError):
-                transport.send(_encode(PongEnvelope(seq=envelope.seq, sent_at=envelope.sent_at)))
+                transport.send(_encode(pong))
         elif isinstance(envelope, PongEnvelope):
+            self._peer_busy = envelope.busy
             pending = self._pings.pop(envelope.seq, None)
             if pending is not None and not pending.future.done():
                 pending.future.set_result((time.perf_counter() - pending.sent) * 1000.0)
@@ -356,8 +384,8 @@ class Link:
         elif isinstance(envelope, ByeEnvelope):
             self._fail("left")
         else:
-            self._count_for_ack(data)
             self._events.link_message(self, envelope)
+            self._count_for_ack(size)
 
     def _on_sync(self, transport: Transport, received: int) -> None:
         if self._synced_in:
@@ -386,18 +414,30 @@ class Link:
             self._events.link_up(self)
         self._drain()
 
-    def _count_for_ack(self, data: str | bytes) -> None:
-        size = len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())
-        if self._inbox.on_message(datagrams(size)):
+    def _count_for_ack(self, size: int) -> None:
+        due = self._inbox.on_message(datagrams(size))
+        if self._inbox.clock.pending > MAX_UNACKED_DATAGRAMS:
+            log.warning("%s ignores the send window: the channel ends", self.peer_id)
+            self._fail("failed")
+        elif due:
             self._send_ack()
         elif self._ack_timer is None:
             loop = asyncio.get_running_loop()
             self._ack_timer = loop.call_later(ACK_DELAY_S, self._send_ack)
 
+    def host_drained(self) -> None:
+        """Our host reads again: send the acks held back."""
+        if self._held:
+            self._send_ack()
+
     def _send_ack(self) -> None:
         if self._ack_timer is not None:
             self._ack_timer.cancel()
             self._ack_timer = None
+        # An ack says "your messages reached my host": not while it is not reading.
+        self._held = self._events.host_busy()
+        if self._held:
+            return
         transport = self.transport
         count = self._inbox.take_ack()
         if count is not None and transport is not None:
@@ -521,7 +561,7 @@ class Link:
             if now - self.last_heard > PING_INTERVAL_S * MISSED_PINGS:
                 self._fail("timeout")
                 return
-            if self._outbox.window.stalled_for(now) > ACK_STALL_S:
+            if self._outbox.window.stalled_for(now) > ACK_STALL_S and not self._peer_busy:
                 log.warning("%s acknowledged nothing for %.0f s", self.peer_id, ACK_STALL_S)
                 self._fail("failed")
                 return
@@ -584,3 +624,7 @@ def _encode(envelope: Any) -> str:
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _size(data: str | bytes) -> int:
+    return len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode())

@@ -30,15 +30,33 @@ MeshPolicy = Literal["controllers", "full"]
 DisconnectReason = Literal["closed", "timeout", "failed", "left"]
 Role = Literal["candidate", "leader", "follower"]
 
-PeerId = Annotated[str, Meta(min_length=1, max_length=64, description="peer UUID")]
-PeerName = Annotated[str, Meta(min_length=1, max_length=64, description="device name")]
-RoomName = Annotated[str, Meta(min_length=1, max_length=64)]
+SAFE_INT_MAX = 2**53 - 1
+"""Every integer on the wire and in the API fits a JavaScript number exactly."""
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+PeerId = Annotated[
+    str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="peer UUID")
+]
+PeerName = Annotated[
+    str, Meta(min_length=1, max_length=64, pattern=_NO_CONTROL, description="device name")
+]
+RoomName = Annotated[str, Meta(min_length=1, max_length=64, pattern=_NO_CONTROL)]
 ROOM_MAX_BYTES = 250
-Millis = Annotated[int, Meta(ge=0, description="milliseconds since the Unix epoch")]
+Count = Annotated[int, Meta(ge=0, le=SAFE_INT_MAX)]
+Millis = Annotated[
+    int, Meta(ge=0, le=SAFE_INT_MAX, description="milliseconds since the Unix epoch")
+]
 Port = Annotated[int, Meta(ge=0, le=65535)]
-Term = Annotated[int, Meta(ge=0)]
-LinkId = Annotated[str, Meta(min_length=1, max_length=64, description="data-channel id")]
+Term = Annotated[int, Meta(ge=0, le=SAFE_INT_MAX)]
+LinkId = Annotated[
+    str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$", description="channel id")
+]
 Epoch = Annotated[int, Meta(ge=1, le=2**31, description="transport number of a channel")]
+Token = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+"""Nonces, MACs, keys and signatures: short, plain ASCII."""
+MAX_ADDRESSES = 8
+"""Addresses one peer may list: a device has a handful of interfaces."""
+MAX_MEMBERS = 256
+"""Peers one peer list may name."""
 
 _IPV4 = r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$"
 IPv4Address = Annotated[str, Meta(pattern=_IPV4, description="dotted-quad IPv4 address")]
@@ -63,12 +81,46 @@ class PeerInfo(_Wire):
     connection_state: ConnectionState
 
 
+_ICE_URL = re.compile(
+    r"^(?P<scheme>stun|turns?):"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+    r"(?:\?transport=(?P<transport>udp|tcp))?$"
+)
+
+
+def ice_url_problem(url: str) -> str | None:
+    """Why `url` is not a STUN/TURN URI (RFC 7064, 7065) aiortc can use, or None."""
+    m = _ICE_URL.match(url)
+    if m is None:
+        return f"{url[:80]!r} is not stun:, turn: or turns: host[:port][?transport=udp|tcp]"
+    if m["port"] is not None and not 1 <= int(m["port"]) <= 65535:
+        return f"port {m['port']} is out of range"
+    if m["scheme"] == "stun" and m["transport"] is not None:
+        return "a STUN URI takes no transport"
+    if m["scheme"] == "turns" and m["transport"] == "udp":
+        return "turns: runs over TLS, so over TCP"
+    return None
+
+
 class IceServer(_Wire):
     """A STUN or TURN server, as in the WebRTC RTCIceServer dictionary."""
 
-    urls: str | list[str]
-    username: str | None = None
-    credential: str | None = None
+    urls: (
+        Annotated[str, Meta(max_length=512)]
+        | Annotated[list[Annotated[str, Meta(max_length=512)]], Meta(min_length=1, max_length=8)]
+    )
+    username: Annotated[str, Meta(max_length=512)] | None = None
+    credential: Annotated[str, Meta(max_length=512)] | None = None
+
+    def problem(self) -> str | None:
+        """Why this server cannot be used, or None."""
+        for url in [self.urls] if isinstance(self.urls, str) else self.urls:
+            if why := ice_url_problem(url):
+                return why
+            if url.startswith("turn") and (self.username is None or self.credential is None):
+                return "a TURN server needs username and credential"
+        return None
 
 
 # --------------------------------------------------------------- method params
@@ -92,11 +144,14 @@ class StartPeerParams(_Wire):
             raise ValueError("display_class: required when peer_type is display")
         if self.peer_type == "controller" and self.display_class is not None:
             raise ValueError("display_class: must be absent or null for a controller")
-        if any(ch < " " for ch in self.name):
-            raise ValueError("name: must not contain control characters")
         if len(self.room.encode()) > ROOM_MAX_BYTES:
             # It travels in one TXT string ("room=…", 255 bytes at most).
             raise ValueError(f"room: longer than {ROOM_MAX_BYTES} bytes as UTF-8")
+        if len(self.ice_servers) > 8:
+            raise ValueError("ice_servers: at most 8")
+        for n, server in enumerate(self.ice_servers):
+            if why := server.problem():
+                raise ValueError(f"ice_servers[{n}]: {why}")
 
 
 class SendControlMessageParams(_Wire):
@@ -130,6 +185,9 @@ class LeaderStatus(_Wire):
     signaling_url: str | None
     addresses: list[str] = field(default_factory=list)
     """The local IPv4 addresses the peer announces and listens on now."""
+    keyed: bool = False
+    """The room has a key (`room_key`): only its members can join it, read or
+    send. An open room is open to every device on the network."""
 
 
 class PingResult(_Wire):
@@ -210,77 +268,86 @@ class SignalPeer(_Wire):
     peer_type: PeerType
     display_class: DisplayClass | None
     started_at: Millis
-    addresses: list[IPv4Address] = field(default_factory=list)
+    addresses: Annotated[list[IPv4Address], Meta(max_length=MAX_ADDRESSES)] = field(
+        default_factory=list
+    )
     port: Port = 0
 
 
 class Challenge(_Signal, tag="challenge"):
-    nonce: str
+    nonce: Token
 
 
 class Register(_Signal, tag="register"):
-    """First frame of a follower. With a room key, `proof` answers the
-    challenge and `client_nonce` asks the leader to prove the key in turn.
-    `seq` grows with each registration of the peer: a newer one replaces an
-    older connection of the same peer, an older one is refused."""
+    """First frame of a follower. `identity` is its public key (its peer id is
+    the key's hash) and `signature` its signature over the challenge and what
+    it claims (sidecar/identity.py). `seq` grows with each registration of
+    the peer: a newer one replaces an older connection of the same peer, an
+    older one is refused. In a keyed room it travels sealed."""
 
     peer: SignalPeer
     room: RoomName
-    v: int = PROTOCOL_VERSION
-    proof: str | None = None
-    client_nonce: str | None = None
-    seq: Annotated[int, Meta(ge=0, le=2**53 - 1)] = 0
+    identity: Token
+    signature: Token
+    v: Count = PROTOCOL_VERSION
+    seq: Count = 0
 
 
 class Registered(_Signal, tag="registered"):
     leader_id: PeerId
     term: Term
-    peers: list[SignalPeer]
-    proof: str | None = None
+    peers: Annotated[list[SignalPeer], Meta(max_length=MAX_MEMBERS)]
 
 
 class PeerList(_Signal, tag="peer_list"):
     leader_id: PeerId
     term: Term
-    peers: list[SignalPeer]
+    peers: Annotated[list[SignalPeer], Meta(max_length=MAX_MEMBERS)]
+
+
+SdpText = Annotated[str, Meta(max_length=64 * 1024)]
 
 
 class Offer(_Signal, tag="offer"):
     """A new transport for the data channel `link` (`epoch` 1: a new channel;
-    higher: a replacement transport of the same channel)."""
+    higher: a replacement transport of the same channel). In a keyed room
+    `auth` is the MAC of the SDP that the receiving peer checks itself."""
 
     from_: PeerId = field(name="from")
     to: PeerId
-    sdp: str
+    sdp: SdpText
     link: LinkId
     epoch: Epoch
+    auth: Token | None = None
 
 
 class Answer(_Signal, tag="answer"):
     from_: PeerId = field(name="from")
     to: PeerId
-    sdp: str
+    sdp: SdpText
     link: LinkId
     epoch: Epoch
+    auth: Token | None = None
 
 
 class Candidate(_Signal, tag="candidate"):
     from_: PeerId = field(name="from")
     to: PeerId
-    candidate: str | None
-    sdp_mid: str | None = None
-    sdp_mline_index: int | None = None
+    candidate: Annotated[str, Meta(max_length=1024)] | None
+    sdp_mid: Annotated[str, Meta(max_length=64)] | None = None
+    sdp_mline_index: Annotated[int, Meta(ge=0, le=1024)] | None = None
     link: LinkId | None = None
     epoch: Epoch | None = None
+    auth: Token | None = None
 
 
 class Heartbeat(_Signal, tag="heartbeat"):
-    seq: int
+    seq: Count
     term: Term
 
 
 class HeartbeatAck(_Signal, tag="heartbeat_ack"):
-    seq: int
+    seq: Count
     term: Term
 
 
@@ -289,8 +356,19 @@ class Leave(_Signal, tag="leave"):
 
 
 class SignalError(_Signal, tag="error"):
-    code: str
-    message: str
+    code: Annotated[str, Meta(max_length=64)]
+    message: Annotated[str, Meta(max_length=1024)]
+
+
+class Sealed(_Signal, tag="sealed"):
+    """A frame of a keyed room's session (sidecar/roomkey.py): `body` is the
+    frame's own JSON text, `seq` its number in this direction, `mac` its MAC
+    under the session key. The client's first frame carries its `nonce`."""
+
+    seq: Count
+    body: Annotated[str, Meta(max_length=256 * 1024)]
+    mac: Token
+    nonce: Token | None = None
 
 
 SignalMessage = (
@@ -305,6 +383,7 @@ SignalMessage = (
     | HeartbeatAck
     | Leave
     | SignalError
+    | Sealed
 )
 
 
@@ -322,11 +401,11 @@ class PeerRecord(Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     display_class: DisplayClass | None
     started_at: Millis
     role: Role
-    leader_id: str | None
+    leader_id: PeerId | None
     term: Term
     room: RoomName
-    v: int = PROTOCOL_VERSION
-    addresses: tuple[IPv4Address, ...] = ()
+    v: Count = PROTOCOL_VERSION
+    addresses: Annotated[tuple[IPv4Address, ...], Meta(max_length=MAX_ADDRESSES)] = ()
     port: Port = 0
 
     @classmethod
@@ -370,20 +449,26 @@ class _Envelope(_Wire, tag_field="type"):
 
 
 class ControlEnvelope(_Envelope, tag="control"):
-    id: str
+    """A control message. `echo`: it is itself an echo (never echoed again)."""
+
+    id: Annotated[str, Meta(min_length=1, max_length=64)]
     from_: PeerId = field(name="from")
     sent_at: Millis
     payload: Any
+    echo: bool = False
 
 
 class PingEnvelope(_Envelope, tag="ping"):
-    seq: int
+    seq: Count
     sent_at: Millis
 
 
 class PongEnvelope(_Envelope, tag="pong"):
-    seq: int
+    """`busy`: the receiver's host is not reading; its acks are held back."""
+
+    seq: Count
     sent_at: Millis
+    busy: bool = False
 
 
 class ByeEnvelope(_Envelope, tag="bye"):
@@ -394,14 +479,14 @@ class AckEnvelope(_Envelope, tag="ack"):
     """Flow control (sidecar/flow.py): the receiver has taken the first `count`
     control messages of this channel."""
 
-    count: Annotated[int, Meta(ge=0)]
+    count: Count
 
 
 class SyncEnvelope(_Envelope, tag="sync"):
     """First message on every transport of a channel (sidecar/delivery.py): the
     sender has taken the first `received` control messages of the channel."""
 
-    received: Annotated[int, Meta(ge=0)]
+    received: Count
 
 
 Envelope = ControlEnvelope | PingEnvelope | PongEnvelope | ByeEnvelope | AckEnvelope | SyncEnvelope
@@ -424,7 +509,7 @@ class ParamError(ValueError):
 
 _AT_PATH = re.compile(r"^(?P<reason>.*) - at `\$(?P<path>[^`]*)`$")
 _NAMED_FIELD = re.compile(r"field `(?P<field>[^`]+)`")
-_OWN_RULE = re.compile(r"^(?P<field>[a-z_]+): (?P<reason>.+)$")
+_OWN_RULE = re.compile(r"^(?P<field>[a-z_]+(?:\[[0-9]+\])?): (?P<reason>.+)$")
 
 
 def param_error_from(exc: msgspec.ValidationError) -> ParamError:

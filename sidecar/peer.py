@@ -16,11 +16,13 @@ import importlib
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from msgspec import Struct
 
 from sidecar.errors import AlreadyStarted, NotStarted, PayloadTooLarge, PeerNotConnected
+from sidecar.identity import Identity
 from sidecar.messages import (
     MAX_PAYLOAD_BYTES,
     ConnectedParams,
@@ -80,6 +82,22 @@ class Notify(Protocol):
     def __call__(self, method: str, params: Struct, *, soon: bool = False) -> None: ...
 
 
+class HostFlow(Protocol):
+    """Whether the host keeps up with what we write (sidecar.stdio.StdoutWriter)."""
+
+    @property
+    def busy(self) -> bool: ...
+
+    def on_drained(self, listener: Callable[[], None]) -> None: ...
+
+
+class _AlwaysReading:
+    busy = False
+
+    def on_drained(self, listener: Callable[[], None]) -> None:
+        del listener
+
+
 PING_TIMEOUT_S = 5.0
 SEND_WAIT_S = 10.0
 """Longest a send waits for a peer's send window: beyond the channel's own
@@ -94,7 +112,14 @@ def now_ms() -> int:
 class _Run:
     """One started peer: its session, its channels, and what the host was told."""
 
-    def __init__(self, options: StartPeerParams, me: SignalPeer, notify: Notify) -> None:
+    def __init__(
+        self,
+        options: StartPeerParams,
+        me: SignalPeer,
+        notify: Notify,
+        identity: Identity,
+        host: HostFlow | None = None,
+    ) -> None:
         from sidecar.netview import check_interfaces
 
         try:
@@ -104,7 +129,8 @@ class _Run:
         except ValueError as exc:
             raise ParamError("interfaces", str(exc)) from None
         self.notify = notify
-        self.session = Session(options, me, self, wanted)
+        self.host: HostFlow = host or _AlwaysReading()
+        self.session = Session(options, me, self, wanted, identity)
         self.channels: Channels | None = None
         """None until aiortc is imported (see load_channels)."""
         self.early_signals: list[PeerSignal] = []
@@ -156,7 +182,10 @@ class _Run:
             on_disconnected=self._on_disconnected,
             on_message=self._on_message,
             lookup=self.session.find_member,
+            room_key=o.room_key,
+            host_busy=lambda: self.host.busy,
         )
+        self.host.on_drained(self._host_drained)
         early, self.early_signals = self.early_signals, []
         for msg in early:
             self.session.spawn(self.channels.handle_signal(msg))
@@ -208,6 +237,10 @@ class _Run:
 
     # ------------------------------------------------------- channel events
 
+    def _host_drained(self) -> None:
+        if self.channels is not None and not self.stopped:
+            self.channels.host_drained()
+
     def _on_connected(self, peer: SignalPeer) -> None:
         if not self.stopped:
             self.notify("webrtc:connected", ConnectedParams(peer=self.info(peer)))
@@ -222,7 +255,8 @@ class _Run:
     def _on_message(self, peer_id: str, envelope: ControlEnvelope) -> None:
         if self.stopped:
             return
-        if self.options.echo:  # first, and the notification `soon`: the echo's latency
+        echo = self.options.echo and not envelope.echo  # two echoing peers: no ping-pong
+        if echo:  # first, and the notification `soon`: the echo's latency
             # should not include our stdout (aiortc sends the echo from a task).
             link = self.channels.link(peer_id) if self.channels else None
             reply = ControlEnvelope(
@@ -230,6 +264,7 @@ class _Run:
                 from_=self.me.peer_id,
                 sent_at=now_ms(),
                 payload=envelope.payload,
+                echo=True,
             )
             try:
                 if link is None:
@@ -248,7 +283,7 @@ class _Run:
                 payload=envelope.payload,
                 sent_at=envelope.sent_at,
             ),
-            soon=self.options.echo,
+            soon=echo,
         )
 
     # ---------------------------------------------------------- what we show
@@ -271,8 +306,9 @@ class _Run:
 
 
 class Peer:
-    def __init__(self, notify: Notify) -> None:
+    def __init__(self, notify: Notify, host: HostFlow | None = None) -> None:
         self._notify = notify
+        self._host = host
         self._run: _Run | None = None
 
     # ----------------------------------------------------------------- the API
@@ -289,8 +325,9 @@ class Peer:
     async def start(self, options: StartPeerParams) -> PeerInfo:
         if self._run is not None:
             raise AlreadyStarted()
+        identity = Identity()
         me = SignalPeer(
-            peer_id=str(uuid.uuid4()),
+            peer_id=identity.peer_id,
             name=options.name,
             peer_type=options.peer_type,
             display_class=options.display_class,
@@ -298,7 +335,7 @@ class Peer:
             addresses=[],
             port=0,
         )
-        run = _Run(options, me, self._notify)
+        run = _Run(options, me, self._notify, identity, self._host)
         self._run = run
         # Imported off the loop: requests (get_leader_status…) are still answered.
         await asyncio.to_thread(import_modules, *ROOM_MODULES)
@@ -376,6 +413,7 @@ class Peer:
                 leader=None,
                 signaling_url=None,
                 addresses=[],
+                keyed=False,
             )
         s = run.session
         leader_id = s.confirmed_leader()
@@ -391,6 +429,7 @@ class Peer:
             leader=run.info(leader) if leader is not None else None,
             signaling_url=url,
             addresses=s.addresses,
+            keyed=s.options.room_key is not None,
         )
 
     async def ping(self, peer_id: str) -> PingResult:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sidecar import netview
 from sidecar.election import BecomeLeader, Decision, Election, Follow, Retermed
+from sidecar.identity import Identity
 from sidecar.messages import (
     Answer,
     Candidate,
@@ -91,9 +93,11 @@ class Session:
         me: SignalPeer,
         events: SessionEvents,
         wanted: tuple[str, ...] | None,
+        identity: Identity,
     ) -> None:
         self.options = options
         self.me = me
+        self.identity = identity
         self.events = events
         self.election = Election(me)
         self.net = NetView(wanted)
@@ -109,6 +113,9 @@ class Session:
         self.closed = False
         self._loop_time: Callable[[], float] = time.monotonic
         self._net_lock = asyncio.Lock()
+        self._snapshot: list[netview.Iface] = []
+        self.networks: tuple[ipaddress.IPv4Network, ...] = ()
+        """The networks of the addresses in use: we talk to nothing outside them."""
         self._join_seq = 0  # our registrations: a later one replaces an earlier one
 
     # --------------------------------------------------------------- lifecycle
@@ -128,7 +135,8 @@ class Session:
             on_members_changed=self._on_members,
         )
         self._read_interfaces = read_interfaces
-        changes = self.net.observe(await asyncio.to_thread(read_interfaces))
+        self._snapshot = await asyncio.to_thread(read_interfaces)
+        changes = self.net.observe(self._snapshot)
         self._check_open()
         if changes:
             await self._apply_net(changes)
@@ -144,9 +152,14 @@ class Session:
             raise Stopped()
 
     async def close(self) -> None:
+        """Leave the network (bounded by STOP_S). A start still binding is waited
+        for, then undone: a stop during a start leaves nothing running."""
         self.closed = True
         for task in list(self.tasks):
             task.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_S / 2), self._net_lock:
+                pass  # an attach in progress has finished (and sees `closed`)
         steps: list[Coroutine[Any, Any, None]] = []
         if self.client is not None:
             steps.append(self.client.close(leave=True))
@@ -183,7 +196,7 @@ class Session:
 
     async def _netwatch(self) -> None:
         """Reads the interfaces every POLL_S, and SETTLE_S after the kernel
-        reports a change."""
+        reports a change. A reading that fails is logged and the next one tried."""
         from sidecar.netifs import ChangeSignal
 
         loop = asyncio.get_running_loop()
@@ -204,10 +217,13 @@ class Session:
                 if reported.is_set():
                     await asyncio.sleep(netview.SETTLE_S)
                     reported.clear()
-                snapshot = self._read_interfaces()
-                changes = self.net.observe(snapshot)
-                if changes:
-                    await self._apply_net(changes)
+                try:
+                    self._snapshot = snapshot = self._read_interfaces()
+                    changes = self.net.observe(snapshot)
+                    if changes:
+                        await self._apply_net(changes)
+                except Exception:
+                    log.exception("network: reading or following the interfaces failed")
         finally:
             if signal is not None:
                 loop.remove_reader(signal.fileno())
@@ -216,6 +232,8 @@ class Session:
     async def _apply_net(self, changes: list[NetChange]) -> None:
         async with self._net_lock:
             for change in changes:
+                if self.closed:
+                    return
                 if isinstance(change, Attach):
                     await self._attach(change)
                 elif isinstance(change, Offline):
@@ -237,6 +255,8 @@ class Session:
         log.info("network: using %s%s", ", ".join(addresses), "" if first else " (changed)")
         old = self.discovery
         self.discovery = None
+        self.networks = netview.subnets(self._snapshot, addresses)
+        self.server.set_networks(self.networks)
         try:
             if first:
                 await self.server.bind(addresses, self.options.signaling_port)
@@ -293,7 +313,11 @@ class Session:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), delay)
                 continue
-            self._feed(self.election.tick(self._now()))
+            try:
+                self._feed(self.election.tick(self._now()))
+            except Exception:  # a bug of ours; the clock must keep ticking
+                log.exception("election: a tick failed")
+                await asyncio.sleep(0.1)
 
     async def _announcer(self) -> None:
         while True:
@@ -303,18 +327,25 @@ class Session:
                     self.discovery.announce()
 
     async def _publisher(self) -> None:
-        """Publishes our record when it changed, coalescing rapid changes."""
+        """Publishes our record when it changed, coalescing rapid changes; in a
+        keyed room also every RESIGN_S / 2, so its signature stays fresh."""
+        from sidecar.txt import RESIGN_S
+
         published: tuple[Discovery, PeerRecord] | None = None
+        keyed = self.options.room_key is not None
         while True:
-            await self.publish_needed.wait()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RESIGN_S / 2 if keyed else None):
+                    await self.publish_needed.wait()
+            resign = not self.publish_needed.is_set()
             self.publish_needed.clear()
             discovery, record = self.discovery, self._record()
-            if discovery is None or published == (discovery, record):
+            if discovery is None or (published == (discovery, record) and not resign):
                 continue
             try:
                 await discovery.update(record)
-            except (RuntimeError, ValueError, OSError) as exc:
-                log.warning("mDNS: could not publish our record: %s", exc)
+            except Exception as exc:  # it must keep publishing what comes next
+                log.warning("mDNS: could not publish our record: %r", exc)
                 continue
             published = (discovery, record)
 
@@ -374,8 +405,11 @@ class Session:
 
         wait = SUCCESSOR_WAIT_S if decision.successor else JOIN_TIMEOUT_S
         deadline = self._now() + wait
-        urls = [f"ws://{address}:{decision.port}/signal" for address in decision.addresses]
-        last_error = "no address"
+        # Only addresses on our own networks: a list from the network is not a
+        # list of places to send packets to.
+        reachable = [a for a in decision.addresses if self._on_our_networks(a)]
+        urls = [f"ws://{address}:{decision.port}/signal" for address in reachable]
+        last_error = "no address on our networks"
         while True:
             this: list[SignalingClient] = []  # the callback must know which client lost
 
@@ -395,6 +429,7 @@ class Session:
                     self.options.room,
                     self.options.room_key,
                     timeout=remaining,
+                    identity=self.identity,
                     seq=self._join_seq,
                 )
             except JoinFailed as exc:
@@ -424,6 +459,10 @@ class Session:
             return
         log.warning("could not join leader %s: %s", decision.leader_id, last_error)
         self._feed(self.election.join_failed(decision.leader_id, self._now()))
+
+    def _on_our_networks(self, address: str) -> bool:
+        ip = ipaddress.IPv4Address(address)
+        return any(ip in net and ip != net.broadcast_address for net in self.networks)
 
     # ----------------------------------------------------------- adapter events
 

@@ -25,6 +25,7 @@ where the platform allows it the event loop does the I/O itself:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -237,6 +238,11 @@ class StdoutWriter:
     """
 
     BACKLOG_WARNING_BYTES = 8 * 1024 * 1024
+    BUSY_BYTES = 1024 * 1024
+    """Past this much output waiting for the host, the host counts as busy: the
+    data channels stop acknowledging, so the senders wait (sidecar/link.py)."""
+    CALM_BYTES = 256 * 1024
+    """... until the backlog is back below this."""
 
     def __init__(
         self,
@@ -254,6 +260,8 @@ class StdoutWriter:
         """Bytes handed to the thread and not yet written (guarded by _lock)."""
         self._lock = threading.Lock()
         self._warned = False
+        self._busy = False
+        self._drained_listeners: list[Callable[[], None]] = []
         self._broken = False
         self._direct_limit = select.PIPE_BUF if loop_can_poll(fd) else 0
         self._thread = threading.Thread(target=self._run, name="stdout-writer", daemon=True)
@@ -280,6 +288,25 @@ class StdoutWriter:
             self._write_now(lines)
             return
         self._enqueue(lines)
+
+    @property
+    def busy(self) -> bool:
+        """The host is not keeping up with what we write (see BUSY_BYTES)."""
+        if not self._busy:
+            waiting = self._backlog + sum(map(len, self._soon))
+            self._busy = waiting > self.BUSY_BYTES
+        return self._busy
+
+    def on_drained(self, listener: Callable[[], None]) -> None:
+        """Call `listener` on the loop when a busy host has caught up."""
+        self._drained_listeners.append(listener)
+
+    def _caught_up(self) -> None:
+        for listener in self._drained_listeners:
+            try:
+                listener()
+            except Exception:
+                log.exception("stdout: a drained listener failed")
 
     def close(self, timeout: float) -> bool:
         """Write what is queued (up to `timeout` seconds); True when all was written."""
@@ -348,5 +375,11 @@ class StdoutWriter:
             # Only now: a direct write must not overtake what is being written.
             with self._lock:
                 self._backlog -= len(data)
+                calm = self._busy and self._backlog < self.CALM_BYTES
+                if calm:
+                    self._busy = False
+            if calm and self._loop is not None and not self._loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # the loop is closing
+                    self._loop.call_soon_threadsafe(self._caught_up)
                 if self._backlog < self.BACKLOG_WARNING_BYTES // 2:
                     self._warned = False

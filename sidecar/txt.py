@@ -3,28 +3,40 @@
 `encode_txt` / `decode_txt` turn a `PeerRecord` into TXT properties and back;
 decoding rejects (None, debug log) anything malformed, foreign, or not
 signed with the room key. `parse_txt` splits raw TXT rdata.
+
+In a keyed room a record is signed (sidecar/roomkey.py) together with the
+addresses and port it advertises and the time it was signed (`ts`, ms on the
+signer's clock). A record signed more than `FRESH_S` away from the receiver's
+clock is stale: a record captured in an earlier run cannot be replayed to win
+an election. Every record of a keyed room is signed anew at least every
+`RESIGN_S`, so a live peer's record never goes stale.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 from typing import Any
 
 import msgspec
 
-from sidecar.messages import PROTOCOL_VERSION, PeerRecord
+from sidecar.messages import PROTOCOL_VERSION, SAFE_INT_MAX, PeerRecord
 from sidecar.priority import priority_of
-from sidecar.roomkey import txt_auth
+from sidecar.roomkey import matches, txt_auth
 
 log = logging.getLogger("sidecar.discovery")
 
 TXT_ENTRY_MAX = 255
 """A TXT string is length-prefixed by one byte: `key=value` fits in 255 bytes."""
 
-_ID_MAX = 64  # PeerId's max_length; `leader-id` is not bounded by the Struct
-_UINT = re.compile(r"0|[1-9][0-9]{0,15}")  # canonical, ASCII, below 2**53 (safe in JS)
+FRESH_S = 1800.0
+"""How far a keyed room's record may be signed from the receiver's clock (the
+devices' clocks must agree within half an hour; a record older than that is
+a replay)."""
+RESIGN_S = 300.0
+"""A keyed room's peer signs its record anew at least this often."""
+
+_UINT = re.compile(r"0|[1-9][0-9]{0,15}")  # canonical, ASCII; then checked below 2**53
 DNS_LABEL = re.compile(r"[A-Za-z0-9-]{1,63}")  # our id is a host label (`<id>.local.`)
 
 
@@ -45,9 +57,11 @@ AUTH_KEY = "auth"
 """TXT key of the record's HMAC in a room with a key."""
 
 
-def encode_txt(record: PeerRecord, room_key: str | None = None) -> dict[str, str]:
+def encode_txt(
+    record: PeerRecord, room_key: str | None = None, signed_at_ms: int = 0
+) -> dict[str, str]:
     """The TXT properties announcing `record` (docs/protocol.md, "Discovery"), signed
-    with `room_key` when the room has one.
+    with `room_key` at `signed_at_ms` when the room has one.
 
     The display name is cut to fit one TXT string (255 bytes); any other value
     that does not fit, or a record the other side would reject, raises
@@ -76,7 +90,9 @@ def encode_txt(record: PeerRecord, room_key: str | None = None) -> dict[str, str
     except Malformed as exc:
         raise ValueError(str(exc)) from None
     if room_key is not None:
-        txt[AUTH_KEY] = txt_auth(raw, room_key)
+        txt["ts"] = str(signed_at_ms)
+        raw[b"ts"] = txt["ts"].encode()
+        txt[AUTH_KEY] = txt_auth(raw, room_key, record.addresses, record.port)
     return txt
 
 
@@ -85,30 +101,43 @@ def decode_txt(
     addresses: list[str],
     port: int,
     room_key: str | None = None,
+    now_ms: int = 0,
 ) -> PeerRecord | None:
     """The record announced by TXT `properties` and the service's addresses and
     port, or None (logged at debug) when anything is missing, malformed, of
     another protocol version, or not signed with `room_key` (a record signed
-    with a key we do not have is another room's). The room is kept: filtering
-    is the caller's job. Never raises."""
+    with a key we do not have is another room's) at a time near `now_ms`.
+    The room is kept: filtering is the caller's job. Never raises."""
     try:
-        check_auth(properties, room_key)
+        check_auth(properties, room_key, addresses, port, now_ms)
         return decode_record(properties, addresses, port, version=PROTOCOL_VERSION)
     except Malformed as exc:
         log.debug("ignoring malformed mDNS TXT record: %s", exc)
         return None
 
 
-def check_auth(properties: dict[bytes, bytes | None], room_key: str | None) -> None:
-    """Raise Malformed unless the record's signature fits our room key."""
+def check_auth(
+    properties: dict[bytes, bytes | None],
+    room_key: str | None,
+    addresses: list[str],
+    port: int,
+    now_ms: int,
+) -> None:
+    """Raise Malformed unless the record's signature fits our room key, its
+    addresses and port, and it was signed near `now_ms`."""
     given = properties.get(AUTH_KEY.encode())
     if room_key is None:
         if given is not None:
             raise Malformed("auth: the record of a room with a key")
         return
-    expected = txt_auth(properties, room_key).encode()
-    if given is None or not hmac.compare_digest(given, expected):
+    expected = txt_auth(properties, room_key, addresses, port)
+    if given is None or not matches(expected, given.decode("ascii", errors="replace")):
         raise Malformed("auth: not signed with our room key")
+    raw_ts = properties.get(b"ts") or b""
+    if not _UINT.fullmatch(raw_ts.decode("ascii", errors="replace")):
+        raise Malformed("ts: missing or malformed")
+    if abs(int(raw_ts) - now_ms) > FRESH_S * 1000:
+        raise Malformed(f"ts: signed {(now_ms - int(raw_ts)) / 1000:.0f} s from our clock")
 
 
 def parse_txt(text: bytes) -> dict[bytes, bytes | None]:
@@ -155,8 +184,8 @@ def _decode_unchecked(
 
     def uint(key: str) -> int:
         value = text(key)
-        if not _UINT.fullmatch(value):
-            raise Malformed(f"{key}: not a canonical unsigned integer: {value!r}")
+        if not _UINT.fullmatch(value) or int(value) > SAFE_INT_MAX:
+            raise Malformed(f"{key}: not a canonical unsigned integer below 2**53: {value!r}")
         return int(value)
 
     v = uint("v")
@@ -169,10 +198,8 @@ def _decode_unchecked(
     if peer_type == "controller" and display_class is not None:
         raise Malformed("display-class: must be empty for a controller")
     leader_id = text("leader-id") or None
-    if leader_id is not None and len(leader_id) > _ID_MAX:
-        raise Malformed("leader-id: too long")
     name = text("name")
-    if any(ch < " " for ch in name):
+    if any(ch < " " or ch == "\x7f" for ch in name):
         raise Malformed("name: contains control characters")
     fields: dict[str, Any] = {
         "peer_id": text("id"),

@@ -108,6 +108,14 @@ export function ConnectionStatus({
         <dd className={cx("mw-status__leader", leader.leaderId === null && "mw-status__leader--none")}>
           {leaderText(leader, leaderPeer, self)}
         </dd>
+        <dt>Room</dt>
+        <dd className={cx("mw-status__room", leader.keyed === false && "mw-status__room--open")}>
+          {leader.keyed === null
+            ? "—"
+            : leader.keyed
+              ? "Keyed: members only"
+              : "Open: any device on this network can join"}
+        </dd>
         <dt>Connected</dt>
         <dd>
           {connected} of {others} other {others === 1 ? "device" : "devices"}

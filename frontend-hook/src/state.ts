@@ -47,6 +47,8 @@ export interface LeaderView {
   leader: PeerInfo | null;
   /** WebSocket URL of the leader's signaling server, when known. */
   signalingUrl: string | null;
+  /** Whether the room has a key (members only); null until get_leader_status said. */
+  keyed: boolean | null;
 }
 
 type Phase = "idle" | "starting" | "started" | "error";
@@ -101,6 +103,7 @@ const IDLE_LEADER: RoomState["leader"] = {
   term: 0,
   leader: null,
   signalingUrl: null,
+  keyed: null,
 };
 
 export const initialRoomState: RoomState = {
@@ -219,6 +222,7 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
           term,
           leader: prev.leader !== null && prev.leader.peer_id === leaderId ? prev.leader : null,
           signalingUrl: prev.leaderId === leaderId ? prev.signalingUrl : null,
+          keyed: prev.keyed,
         },
         clocks: { ...state.clocks, leader: action.at },
       };
@@ -348,6 +352,7 @@ function mergeLeaderStatus(state: RoomState, status: LeaderStatus, issued: numbe
         term: status.term,
         leader: status.leader,
         signalingUrl: status.signaling_url,
+        keyed: status.state === "idle" ? null : (status.keyed ?? false),
       },
       network:
         status.state === "idle"
@@ -366,6 +371,7 @@ function mergeLeaderStatus(state: RoomState, status: LeaderStatus, issued: numbe
         ...prev,
         leader: prev.leader ?? status.leader,
         signalingUrl: prev.signalingUrl ?? status.signaling_url,
+        keyed: status.state === "idle" ? prev.keyed : (status.keyed ?? false),
       },
     };
   }

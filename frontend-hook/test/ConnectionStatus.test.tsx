@@ -24,6 +24,7 @@ const boothLeads: LeaderView = {
   term: 1,
   leader: booth,
   signalingUrl: "ws://10.0.0.5:3010",
+  keyed: true,
 };
 
 /** The cells of the table row whose header (the device column) reads `name`. */
@@ -64,6 +65,7 @@ describe("ConnectionStatus", () => {
     expect(Object.fromEntries(terms.map((t, i) => [t, values[i]]))).toEqual({
       "This device": "Leader",
       Leader: "This device (Booth)",
+      Room: "Keyed: members only",
       Connected: "1 of 2 other devices",
     });
 
@@ -118,7 +120,7 @@ describe("ConnectionStatus", () => {
     render(
       <ConnectionStatus
         connectionState="idle"
-        leader={{ state: "idle", leaderId: null, isLeader: false, term: 0, leader: null, signalingUrl: null }}
+        leader={{ state: "idle", leaderId: null, isLeader: false, term: 0, leader: null, signalingUrl: null, keyed: null }}
         peers={[]}
         error={new WebRTCCommandError("start_peer", { code: -32602, message: "Invalid params" })}
         title="Network"
@@ -132,11 +134,27 @@ describe("ConnectionStatus", () => {
     expect(screen.getByRole("alert").textContent).toBe("Error: Invalid params");
   });
 
+  it("says plainly whether the room is keyed or open to any device", () => {
+    const { rerender } = render(
+      <ConnectionStatus connectionState="leader" leader={boothLeads} self={booth} peers={[booth]} />,
+    );
+    expect(screen.getByText("Keyed: members only")).toBeTruthy();
+    rerender(
+      <ConnectionStatus
+        connectionState="leader"
+        leader={{ ...boothLeads, keyed: false }}
+        self={booth}
+        peers={[booth]}
+      />,
+    );
+    expect(screen.getByText("Open: any device on this network can join")).toBeTruthy();
+  });
+
   it("says it is waiting for the network while offline", () => {
     render(
       <ConnectionStatus
         connectionState="offline"
-        leader={{ state: "offline", leaderId: null, isLeader: false, term: 3, leader: null, signalingUrl: null }}
+        leader={{ state: "offline", leaderId: null, isLeader: false, term: 3, leader: null, signalingUrl: null, keyed: null }}
         peers={[booth]}
       />,
     );

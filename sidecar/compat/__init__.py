@@ -7,8 +7,8 @@ internals is here and nowhere else, with the versions it was checked against
 (`TESTED`); pyproject.toml bounds those dependencies to the same ranges, and
 tests/unit/test_compat.py fails when an installed version leaves them.
 
-`zc` imports zeroconf, `rtc` imports aiortc and aioice: import each only where
-that stack is loaded anyway.
+`zc` imports zeroconf, `rtc` imports aiortc and aioice, `web` imports aiohttp:
+import each only where that stack is loaded anyway.
 """
 
 from __future__ import annotations
@@ -18,4 +18,5 @@ TESTED: dict[str, tuple[str, str]] = {
     "zeroconf": ("0.154", "0.155"),
     "aiortc": ("1.16", "1.17"),
     "aioice": ("0.13", "0.14"),
+    "aiohttp": ("3.14", "3.15"),
 }

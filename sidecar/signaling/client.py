@@ -11,6 +11,7 @@ import msgspec
 from aiohttp import WSMsgType
 
 from sidecar.clock import overslept
+from sidecar.identity import Identity, registration_statement
 from sidecar.messages import (
     Answer,
     Candidate,
@@ -22,12 +23,13 @@ from sidecar.messages import (
     PeerList,
     Register,
     Registered,
+    Sealed,
     SignalError,
     SignalMessage,
     SignalPeer,
     decode_signal,
 )
-from sidecar.roomkey import new_nonce, proof_matches, register_proof, registered_proof
+from sidecar.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, new_nonce, session_key
 from sidecar.signaling.protocol import (
     CLOSE_TIMEOUT_S,
     HEARTBEAT_INTERVAL_S,
@@ -61,7 +63,16 @@ class JoinFailed(Exception):
         self.code = code
 
 
-_JOIN_CODES = {"not_leader", "forbidden", "wrong_room", "wrong_version", "id_conflict"}
+_JOIN_CODES = {
+    "not_leader",
+    "forbidden",
+    "wrong_room",
+    "wrong_version",
+    "id_conflict",
+    "bad_identity",
+    "bad_address",
+    "too_fast",
+}
 _CLOSE_TO_JOIN_CODE: dict[int, str] = {
     CloseCode.NOT_LEADER: "not_leader",
     CloseCode.FORBIDDEN: "forbidden",
@@ -101,6 +112,7 @@ class SignalingClient:
         self._teardown: asyncio.Task[None] | None = None
         self._closing = False
         self._lost = False
+        self._sealer: Sealer | None = None  # a keyed room's session
 
     @property
     def leader_id(self) -> str | None:
@@ -128,6 +140,7 @@ class SignalingClient:
         room: str,
         room_key: str | None,
         timeout: float,
+        identity: Identity,
         seq: int = 0,
     ) -> Registered:
         """Connect, answer the challenge, register; raises JoinFailed.
@@ -146,7 +159,7 @@ class SignalingClient:
             async with asyncio.timeout(timeout):
                 ws = await _connect_first(session, targets)
                 self._ws = ws
-                registered = await self._handshake(ws, me, room, room_key, seq)
+                registered = await self._handshake(ws, me, room, room_key, identity, seq)
         except TimeoutError:
             await self._shutdown()
             raise JoinFailed(
@@ -174,41 +187,73 @@ class SignalingClient:
         me: SignalPeer,
         room: str,
         room_key: str | None,
+        identity: Identity,
         seq: int,
     ) -> Registered:
         refusal: list[SignalError] = []
         first = await _next_join_frame(ws, refusal)
         if not isinstance(first, Challenge):
             raise JoinFailed(f"expected a challenge, got {tag(first)}", "protocol")
-        client_nonce = new_nonce() if room_key is not None else None
-        proof = None
+        statement = registration_statement(first.nonce, me.peer_id, room, seq)
+        register = Register(
+            peer=me,
+            room=room,
+            identity=identity.public_key,
+            signature=identity.sign(statement),
+            seq=seq,
+        )
+        client_nonce = None
         if room_key is not None:
-            proof = register_proof(room_key, first.nonce, me.peer_id, room)
-        register = Register(peer=me, room=room, proof=proof, client_nonce=client_nonce, seq=seq)
-        await ws.send_str(encode_signal(register))
+            client_nonce = new_nonce()
+            key = session_key(room_key, first.nonce, client_nonce, room)
+            self._sealer = Sealer(key, sending=CLIENT_TO_SERVER, receiving=SERVER_TO_CLIENT)
+        await ws.send_str(self._frame(register, nonce=client_nonce))
         while True:
             msg = await _next_join_frame(ws, refusal)
-            if isinstance(msg, Registered):
-                break
             if isinstance(msg, SignalError):
+                if self._sealer is not None and msg.code not in _JOIN_CODES:
+                    # A leader that answers our sealed register with a plain error
+                    # other than a refusal has no key: it cannot prove one.
+                    await ws.close(code=CloseCode.FORBIDDEN, message=b"leader has no key")
+                    raise JoinFailed(f"the leader has no room key ({msg.code})", "unproven_leader")
                 refusal.append(msg)  # the close that follows says we are refused
-            else:
-                log.debug("signaling: ignoring %s before registered", tag(msg))
-        if room_key is not None and client_nonce is not None:
-            expected = registered_proof(room_key, client_nonce, msg.leader_id, room)
-            if not proof_matches(expected, msg.proof):
-                await ws.close(code=CloseCode.FORBIDDEN, message=b"leader cannot prove the key")
-                raise JoinFailed(
-                    f"leader {msg.leader_id} cannot prove the room key", "unproven_leader"
-                )
-        return msg
+                continue
+            if self._sealer is not None:
+                # Only a member of the room can seal: the leader proves the key here.
+                opened = self._unseal(msg)
+                if opened is None:
+                    await ws.close(code=CloseCode.FORBIDDEN, message=b"leader cannot prove the key")
+                    raise JoinFailed("the leader cannot prove the room key", "unproven_leader")
+                msg = opened
+            if isinstance(msg, Registered):
+                return msg
+            log.debug("signaling: ignoring %s before registered", tag(msg))
+
+    def _frame(self, msg: SignalMessage, nonce: str | None = None) -> str:
+        """The text of a frame to send: sealed in a keyed room."""
+        text = encode_signal(msg)
+        if self._sealer is None:
+            return text
+        seq, mac = self._sealer.seal(text)
+        return encode_signal(Sealed(seq=seq, body=text, mac=mac, nonce=nonce))
+
+    def _unseal(self, msg: SignalMessage) -> SignalMessage | None:
+        if self._sealer is None:
+            return msg
+        if not isinstance(msg, Sealed) or not self._sealer.open(msg.seq, msg.body, msg.mac):
+            return None
+        try:
+            inner = decode_signal(msg.body)
+        except msgspec.DecodeError:
+            return None
+        return None if isinstance(inner, Sealed) else inner
 
     async def send(self, msg: PeerSignal) -> None:
         """Send an offer, answer or candidate through the leader."""
         ws = self._ws
         if ws is None or ws.closed or self._lost or self._closing:
             raise ConnectionError("not connected to a leader")
-        await ws.send_str(encode_signal(msg))
+        await ws.send_str(self._frame(msg))
 
     async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         reason = "connection closed"
@@ -231,9 +276,16 @@ class SignalingClient:
 
     def _on_frame(self, text: str) -> None:
         try:
-            msg = decode_signal(text)
+            received = decode_signal(text)
         except msgspec.DecodeError as exc:
             log.warning("signaling: bad frame from the leader: %s", exc)
+            return
+        msg = self._unseal(received)
+        if msg is None:
+            if isinstance(received, SignalError):  # refusals come unsealed
+                log.warning("signaling: leader says %s: %s", received.code, received.message)
+                return
+            self._lose("a frame that is not sealed with the room's key, or out of sequence")
             return
         match msg:
             case HeartbeatAck():
@@ -278,8 +330,13 @@ class SignalingClient:
                 next_beat = max(next_beat + self._interval, now)
                 try:
                     async with asyncio.timeout(self._interval):
-                        await ws.send_str(encode_signal(Heartbeat(seq=seq, term=self._term)))
-                except (TimeoutError, ConnectionError, aiohttp.ClientError) as exc:
+                        await ws.send_str(self._frame(Heartbeat(seq=seq, term=self._term)))
+                except TimeoutError:
+                    # Our socket takes nothing (and, in a keyed room, a frame half sent
+                    # would put the session out of sequence): the leader is lost to us.
+                    self._lose("could not send a heartbeat within an interval")
+                    return
+                except (ConnectionError, aiohttp.ClientError) as exc:
                     log.debug("signaling: heartbeat not sent: %s", exc)
 
     def _lose(self, reason: str) -> None:
@@ -315,7 +372,7 @@ class SignalingClient:
         if leave and ws is not None and me is not None and not ws.closed and not self._lost:
             try:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
-                    await ws.send_str(encode_signal(Leave(peer_id=me.peer_id)))
+                    await ws.send_str(self._frame(Leave(peer_id=me.peer_id)))
             except (TimeoutError, ConnectionError, aiohttp.ClientError) as exc:
                 log.debug("signaling: leave not sent: %s", exc)
         if self._teardown is not None:

@@ -1,9 +1,10 @@
 """The signaling frames on the wire: encoding, close codes, limits (sans I/O).
 
 `error` codes the leader sends: not_registered, not_leader, wrong_room,
-wrong_version, forbidden, id_conflict (the refusals, each followed by a close,
-see `CloseCode`); spoofed, unknown_peer, already_registered, unexpected,
-malformed, invalid, unknown_type, binary (the connection stays open).
+wrong_version, forbidden, id_conflict, bad_identity, bad_address, too_fast
+(the refusals, each followed by a close, see `CloseCode`); spoofed,
+unknown_peer, already_registered, unexpected, malformed, invalid,
+unknown_type, binary (the connection stays open).
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ class CloseCode(IntEnum):
     FORBIDDEN = 4003  # bad room-key proof
     HEARTBEAT_TIMEOUT = 4008
     NOT_LEADER = 4009
-    REJECTED = 4010  # wrong room, wrong protocol version, or the leader's own id
+    REJECTED = 4010  # wrong room or version, the leader's own id, a superseded registration
+    TOO_FAST = 4029  # more frames than a member ever sends
 
 
 # The frames only the leader sends; a client sending one is confused.

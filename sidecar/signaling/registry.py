@@ -1,13 +1,32 @@
-"""The leader's room, sans I/O: who is connected, who is registered, what to send."""
+"""The leader's room, sans I/O: who is connected, who is registered, what to send.
+
+What the leader accepts, and why (docs/protocol.md, "Signaling"):
+
+* A registration proves its identity: the peer id is the hash of the public
+  key it presents, and it signs this connection's challenge with that key
+  (sidecar/identity.py). So nobody registers as another peer; the peer itself
+  may register again (a new address, a new connection), and the newer
+  registration (higher `seq`) replaces the older.
+* In a keyed room every frame from the registration on is sealed under the
+  session key (sidecar/roomkey.py); a frame that is not, or whose MAC or
+  sequence number is wrong, ends the connection (4003).
+* A member lists at most MAX_ADDRESSES addresses, each a unicast address on
+  one of the leader's own networks (others are dropped; none left: refused).
+* A connection sends at most FRAME_BURST frames at once and FRAME_RATE per
+  second on average; beyond that it is closed (4029). A room's traffic is a
+  heartbeat every 2 s and a few offers: the bound is two orders above it.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import ipaddress
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
+from sidecar.identity import peer_id_of, registration_statement, verify
 from sidecar.messages import (
     PROTOCOL_VERSION,
     Answer,
@@ -20,12 +39,13 @@ from sidecar.messages import (
     PeerList,
     Register,
     Registered,
+    Sealed,
     SignalError,
     SignalMessage,
     SignalPeer,
     decode_signal,
 )
-from sidecar.roomkey import new_nonce, proof_matches, register_proof, registered_proof
+from sidecar.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, new_nonce, session_key
 from sidecar.signaling.protocol import (
     HEARTBEAT_GRACE_S,
     HEARTBEAT_INTERVAL_S,
@@ -36,8 +56,14 @@ from sidecar.signaling.protocol import (
     CloseCode,
     ConnId,
     PeerSignal,
+    encode_signal,
     tag,
 )
+
+FRAME_RATE = 20.0
+"""Frames per second a connection may send on average."""
+FRAME_BURST = 60
+"""Frames a connection may send at once."""
 
 # ----------------------------------------------------------------- actions
 
@@ -80,6 +106,9 @@ class _Conn:
     peer: SignalPeer | None = None
     last_heartbeat: float = 0.0
     seq: int = 0  # the registration's `seq`: a newer one of the same peer replaces it
+    sealer: Sealer | None = None  # a keyed room's session, once registered
+    tokens: float = FRAME_BURST  # the frame-rate bucket
+    refilled: float = 0.0
 
 
 class RoomRegistry:
@@ -115,6 +144,20 @@ class RoomRegistry:
         self._leader_hint: str | None = None
         self._conns: dict[ConnId, _Conn] = {}
         self._by_id: dict[str, ConnId] = {}  # insertion order = registration order
+        self._networks: tuple[ipaddress.IPv4Network, ...] = ()
+
+    def set_networks(self, networks: Sequence[ipaddress.IPv4Network]) -> None:
+        """The networks this leader is on: a member's addresses must be on one."""
+        self._networks = tuple(networks)
+
+    @property
+    def registered(self) -> int:
+        """Connections that belong to a member (the others have not registered)."""
+        return len(self._by_id)
+
+    def is_registered(self, conn_id: ConnId) -> bool:
+        conn = self._conns.get(conn_id)
+        return conn is not None and conn.peer is not None
 
     # -- state
 
@@ -185,7 +228,7 @@ class RoomRegistry:
                 term=self._term if term is None else term,
                 peers=[redirect, *others],
             )
-            actions += [Send(cid, turn) for cid in self._by_id.values()]
+            actions += [self._send(cid, turn) for cid in self._by_id.values()]
         had_members = bool(self._by_id)
         actions += [
             Close(cid, CloseCode.STEPPED_DOWN, "leader stepped down") for cid in self._conns
@@ -227,14 +270,14 @@ class RoomRegistry:
         cid = self._by_id.get(msg.to) if self._leading else None
         if cid is None:
             raise KeyError(msg.to)
-        return [Send(cid, msg)]
+        return [self._send(cid, msg)]
 
     # -- connection events
 
     def connect(self, conn_id: ConnId, now: float) -> list[Action]:
         if conn_id in self._conns:
             raise ValueError(f"connection {conn_id} already known")
-        conn = _Conn(nonce=self._nonce(), opened_at=now)
+        conn = _Conn(nonce=self._nonce(), opened_at=now, refilled=now)
         self._conns[conn_id] = conn
         return [Send(conn_id, Challenge(nonce=conn.nonce))]
 
@@ -275,14 +318,37 @@ class RoomRegistry:
         conn = self._conns.get(conn_id)
         if conn is None:
             return []  # a frame that raced our own close
+        if not self._take_token(conn, now):
+            return self._refuse(
+                conn_id,
+                "too_fast",
+                f"more than {FRAME_RATE:.0f} frames per second",
+                CloseCode.TOO_FAST,
+                "too many frames",
+            )
         if isinstance(frame, bytes):
-            return [_error(conn_id, "binary", "frames must be text (JSON)")]
+            return [self._error(conn_id, "binary", "frames must be text (JSON)")]
         try:
             msg = decode_signal(frame)
         except msgspec.ValidationError as exc:  # before DecodeError: it is a subclass
-            return [Send(conn_id, _invalid(frame, exc))]
+            return [self._send(conn_id, _invalid(frame, exc))]
         except msgspec.DecodeError as exc:
-            return [_error(conn_id, "malformed", f"not valid JSON: {exc}")]
+            return [self._error(conn_id, "malformed", f"not valid JSON: {exc}")]
+        if self._key is not None:
+            opened = self._unseal(conn, msg)
+            if isinstance(opened, msgspec.ValidationError):
+                return [self._send(conn_id, _invalid(msg.body, opened))]  # type: ignore[union-attr]
+            if opened is None:
+                return self._refuse(
+                    conn_id,
+                    "forbidden",
+                    "in this room every frame is sealed with the room's key",
+                    CloseCode.FORBIDDEN,
+                    "forbidden",
+                )
+            msg = opened
+        elif isinstance(msg, Sealed):
+            return [self._error(conn_id, "unexpected", "this room has no key: nothing is sealed")]
         if conn.peer is None:
             if isinstance(msg, Register):
                 return self._register(conn_id, conn, msg, now)
@@ -294,6 +360,37 @@ class RoomRegistry:
                 "not registered",
             )
         return self._from_member(conn_id, conn.peer, conn, msg, now)
+
+    def _take_token(self, conn: _Conn, now: float) -> bool:
+        conn.tokens = min(FRAME_BURST, conn.tokens + (now - conn.refilled) * FRAME_RATE)
+        conn.refilled = now
+        if conn.tokens < 1.0:
+            return False
+        conn.tokens -= 1.0
+        return True
+
+    def _unseal(
+        self, conn: _Conn, msg: SignalMessage
+    ) -> SignalMessage | msgspec.ValidationError | None:
+        """The frame inside a keyed room's sealed frame; None when it is not
+        sealed, not intact, not the next one, or itself sealed; the validation
+        error when it is intact but not a valid frame (answered `invalid`)."""
+        if not isinstance(msg, Sealed) or self._key is None:
+            return None
+        if conn.sealer is None:
+            if conn.peer is not None or msg.nonce is None:
+                return None
+            key = session_key(self._key, conn.nonce, msg.nonce, self._room)
+            conn.sealer = Sealer(key, sending=SERVER_TO_CLIENT, receiving=CLIENT_TO_SERVER)
+        if not conn.sealer.open(msg.seq, msg.body, msg.mac):
+            return None
+        try:
+            inner = decode_signal(msg.body)
+        except msgspec.ValidationError as exc:  # before DecodeError: it is a subclass
+            return exc
+        except msgspec.DecodeError:
+            return None
+        return None if isinstance(inner, Sealed) else inner
 
     # -- rules
 
@@ -324,16 +421,26 @@ class RoomRegistry:
                 CloseCode.REJECTED,
                 "wrong room",
             )
-        if self._key is not None:
-            expected = register_proof(self._key, conn.nonce, peer_id, self._room)
-            if not proof_matches(expected, msg.proof):
-                return self._refuse(
-                    conn_id,
-                    "forbidden",
-                    "missing or wrong room key proof",
-                    CloseCode.FORBIDDEN,
-                    "forbidden",
-                )
+        statement = registration_statement(conn.nonce, peer_id, msg.room, msg.seq)
+        if peer_id_of(msg.identity) != peer_id or not verify(
+            msg.identity, statement, msg.signature
+        ):
+            return self._refuse(
+                conn_id,
+                "bad_identity",
+                "the peer id is not the key's, or the signature is wrong",
+                CloseCode.FORBIDDEN,
+                "bad identity",
+            )
+        addresses = self._reachable(msg.peer.addresses)
+        if not addresses:
+            return self._refuse(
+                conn_id,
+                "bad_address",
+                "no unicast address on this leader's networks",
+                CloseCode.REJECTED,
+                "no usable address",
+            )
         if peer_id == self._me.peer_id:
             return self._refuse(
                 conn_id,
@@ -358,16 +465,13 @@ class RoomRegistry:
                 )
             actions.append(Close(old, CloseCode.REPLACED, "replaced by a newer connection"))
             self._forget(old)
-        conn.peer = msg.peer
+        conn.peer = msgspec.structs.replace(msg.peer, addresses=addresses)
         conn.seq = msg.seq
         conn.last_heartbeat = now  # registering counts as the first heartbeat
         self._by_id[peer_id] = conn_id
-        proof = None
-        if self._key is not None and msg.client_nonce is not None:
-            proof = registered_proof(self._key, msg.client_nonce, self._me.peer_id, self._room)
         members = self.members()
-        reply = Registered(leader_id=self._me.peer_id, term=self._term, peers=members, proof=proof)
-        actions.append(Send(conn_id, reply))
+        reply = Registered(leader_id=self._me.peer_id, term=self._term, peers=members)
+        actions.append(self._send(conn_id, reply))
         actions += self._broadcast(skip=conn_id)
         actions.append(MembersChanged(members))
         return actions
@@ -380,35 +484,69 @@ class RoomRegistry:
                 return self._forward(conn_id, peer, msg)
             case Heartbeat():
                 conn.last_heartbeat = now
-                return [Send(conn_id, HeartbeatAck(seq=msg.seq, term=self._term))]
+                return [self._send(conn_id, HeartbeatAck(seq=msg.seq, term=self._term))]
             case Leave():
                 if msg.peer_id != peer.peer_id:
-                    return [_error(conn_id, "spoofed", f"you are {peer.peer_id}")]
+                    return [self._error(conn_id, "spoofed", f"you are {peer.peer_id}")]
                 self._forget(conn_id)
                 return [Close(conn_id, CloseCode.NORMAL, "left"), *self._members_changed()]
             case Register():
-                return [_error(conn_id, "already_registered", f"already {peer.peer_id}")]
+                return [self._error(conn_id, "already_registered", f"already {peer.peer_id}")]
             case _:
-                assert isinstance(msg, SERVER_ONLY)
-                return [_error(conn_id, "unexpected", f"{tag(msg)} is sent by the leader only")]
+                assert isinstance(msg, (*SERVER_ONLY, Sealed))
+                return [self._error(conn_id, "unexpected", f"{tag(msg)} is not a member's frame")]
 
     def _forward(self, conn_id: ConnId, peer: SignalPeer, msg: PeerSignal) -> list[Action]:
         if msg.from_ != peer.peer_id:
-            return [_error(conn_id, "spoofed", f"from must be your own id {peer.peer_id}")]
+            return [self._error(conn_id, "spoofed", f"from must be your own id {peer.peer_id}")]
         if msg.to == self._me.peer_id:
             return [Deliver(msg)]
         target = self._by_id.get(msg.to)
         if target is None:
-            return [_error(conn_id, "unknown_peer", f"{msg.to} is not in the room")]
-        return [Send(target, msg)]
+            return [self._error(conn_id, "unknown_peer", f"{msg.to} is not in the room")]
+        return [self._send(target, msg)]
 
     # -- helpers
+
+    def _send(self, conn_id: ConnId, msg: SignalMessage) -> Send:
+        """A frame to send: sealed, once the connection has a session."""
+        conn = self._conns.get(conn_id)
+        if conn is None or conn.sealer is None:
+            return Send(conn_id, msg)
+        body = encode_signal(msg)
+        seq, mac = conn.sealer.seal(body)
+        return Send(conn_id, Sealed(seq=seq, body=body, mac=mac))
+
+    def _error(self, conn_id: ConnId, code: str, message: str) -> Send:
+        return self._send(conn_id, SignalError(code=code, message=message))
+
+    def _reachable(self, addresses: Sequence[str]) -> list[str]:
+        """The unicast addresses among `addresses` on this leader's networks."""
+        kept: list[str] = []
+        for text in addresses:
+            address = ipaddress.IPv4Address(text)
+            if address.is_multicast or address.is_loopback or address.is_unspecified:
+                continue
+            if self._networks and not any(address in net for net in self._networks):
+                continue
+            if any(address == net.broadcast_address for net in self._networks):
+                continue
+            if text not in kept:
+                kept.append(text)
+        return kept
 
     def _refuse(
         self, conn_id: ConnId, code: str, message: str, close: CloseCode, reason: str
     ) -> list[Action]:
+        # Plain, not sealed: a refusal may come before any session exists.
+        was_member = self.is_registered(conn_id)
         self._forget(conn_id)
-        return [_error(conn_id, code, message), Close(conn_id, close, reason)]
+        gone = self._members_changed() if was_member else []
+        return [
+            *gone,
+            Send(conn_id, SignalError(code=code, message=message)),
+            Close(conn_id, close, reason),
+        ]
 
     def _forget(self, conn_id: ConnId) -> None:
         conn = self._conns.pop(conn_id)
@@ -417,14 +555,10 @@ class RoomRegistry:
 
     def _broadcast(self, skip: ConnId | None = None) -> list[Action]:
         msg = PeerList(leader_id=self._me.peer_id, term=self._term, peers=self.members())
-        return [Send(cid, msg) for cid in self._by_id.values() if cid != skip]
+        return [self._send(cid, msg) for cid in self._by_id.values() if cid != skip]
 
     def _members_changed(self) -> list[Action]:
         return [*self._broadcast(), MembersChanged(self.members())]
-
-
-def _error(conn_id: ConnId, code: str, message: str) -> Send:
-    return Send(conn_id, SignalError(code=code, message=message))
 
 
 def _invalid(frame: str, exc: msgspec.ValidationError) -> SignalError:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -255,6 +256,10 @@ class SignalingServer:
 
     def set_leader_hint(self, leader_id: str | None) -> None:
         self._registry.set_leader_hint(leader_id)
+
+    def set_networks(self, networks: Sequence[ipaddress.IPv4Network]) -> None:
+        """The networks we are on: members' addresses must be on one of them."""
+        self._registry.set_networks(networks)
 
     def send_local(self, msg: PeerSignal) -> None:
         """Queue a signal from this (leading) peer to a member; KeyError if unknown."""

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from sidecar.messages import PROTOCOL_VERSION, ROOM_MAX_BYTES, PeerRecord
 from sidecar.priority import priority_of
-from sidecar.txt import TXT_ENTRY_MAX, decode_txt, encode_txt, parse_txt
+from sidecar.txt import FRESH_S, TXT_ENTRY_MAX, decode_txt, encode_txt, parse_txt
 
 CONTROLLER = PeerRecord(
     peer_id="0f8b7c2e-1111-4222-8333-944455556666",
@@ -326,3 +326,34 @@ def test_a_keyed_room_signs_its_records_and_ignores_unsigned_or_foreign_ones() -
     assert decode_txt(raw(encode_txt(DISPLAY)), addresses, port, "psalm-23") is None
     tampered = {**signed, b"role": b"leader"}
     assert decode_txt(tampered, addresses, port, "psalm-23") is None
+
+
+def test_a_keyed_record_is_signed_with_its_addresses_port_and_time() -> None:
+    """A device that copies a signed record cannot point it elsewhere, keep it
+    alive past its time, or slip an entry into it."""
+
+    def raw(txt: dict[str, str]) -> dict[bytes, bytes | None]:
+        return {k.encode(): v.encode() for k, v in txt.items()}
+
+    now = 1_800_000_000_000
+    signed = raw(encode_txt(DISPLAY, "psalm-23", now))
+    addresses, port = list(DISPLAY.addresses), DISPLAY.port
+    assert decode_txt(signed, addresses, port, "psalm-23", now + 5_000) == DISPLAY
+    assert decode_txt(signed, ["10.66.6.6"], port, "psalm-23", now) is None  # elsewhere
+    assert decode_txt(signed, addresses[:1], port, "psalm-23", now) is None
+    assert decode_txt(signed, addresses, 4444, "psalm-23", now) is None
+    assert decode_txt(signed, list(reversed(addresses)), port, "psalm-23", now) is not None
+    late = now + int(FRESH_S * 1000) + 1
+    assert decode_txt(signed, addresses, port, "psalm-23", late) is None  # replayed later
+    assert decode_txt(signed, addresses, port, "psalm-23", now - int(FRESH_S * 1000) - 1) is None
+    assert decode_txt({**signed, b"flag": None}, addresses, port, "psalm-23", now) is None
+    assert (
+        decode_txt({**signed, b"ts": str(now + 1).encode()}, addresses, port, "psalm-23", now)
+        is None
+    )
+
+
+def test_terms_and_times_beyond_what_javascript_holds_are_rejected() -> None:
+    assert decode(props(term=str(2**53).encode())) is None
+    assert decode(props(term=str(10**16).encode())) is None
+    assert decode(props(term=str(2**53 - 1).encode())) is not None

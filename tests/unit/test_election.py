@@ -13,7 +13,17 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.election import BecomeLeader, Decision, Election, Follow, Retermed, Timing
+from sidecar.election import (
+    MAX_RECORDS,
+    MAX_SUCCESSORS,
+    TERM_ACCEPT_MAX,
+    BecomeLeader,
+    Decision,
+    Election,
+    Follow,
+    Retermed,
+    Timing,
+)
 from sidecar.messages import PeerRecord, PeerType, Role, SignalPeer
 
 TIMING = Timing()
@@ -158,10 +168,50 @@ def test_unreachable_successor_passes_to_the_next() -> None:
     assert e.join_failed("d2", 11.0) == [BecomeLeader(2)]
 
 
-def test_goodbye_of_the_leader_is_a_leader_loss() -> None:
+def test_goodbye_of_the_leader_is_only_a_hint_its_connection_decides() -> None:
+    """Anyone can send an mDNS goodbye for the leader's name (no TXT, so no key)."""
     leader, me = make_peer("a", started_at=1), make_peer("b", started_at=2)
     e = joined_follower(me, leader, [leader, me])
-    assert e.record_gone("a", 3.0) == [BecomeLeader(2)]
+    assert e.record_gone("a", 3.0) == []
+    assert (e.state, e.leader_id, e.joined) == ("follower", "a", True)
+    assert e.leader_lost("a", 4.0) == [BecomeLeader(2)]  # the connection closed: now it is
+
+
+def test_terms_no_room_could_reach_are_not_believed() -> None:
+    e = Election(make_peer("b", started_at=2))
+    e.start(0.0)
+    forged = leader_record(make_peer("x", "controller", 1), TERM_ACCEPT_MAX + 1)
+    assert e.record_seen(forged, 0.1) == []
+    assert e.record(forged.peer_id) is None
+    leader = make_peer("a", started_at=1)
+    f = joined_follower(make_peer("c", started_at=3), leader, [leader], term=3)
+    assert f.peer_list("a", 10**16, [leader], 1.0) == []
+    assert f.term == 3
+
+
+def test_a_flood_of_records_keeps_at_most_max_records_and_the_leader() -> None:
+    leader, me = make_peer("a", started_at=1), make_peer("b", started_at=2)
+    e = joined_follower(me, leader, [leader, me])
+    for n in range(MAX_RECORDS * 3):
+        e.record_seen(
+            _as(leader_record(make_peer(f"f{n:04d}", started_at=500), 0), role="candidate"), 1.0
+        )
+    assert len(e._records) == MAX_RECORDS
+    assert e.record("a") is not None and e.record(f"f{MAX_RECORDS * 3 - 1:04d}") is not None
+
+
+def test_a_chain_of_silent_successors_ends_in_a_fresh_discovery() -> None:
+    leader = make_peer("c", "controller", 1)
+    others = [make_peer(f"d{n}", started_at=10 + n) for n in range(6)]
+    me = make_peer("z", started_at=99)
+    e = joined_follower(me, leader, [leader, *others, me])
+    decisions = e.leader_lost("c", 5.0)
+    for n in range(1, MAX_SUCCESSORS):
+        assert decisions == [follow(f"d{n - 1}", 2, successor=True)]
+        decisions = e.join_failed(f"d{n - 1}", 5.0 + n)
+    assert decisions == [follow(f"d{MAX_SUCCESSORS - 1}", 2, successor=True)]
+    assert e.join_failed(f"d{MAX_SUCCESSORS - 1}", 20.0) == []
+    assert e.state == "discovering" and e.next_deadline() is not None
 
 
 def test_a_live_leader_record_beats_the_successor_rule() -> None:

@@ -40,7 +40,7 @@ SAMPLES: list[Any] = [
         room_key="s3cret",
         mesh="full",
         echo=True,
-        ice_servers=[m.IceServer(urls="turn:10.0.0.2")],
+        ice_servers=[m.IceServer(urls="turn:10.0.0.2", username="u", credential="c")],
         interfaces=["10.77.0.1"],
     ),
     m.SendControlMessageParams(payload={"slide": 3, "text": "Ἰησοῦς"}, to=["a", "b"]),
@@ -63,7 +63,8 @@ SAMPLES: list[Any] = [
 
 SIGNALS: list[m.SignalMessage] = [
     m.Challenge(nonce="n"),
-    m.Register(peer=SIGNAL_PEER, room="default", proof="abc"),
+    m.Register(peer=SIGNAL_PEER, room="default", identity="pk", signature="sig", seq=2),
+    m.Sealed(seq=1, body='{"type":"heartbeat","seq":1,"term":1}', mac="ab12", nonce="n1"),
     m.Registered(leader_id="a", term=1, peers=[SIGNAL_PEER]),
     m.PeerList(leader_id="a", term=2, peers=[]),
     m.Offer(from_="a", to="b", sdp="v=0", link="l1", epoch=1),

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import pytest
 
 import sidecar.channel
+from sidecar.identity import Identity
 from sidecar.messages import Answer, Offer, SignalPeer, StartPeerParams
 from sidecar.peer import _Run
 
@@ -48,6 +49,7 @@ async def test_offers_before_the_channel_layer_are_kept_then_handled_in_order(
         StartPeerParams(name="Lobby", peer_type="display", display_class="lobby"),
         me,
         lambda method, params, soon=False: None,
+        Identity(),
     )
     early = [
         Offer(from_="a-ctrl", to="b-me", sdp="v=0 first", link="l1", epoch=1),

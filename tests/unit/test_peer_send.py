@@ -13,6 +13,7 @@ import pytest
 
 import sidecar.peer as peer_module
 from sidecar.errors import PeerNotConnected
+from sidecar.identity import Identity
 from sidecar.messages import (
     ControlEnvelope,
     PeerType,
@@ -65,7 +66,7 @@ class FakeChannels:
 def started_peer(links: dict[str, FakeLink]) -> Peer:
     peer = Peer(notify=lambda method, params, soon=False: None)
     options = StartPeerParams(name="Booth", peer_type="controller")
-    run = _Run(options, signal_peer("a-ctrl", "controller"), peer._notify)
+    run = _Run(options, signal_peer("a-ctrl", "controller"), peer._notify, Identity())
     run.channels = FakeChannels(links)  # type: ignore[assignment]
     peer._run = run
     return peer

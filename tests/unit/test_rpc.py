@@ -153,6 +153,7 @@ async def test_idle_status_and_empty_peer_list_before_start() -> None:
         "leader": None,
         "signaling_url": None,
         "addresses": [],
+        "keyed": False,
     }
     assert (await answer(req("get_connected_peers", [])))["result"] == []
 

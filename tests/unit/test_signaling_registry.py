@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 import pytest
 
+from sidecar.identity import Identity, registration_statement
 from sidecar.messages import (
     PROTOCOL_VERSION,
     Answer,
@@ -20,33 +24,63 @@ from sidecar.messages import (
     PeerList,
     Register,
     Registered,
+    Sealed,
     SignalError,
     SignalMessage,
     SignalPeer,
+    decode_signal,
 )
-from sidecar.roomkey import register_proof, registered_proof
+from sidecar.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, session_key
 from sidecar.signaling.protocol import CloseCode, encode_signal
-from sidecar.signaling.registry import Action, Close, Deliver, MembersChanged, RoomRegistry, Send
+from sidecar.signaling.registry import (
+    FRAME_BURST,
+    FRAME_RATE,
+    Action,
+    Close,
+    Deliver,
+    MembersChanged,
+    RoomRegistry,
+    Send,
+)
 
 ROOM = "main"
 KEY = "correct horse battery staple"
 TERM = 3
 
+IDS = {name: Identity() for name in "ABCLSXZ"}
+"""One key pair per test peer: a peer id is its key's hash, so ids cannot be made up."""
+NAMES = {identity.peer_id: name for name, identity in IDS.items()}
 
-def peer(peer_id: str, started_at: int = 10) -> SignalPeer:
+
+def pid(name: str) -> str:
+    """The peer id of the test peer called `name`."""
+    return IDS[name].peer_id
+
+
+def names(peers: list[SignalPeer]) -> list[str]:
+    """The test names of these peers, e.g. ["L", "A"]."""
+    return [NAMES.get(p.peer_id, p.peer_id) for p in peers]
+
+
+def peer(name: str, started_at: int = 10, addresses: list[str] | None = None) -> SignalPeer:
     return SignalPeer(
-        peer_id=peer_id,
-        name=f"Peer {peer_id}",
+        peer_id=pid(name),
+        name=f"Peer {name}",
         peer_type="display",
         display_class="stage",
         started_at=started_at,
-        addresses=["10.0.0.9"],
+        addresses=["10.0.0.9"] if addresses is None else addresses,
         port=3010,
     )
 
 
 LEADER = SignalPeer(
-    peer_id="L", name="Booth", peer_type="controller", display_class=None, started_at=1
+    peer_id=pid("L"),
+    name="Booth",
+    peer_type="controller",
+    display_class=None,
+    started_at=1,
+    addresses=["10.0.0.1"],
 )
 A, B, C = peer("A"), peer("B"), peer("C")
 
@@ -76,11 +110,7 @@ def errors(actions: list[Action], conn: int) -> list[str]:
 
 
 def members_changed(actions: list[Action]) -> list[list[str]]:
-    return [[p.peer_id for p in a.members] for a in actions if isinstance(a, MembersChanged)]
-
-
-def ids(peers: list[SignalPeer]) -> list[str]:
-    return [p.peer_id for p in peers]
+    return [names(a.members) for a in actions if isinstance(a, MembersChanged)]
 
 
 def nonce_of(actions: list[Action], conn: int) -> str:
@@ -89,21 +119,80 @@ def nonce_of(actions: list[Action], conn: int) -> str:
     return challenge.nonce
 
 
+def hello(reg: RoomRegistry, conn: int, now: float = 0.0) -> str:
+    """Connect; returns the connection's challenge nonce."""
+    return nonce_of(reg.connect(conn, now), conn)
+
+
+def register(
+    who: SignalPeer,
+    nonce: str,
+    *,
+    seq: int = 0,
+    room: str = ROOM,
+    v: int = PROTOCOL_VERSION,
+    identity: Identity | None = None,
+) -> Register:
+    """`who`'s registration answering `nonce`, signed with its own key."""
+    identity = identity or IDS[NAMES[who.peer_id]]
+    signature = identity.sign(registration_statement(nonce, who.peer_id, room, seq))
+    return Register(
+        peer=who, room=room, identity=identity.public_key, signature=signature, v=v, seq=seq
+    )
+
+
 def join(
+    reg: RoomRegistry, conn: int, who: SignalPeer, now: float = 0.0, *, seq: int = 0
+) -> list[Action]:
+    """Connect and register (open room); returns the actions of the register frame."""
+    nonce = hello(reg, conn, now)
+    return reg.receive(conn, frame(register(who, nonce, seq=seq)), now)
+
+
+class Session:
+    """A member's end of a keyed room's session, as SignalingClient keeps it."""
+
+    def __init__(self, server_nonce: str, key: str = KEY, nonce: str = "c0ffee") -> None:
+        self.nonce = nonce
+        self.sealer = Sealer(
+            session_key(key, server_nonce, nonce, ROOM),
+            sending=CLIENT_TO_SERVER,
+            receiving=SERVER_TO_CLIENT,
+        )
+        self._first = True
+
+    def seal(self, msg: SignalMessage) -> Sealed:
+        """The next frame to send; the first one carries the client nonce."""
+        body = frame(msg)
+        seq, mac = self.sealer.seal(body)
+        nonce, self._first = (self.nonce if self._first else None), False
+        return Sealed(seq=seq, body=body, mac=mac, nonce=nonce)
+
+    def open(self, msg: SignalMessage) -> SignalMessage:
+        """A frame from the leader: it must be sealed, intact and the next one."""
+        assert isinstance(msg, Sealed), msg
+        assert self.sealer.open(msg.seq, msg.body, msg.mac), msg
+        return decode_signal(msg.body)
+
+
+def join_keyed(
     reg: RoomRegistry,
     conn: int,
     who: SignalPeer,
     now: float = 0.0,
     *,
-    key: str | None = None,
-    client_nonce: str | None = None,
     seq: int = 0,
-) -> list[Action]:
-    """Connect and register; returns the actions of the register frame."""
-    nonce = nonce_of(reg.connect(conn, now), conn)
-    proof = register_proof(key, nonce, who.peer_id, ROOM) if key else None
-    msg = Register(peer=who, room=ROOM, proof=proof, client_nonce=client_nonce, seq=seq)
-    return reg.receive(conn, frame(msg), now)
+    nonce: str = "c0ffee",
+) -> tuple[Session, list[Action]]:
+    """Connect and register in a keyed room: the session (in step: the reply is
+    opened already) and the register's actions."""
+    server_nonce = hello(reg, conn, now)
+    session = Session(server_nonce, nonce=nonce)
+    sealed = session.seal(register(who, server_nonce, seq=seq))
+    actions = reg.receive(conn, frame(sealed), now)
+    (reply,) = sent(actions, conn)
+    assert isinstance(session.open(reply), Registered)
+    return session, actions
 
 
 def registered(actions: list[Action], conn: int) -> Registered:
@@ -117,6 +206,19 @@ def acked(reg: RoomRegistry, conn: int, now: float, seq: int = 1) -> bool:
     return sent(reg.receive(conn, frame(Heartbeat(seq=seq, term=TERM)), now), conn) == [
         HeartbeatAck(seq=seq, term=reg.term)
     ]
+
+
+def refusal(actions: list[Action], conn: int) -> tuple[str, int]:
+    """The error code and the close code that refused `conn`; the error is plain."""
+    (error,) = sent(actions, conn)
+    assert isinstance(error, SignalError), error  # never sealed: there may be no session
+    return error.code, closes(actions)[conn][0]
+
+
+def one_byte_changed(text: str, old: str = "Peer", new: str = "Beer") -> str:
+    """`text` with one byte altered, still valid JSON."""
+    assert old in text and len(old) == len(new)
+    return text.replace(old, new, 1)
 
 
 # ---------------------------------------------------------------- registration
@@ -134,90 +236,52 @@ def test_first_registration_gets_registered_with_the_leader_first() -> None:
     reg = make()
     actions = join(reg, 1, A, 0.5)
     reply = registered(actions, 1)
-    assert reply == Registered(leader_id="L", term=TERM, peers=[LEADER, A], proof=None)
+    assert reply == Registered(leader_id=pid("L"), term=TERM, peers=[LEADER, A])
     assert members_changed(actions) == [["L", "A"]]
-    assert ids(reg.members()) == ["L", "A"]
+    assert names(reg.members()) == ["L", "A"]
 
 
 def test_a_new_member_is_announced_to_everyone_else() -> None:
     reg = make()
     join(reg, 1, A)
     actions = join(reg, 2, B)
-    assert ids(registered(actions, 2).peers) == ["L", "A", "B"]
-    assert sent(actions, 1) == [PeerList(leader_id="L", term=TERM, peers=[LEADER, A, B])]
+    assert names(registered(actions, 2).peers) == ["L", "A", "B"]
+    assert sent(actions, 1) == [PeerList(leader_id=pid("L"), term=TERM, peers=[LEADER, A, B])]
     assert members_changed(actions) == [["L", "A", "B"]]
     assert not closes(actions)
 
 
-def test_keyed_room_accepts_the_right_proof_and_proves_the_key_back() -> None:
-    reg = make(KEY)
-    actions = join(reg, 1, A, key=KEY, client_nonce="c0ffee")
-    reply = registered(actions, 1)
-    assert reply.proof == registered_proof(KEY, "c0ffee", "L", ROOM)
-    # Without a client nonce there is nothing to prove.
-    assert registered(join(reg, 2, B, key=KEY), 2).proof is None
-
-
-def test_unkeyed_room_ignores_a_proof_and_proves_nothing() -> None:
-    reg = make()
-    reply = registered(join(reg, 1, A, key="whatever", client_nonce="c0ffee"), 1)
-    assert reply.proof is None
-
-
-@pytest.mark.parametrize("proof", [None, "", "00" * 32, "é" * 64, "wrong-key"])
-def test_keyed_room_refuses_a_bad_proof_with_4003(proof: str | None) -> None:
-    reg = make(KEY)
-    join(reg, 1, A, key=KEY)
-    nonce = nonce_of(reg.connect(2, 0.0), 2)
-    if proof == "wrong-key":
-        proof = register_proof("not the key", nonce, "B", ROOM)
-    actions = reg.receive(2, frame(Register(peer=B, room=ROOM, proof=proof)), 0.0)
-    assert errors(actions, 2) == ["forbidden"]
-    assert closes(actions) == {2: (CloseCode.FORBIDDEN, "forbidden")}
-    assert not sent(actions, 1) and not members_changed(actions)
-    assert ids(reg.members()) == ["L", "A"]
-    assert all(KEY not in frame(a.msg) for a in actions if isinstance(a, Send))
-
-
-def test_the_proof_is_bound_to_this_connections_nonce() -> None:
-    reg = make(KEY)
-    nonce1 = nonce_of(reg.connect(1, 0.0), 1)
-    reg.connect(2, 0.0)
-    # A proof for connection 1's nonce replayed on connection 2.
-    replayed = Register(peer=A, room=ROOM, proof=register_proof(KEY, nonce1, "A", ROOM))
-    assert closes(reg.receive(2, frame(replayed), 0.0)) == {2: (4003, "forbidden")}
-
-
 @pytest.mark.parametrize(
-    ("register", "code"),
+    ("who", "changes", "code"),
     [
-        (Register(peer=A, room="other"), "wrong_room"),
-        (Register(peer=A, room=ROOM, v=PROTOCOL_VERSION + 1), "wrong_version"),
-        (Register(peer=LEADER, room=ROOM), "id_conflict"),
+        (A, {"room": "other"}, "wrong_room"),
+        (A, {"v": PROTOCOL_VERSION + 1}, "wrong_version"),
+        (LEADER, {}, "id_conflict"),
     ],
+    ids=["room", "version", "leaders-id"],
 )
 def test_wrong_room_version_or_the_leaders_own_id_is_refused_with_4010(
-    register: Register, code: str
+    who: SignalPeer, changes: dict[str, Any], code: str
 ) -> None:
     reg = make()
-    reg.connect(1, 0.0)
-    actions = reg.receive(1, frame(register), 0.0)
+    nonce = hello(reg, 1)
+    actions = reg.receive(1, frame(register(who, nonce, **changes)), 0.0)
     assert errors(actions, 1) == [code]
     assert closes(actions) == {1: (CloseCode.REJECTED, closes(actions)[1][1])}
-    assert ids(reg.members()) == ["L"]
+    assert names(reg.members()) == ["L"]
 
 
 def test_a_peer_that_does_not_lead_refuses_with_4009_naming_the_leader() -> None:
     reg = make(leading=False)
-    reg.connect(1, 0.0)
-    actions = reg.receive(1, frame(Register(peer=A, room=ROOM)), 0.0)
+    nonce = hello(reg, 1)
+    actions = reg.receive(1, frame(register(A, nonce)), 0.0)
     assert errors(actions, 1) == ["not_leader"]
     assert closes(actions) == {1: (CloseCode.NOT_LEADER, "not leader")}
 
-    reg.set_leader_hint("X")
-    reg.connect(2, 0.0)
-    (error,) = sent(reg.receive(2, frame(Register(peer=A, room=ROOM)), 0.0), 2)[:1]
-    assert isinstance(error, SignalError) and "X" in error.message
+    reg.set_leader_hint(pid("X"))
+    nonce = hello(reg, 2)
+    (error,) = sent(reg.receive(2, frame(register(A, nonce)), 0.0), 2)[:1]
+    assert isinstance(error, SignalError) and pid("X") in error.message
 
 
 def test_re_registration_replaces_the_old_connection_with_4002() -> None:
@@ -226,12 +290,12 @@ def test_re_registration_replaces_the_old_connection_with_4002() -> None:
     join(reg, 2, B)
     actions = join(reg, 3, A, 1.0, seq=1)
     assert closes(actions) == {1: (CloseCode.REPLACED, "replaced by a newer connection")}
-    assert ids(registered(actions, 3).peers) == ["L", "B", "A"]
+    assert names(registered(actions, 3).peers) == ["L", "B", "A"]
     assert members_changed(actions) == [["L", "B", "A"]]
     # The old connection is forgotten: its late frames and its disconnect change nothing.
-    assert reg.receive(1, frame(Leave(peer_id="A")), 1.1) == []
+    assert reg.receive(1, frame(Leave(peer_id=pid("A"))), 1.1) == []
     assert reg.disconnect(1, 1.2) == []
-    assert ids(reg.members()) == ["L", "B", "A"]
+    assert names(reg.members()) == ["L", "B", "A"]
     assert acked(reg, 3, 1.3)
 
 
@@ -247,10 +311,26 @@ def test_a_registration_the_peer_already_superseded_is_refused_not_the_newer_one
     assert acked(reg, 2, 0.7)
 
 
+@pytest.mark.parametrize("seq", [2, 1, 0])
+def test_a_newcomer_with_the_same_id_and_no_newer_seq_is_refused_and_the_member_stays(
+    seq: int,
+) -> None:
+    reg = make()
+    join(reg, 1, A, seq=2)
+    join(reg, 2, B)
+    actions = join(reg, 3, A, 1.0, seq=seq)
+    assert errors(actions, 3) == ["id_conflict"]
+    assert closes(actions) == {3: (CloseCode.REJECTED, "peer id conflict")}
+    assert not sent(actions, 1) and not sent(actions, 2) and not members_changed(actions)
+    assert names(reg.members()) == ["L", "A", "B"]
+    assert acked(reg, 1, 1.1)
+
+
 def test_register_twice_on_one_connection_is_an_error_only() -> None:
     reg = make()
-    join(reg, 1, A)
-    actions = reg.receive(1, frame(Register(peer=A, room=ROOM)), 0.0)
+    nonce = hello(reg, 1)
+    reg.receive(1, frame(register(A, nonce)), 0.0)
+    actions = reg.receive(1, frame(register(A, nonce)), 0.0)
     assert errors(actions, 1) == ["already_registered"]
     assert not closes(actions)
     assert acked(reg, 1, 0.1)
@@ -260,9 +340,9 @@ def test_register_twice_on_one_connection_is_an_error_only() -> None:
     "msg",
     [
         Heartbeat(seq=1, term=TERM),
-        Offer(from_="A", to="L", sdp="v=0", link="l1", epoch=1),
-        Leave(peer_id="A"),
-        PeerList(leader_id="L", term=1, peers=[]),
+        Offer(from_=pid("A"), to=pid("L"), sdp="v=0", link="l1", epoch=1),
+        Leave(peer_id=pid("A")),
+        PeerList(leader_id=pid("L"), term=1, peers=[]),
         Challenge(nonce="x"),
     ],
 )
@@ -290,6 +370,400 @@ def test_a_connection_that_never_registers_is_closed_after_the_timeout() -> None
     assert reg.next_deadline() is None
 
 
+# ---------------------------------------------------------------- identity
+
+Forgery = Callable[[str], Register]
+"""A registration that claims to be A (at seq 5, newer than A's), given the nonce."""
+
+
+def _as_a(*, key: str, signer: str, nonce: str, peer_id: str, room: str, seq: int) -> Register:
+    """A registration claiming A's entry at seq 5 with `key`'s public key, signed
+    by `signer` over the given statement."""
+    statement = registration_statement(nonce, peer_id, room, seq)
+    return Register(
+        peer=A,
+        room=ROOM,
+        identity=IDS[key].public_key,
+        signature=IDS[signer].sign(statement),
+        seq=5,
+    )
+
+
+def _a(n: str) -> dict[str, Any]:
+    """The statement A would sign for this registration on challenge `n`."""
+    return {"nonce": n, "peer_id": pid("A"), "room": ROOM, "seq": 5}
+
+
+FORGERIES: dict[str, Forgery] = {
+    # Z presents its own key (so its own id) and claims A's id.
+    "someone-elses-id": lambda n: _as_a(key="Z", signer="Z", **_a(n)),
+    # A's public key, but Z cannot sign with it.
+    "bad-signature": lambda n: _as_a(key="A", signer="Z", **_a(n)),
+    # A's genuine signatures, of something else: replays of other registrations.
+    "other-nonce": lambda n: _as_a(key="A", signer="A", **(_a(n) | {"nonce": "nonce0"})),
+    "other-seq": lambda n: _as_a(key="A", signer="A", **(_a(n) | {"seq": 0})),
+    "other-room": lambda n: _as_a(key="A", signer="A", **(_a(n) | {"room": "other"})),
+    "other-peer-id": lambda n: _as_a(key="A", signer="A", **(_a(n) | {"peer_id": pid("Z")})),
+    "garbage": lambda n: Register(peer=A, room=ROOM, identity="pk", signature="sig", seq=5),
+}
+
+
+@pytest.mark.parametrize("forge", FORGERIES.values(), ids=FORGERIES.keys())
+def test_a_registration_that_does_not_prove_its_id_is_refused_and_evicts_nobody(
+    forge: Forgery,
+) -> None:
+    reg = make()
+    join(reg, 1, A)  # its challenge was "nonce0"
+    join(reg, 2, B)
+    nonce = hello(reg, 3, 1.0)
+    actions = reg.receive(3, frame(forge(nonce)), 1.0)
+    assert errors(actions, 3) == ["bad_identity"]
+    assert closes(actions) == {3: (CloseCode.FORBIDDEN, "bad identity")}
+    assert not sent(actions, 1) and not sent(actions, 2) and not members_changed(actions)
+    assert names(reg.members()) == ["L", "A", "B"]
+    assert acked(reg, 1, 1.1)
+
+
+def test_a_signed_registration_is_bound_to_its_connections_challenge() -> None:
+    reg = make()
+    nonce1 = hello(reg, 1)
+    hello(reg, 2)
+    # A's registration for connection 1, replayed on connection 2 first.
+    actions = reg.receive(2, frame(register(A, nonce1)), 0.0)
+    assert errors(actions, 2) == ["bad_identity"]
+    assert closes(actions) == {2: (CloseCode.FORBIDDEN, "bad identity")}
+    assert registered(reg.receive(1, frame(register(A, nonce1)), 0.0), 1)
+
+
+# ---------------------------------------------------------------- keyed rooms
+
+
+def test_keyed_room_accepts_a_sealed_register_and_seals_everything_after() -> None:
+    reg = make(KEY)
+    nonce = hello(reg, 1)
+    a = Session(nonce)
+    sealed = a.seal(register(A, nonce))
+    assert sealed.seq == 1 and sealed.nonce == a.nonce
+    actions = reg.receive(1, frame(sealed), 0.0)
+    (reply,) = sent(actions, 1)
+    assert isinstance(reply, Sealed) and reply.nonce is None
+    assert a.open(reply) == Registered(leader_id=pid("L"), term=TERM, peers=[LEADER, A])
+    assert members_changed(actions) == [["L", "A"]]
+
+    b, actions = join_keyed(reg, 2, B, nonce="beef")  # its own session
+    (announce,) = sent(actions, 1)
+    assert a.open(announce) == PeerList(leader_id=pid("L"), term=TERM, peers=[LEADER, A, B])
+
+    beat = reg.receive(1, frame(a.seal(Heartbeat(seq=1, term=TERM))), 0.1)
+    assert [a.open(m) for m in sent(beat, 1)] == [HeartbeatAck(seq=1, term=TERM)]
+    # Forwarded signals are opened and sealed again, under the receiver's session.
+    offer = Offer(from_=pid("A"), to=pid("B"), sdp="v=0", link="l1", epoch=1)
+    (forwarded,) = sent(reg.receive(1, frame(a.seal(offer)), 0.2), 2)
+    assert b.open(forwarded) == offer
+    local = Answer(from_=pid("A"), to=pid("L"), sdp="v=0", link="l1", epoch=1)
+    assert reg.receive(1, frame(a.seal(local)), 0.3) == [Deliver(local)]
+    to_b = Offer(from_=pid("L"), to=pid("B"), sdp="v=0", link="l2", epoch=1)
+    (from_leader,) = sent(reg.send_local(to_b), 2)
+    assert b.open(from_leader) == to_b
+    # An error that keeps the connection open is sealed as well.
+    spoof = Offer(from_=pid("B"), to=pid("B"), sdp="x", link="l1", epoch=1)
+    (error,) = sent(reg.receive(1, frame(a.seal(spoof)), 0.4), 1)
+    opened = a.open(error)
+    assert isinstance(opened, SignalError) and opened.code == "spoofed"
+    # A leave too; then B hears of it, sealed.
+    actions = reg.receive(1, frame(a.seal(Leave(peer_id=pid("A")))), 0.5)
+    assert closes(actions) == {1: (CloseCode.NORMAL, "left")}
+    (gone,) = sent(actions, 2)
+    assert b.open(gone) == PeerList(leader_id=pid("L"), term=TERM, peers=[LEADER, B])
+
+
+def _seal_with(
+    server_nonce: str, body: str, *, key: str = KEY, sending: str = CLIENT_TO_SERVER
+) -> Sealed:
+    sealer = Sealer(session_key(key, server_nonce, "c0ffee", ROOM), sending, SERVER_TO_CLIENT)
+    seq, mac = sealer.seal(body)
+    return Sealed(seq=seq, body=body, mac=mac, nonce="c0ffee")
+
+
+def _second(server_nonce: str, body: str) -> Sealed:
+    session = Session(server_nonce)
+    session.seal(Heartbeat(seq=1, term=TERM))  # sealed, never sent
+    return session.seal(decode_signal(body))
+
+
+BAD_REGISTERS: dict[str, Callable[[str, str], SignalMessage]] = {
+    "plain": lambda n, body: decode_signal(body),
+    "wrong-key": lambda n, body: _seal_with(n, body, key="not the key"),
+    "no-nonce": lambda n, body: msgspec.structs.replace(_seal_with(n, body), nonce=None),
+    "other-nonce": lambda n, body: msgspec.structs.replace(_seal_with(n, body), nonce="beef"),
+    "tampered": lambda n, body: msgspec.structs.replace(
+        _seal_with(n, body), body=one_byte_changed(body)
+    ),
+    "bad-mac": lambda n, body: msgspec.structs.replace(_seal_with(n, body), mac="0" * 32),
+    "seq-2": _second,
+    "leaders-direction": lambda n, body: _seal_with(n, body, sending=SERVER_TO_CLIENT),
+    "sealed-twice": lambda n, body: _seal_with(n, frame(_seal_with(n, body))),
+    "not-json": lambda n, body: _seal_with(n, "hello"),
+}
+
+
+@pytest.mark.parametrize("make_frame", BAD_REGISTERS.values(), ids=BAD_REGISTERS.keys())
+def test_keyed_room_refuses_a_register_not_sealed_with_the_key_with_4003(
+    make_frame: Callable[[str, str], SignalMessage],
+) -> None:
+    reg = make(KEY)
+    join_keyed(reg, 1, A)
+    nonce = hello(reg, 2)
+    actions = reg.receive(2, frame(make_frame(nonce, frame(register(B, nonce)))), 0.0)
+    assert refusal(actions, 2) == ("forbidden", CloseCode.FORBIDDEN)
+    assert closes(actions) == {2: (CloseCode.FORBIDDEN, "forbidden")}
+    assert not sent(actions, 1) and not members_changed(actions)
+    assert names(reg.members()) == ["L", "A"]
+    assert all(KEY not in frame(x.msg) for x in actions if isinstance(x, Send))
+
+
+def test_a_sealed_register_is_bound_to_its_connections_nonce() -> None:
+    reg = make(KEY)
+    nonce1 = hello(reg, 1)
+    hello(reg, 2)
+    # Connection 1's sealed register, replayed on connection 2.
+    replayed = Session(nonce1).seal(register(A, nonce1))
+    actions = reg.receive(2, frame(replayed), 0.0)
+    assert refusal(actions, 2) == ("forbidden", CloseCode.FORBIDDEN)
+    # On its own connection it opens.
+    (reply,) = sent(reg.receive(1, frame(Session(nonce1).seal(register(A, nonce1))), 0.0), 1)
+    assert isinstance(reply, Sealed)
+    assert names(reg.members()) == ["L", "A"]
+
+
+def _tampered(session: Session, msg: SignalMessage) -> list[SignalMessage]:
+    sealed = session.seal(msg)
+    return [
+        msgspec.structs.replace(sealed, body=one_byte_changed(sealed.body, '"seq":1', '"seq":7'))
+    ]
+
+
+def _replayed(session: Session, msg: SignalMessage) -> list[SignalMessage]:
+    sealed = session.seal(msg)
+    return [sealed, sealed]
+
+
+def _skipped(session: Session, msg: SignalMessage) -> list[SignalMessage]:
+    session.seal(msg)  # sealed, never sent
+    return [session.seal(msg)]
+
+
+def _other_body(session: Session, msg: SignalMessage) -> list[SignalMessage]:
+    sealed = session.seal(msg)
+    return [msgspec.structs.replace(sealed, body=frame(Leave(peer_id=pid("A"))))]
+
+
+BAD_MEMBER_FRAMES: dict[str, Callable[[Session, SignalMessage], list[SignalMessage]]] = {
+    "plain": lambda session, msg: [msg],
+    "tampered": _tampered,
+    "replayed": _replayed,
+    "skipped": _skipped,
+    "other-body": _other_body,
+}
+
+
+@pytest.mark.parametrize("frames", BAD_MEMBER_FRAMES.values(), ids=BAD_MEMBER_FRAMES.keys())
+def test_keyed_room_closes_a_member_whose_frame_is_not_sealed_or_not_intact_with_4003(
+    frames: Callable[[Session, SignalMessage], list[SignalMessage]],
+) -> None:
+    reg = make(KEY)
+    a, _ = join_keyed(reg, 1, A)
+    _, actions = join_keyed(reg, 2, B)
+    (announce,) = sent(actions, 1)
+    assert a.open(announce) == PeerList(leader_id=pid("L"), term=TERM, peers=[LEADER, A, B])
+    *good, bad = frames(a, Heartbeat(seq=1, term=TERM))
+    for msg in good:
+        assert [a.open(m) for m in sent(reg.receive(1, frame(msg), 0.1), 1)] == [
+            HeartbeatAck(seq=1, term=TERM)
+        ]
+    actions = reg.receive(1, frame(bad), 0.2)
+    assert refusal(actions, 1) == ("forbidden", CloseCode.FORBIDDEN)
+    assert closes(actions) == {1: (CloseCode.FORBIDDEN, "forbidden")}
+    assert names(reg.members()) == ["L", "B"]
+    assert reg.receive(1, frame(a.seal(Heartbeat(seq=2, term=TERM))), 0.3) == []
+
+
+def test_open_room_answers_a_sealed_frame_with_unexpected_and_stays_open() -> None:
+    reg = make()
+    nonce = hello(reg, 1)
+    sealed = Session(nonce).seal(register(A, nonce))
+    actions = reg.receive(1, frame(sealed), 0.0)
+    assert errors(actions, 1) == ["unexpected"] and not closes(actions)
+    assert registered(reg.receive(1, frame(register(A, nonce)), 0.0), 1)
+    actions = reg.receive(1, frame(sealed), 0.1)
+    assert errors(actions, 1) == ["unexpected"] and not closes(actions)
+    assert acked(reg, 1, 0.2)
+
+
+def test_a_relay_cannot_alter_the_sealed_register() -> None:
+    """A device in the middle relays the challenge and the client's sealed
+    register; it may read them, but changing one byte is noticed."""
+    reg = make(KEY)
+    nonce = hello(reg, 1)
+    client = Session(nonce)
+    sealed = client.seal(register(A, nonce))
+    altered = msgspec.structs.replace(sealed, body=one_byte_changed(sealed.body))
+    actions = reg.receive(1, frame(altered), 0.0)
+    assert closes(actions) == {1: (CloseCode.FORBIDDEN, "forbidden")}
+    assert names(reg.members()) == ["L"]
+
+    # Nor can it hand the client a challenge of its own: the keys then differ.
+    nonce = hello(reg, 2)
+    fooled = Session("a nonce of the relay's")
+    actions = reg.receive(2, frame(fooled.seal(register(A, nonce))), 0.0)
+    assert closes(actions) == {2: (CloseCode.FORBIDDEN, "forbidden")}
+
+
+def test_a_relay_cannot_alter_the_leaders_sealed_reply() -> None:
+    reg = make(KEY)
+    nonce = hello(reg, 1)
+    client = Session(nonce)
+    (reply,) = sent(reg.receive(1, frame(client.seal(register(A, nonce))), 0.0), 1)
+    assert isinstance(reply, Sealed)
+    altered = msgspec.structs.replace(reply, body=one_byte_changed(reply.body, "Booth", "Tooth"))
+    assert not client.sealer.open(altered.seq, altered.body, altered.mac)
+    # Nor can it make up a reply of its own.
+    made_up = Registered(leader_id=pid("X"), term=TERM, peers=[peer("X")])
+    assert not client.sealer.open(1, frame(made_up), "0" * 32)
+    # The genuine reply still opens: nothing above consumed its place.
+    assert client.open(reply) == Registered(leader_id=pid("L"), term=TERM, peers=[LEADER, A])
+
+
+# ---------------------------------------------------------------- addresses
+
+
+def test_set_networks_keeps_only_unicast_addresses_on_the_leaders_networks() -> None:
+    reg = make()
+    reg.set_networks(
+        [ipaddress.IPv4Network("10.0.0.0/24"), ipaddress.IPv4Network("192.168.7.0/24")]
+    )
+    listed = [
+        "10.0.0.9",
+        "172.16.0.4",  # another network
+        "224.0.0.251",  # multicast
+        "127.0.0.1",  # loopback
+        "10.0.0.255",  # the network's broadcast address
+        "192.168.7.20",
+        "10.0.0.9",  # listed twice
+        "0.0.0.0",  # unspecified
+    ]
+    actions = join(reg, 1, peer("A", addresses=listed))
+    kept = peer("A", addresses=["10.0.0.9", "192.168.7.20"])
+    assert registered(actions, 1).peers == [LEADER, kept]
+    assert [a.members for a in actions if isinstance(a, MembersChanged)] == [[LEADER, kept]]
+    assert reg.members() == [LEADER, kept]
+
+
+def test_without_networks_any_unicast_address_is_kept() -> None:
+    reg = make()
+    listed = ["192.168.1.5", "224.0.0.251", "127.0.0.1", "0.0.0.0", "172.16.0.4"]
+    actions = join(reg, 1, peer("A", addresses=listed))
+    assert registered(actions, 1).peers[1].addresses == ["192.168.1.5", "172.16.0.4"]
+
+
+@pytest.mark.parametrize(
+    ("networks", "addresses"),
+    [
+        (["10.0.0.0/24"], ["172.16.0.4", "10.0.1.9"]),
+        (["10.0.0.0/24"], ["10.0.0.255", "127.0.0.1"]),
+        ([], ["127.0.0.1", "224.0.0.251", "0.0.0.0"]),
+        ([], []),
+    ],
+)
+def test_a_peer_with_no_usable_address_left_is_refused_with_4010(
+    networks: list[str], addresses: list[str]
+) -> None:
+    reg = make()
+    join(reg, 1, B)
+    reg.set_networks([ipaddress.IPv4Network(n) for n in networks])
+    actions = join(reg, 2, peer("A", addresses=addresses))
+    assert errors(actions, 2) == ["bad_address"]
+    assert closes(actions) == {2: (CloseCode.REJECTED, "no usable address")}
+    assert not sent(actions, 1) and not members_changed(actions)
+    assert names(reg.members()) == ["L", "B"]
+
+
+def test_more_than_eight_addresses_is_an_invalid_frame() -> None:
+    reg = make()
+    nonce = hello(reg, 1)
+    crowded = peer("A", addresses=[f"10.0.0.{i}" for i in range(1, 10)])
+    actions = reg.receive(1, frame(register(crowded, nonce)), 0.0)
+    assert errors(actions, 1) == ["invalid"] and not closes(actions)
+    assert registered(reg.receive(1, frame(register(A, nonce)), 0.0), 1)
+
+
+# ---------------------------------------------------------------- frame rate
+
+
+def heartbeats(reg: RoomRegistry, conn: int, count: int, now: float) -> list[list[Action]]:
+    return [reg.receive(conn, frame(Heartbeat(seq=i, term=TERM)), now) for i in range(count)]
+
+
+def test_a_burst_beyond_frame_burst_is_closed_with_4029() -> None:
+    assert FRAME_BURST == 60
+    reg = make()
+    join(reg, 1, A, 0.0)
+    join(reg, 2, B, 0.0)
+    *burst, last = heartbeats(reg, 1, FRAME_BURST + 1, 10.0)  # 61 frames at once
+    assert all(
+        sent(actions, 1) == [HeartbeatAck(seq=i, term=TERM)] for i, actions in enumerate(burst)
+    )
+    assert errors(last, 1) == ["too_fast"]
+    assert closes(last) == {1: (CloseCode.TOO_FAST, "too many frames")}
+    assert names(reg.members()) == ["L", "B"]
+    assert reg.receive(1, frame(Heartbeat(seq=99, term=TERM)), 20.0) == []
+    assert acked(reg, 2, 10.0)  # B's own bucket is untouched
+
+
+def test_frame_rate_sustained_is_fine_and_the_bucket_refills_at_that_rate() -> None:
+    assert FRAME_RATE == 20.0
+    reg = make()
+    join(reg, 1, A, 0.0)
+    # 20 frames a second for 30 s: far beyond the burst, all taken.
+    for i in range(1, 601):
+        assert acked(reg, 1, i / FRAME_RATE, seq=i)
+    # Drain the bucket, then one second buys exactly FRAME_RATE frames more.
+    assert all(len(sent(a, 1)) == 1 for a in heartbeats(reg, 1, FRAME_BURST, 40.0))
+    *second, last = heartbeats(reg, 1, int(FRAME_RATE) + 1, 41.0)
+    assert all(
+        sent(actions, 1) == [HeartbeatAck(seq=i, term=TERM)] for i, actions in enumerate(second)
+    )
+    assert closes(last) == {1: (CloseCode.TOO_FAST, "too many frames")}
+
+
+def test_a_stranger_flooding_bad_frames_is_closed_with_4029() -> None:
+    reg = make()
+    reg.connect(1, 0.0)
+    floods = [reg.receive(1, "{not json", 0.0) for _ in range(FRAME_BURST + 1)]
+    assert all(errors(actions, 1) == ["malformed"] for actions in floods[:-1])
+    assert errors(floods[-1], 1) == ["too_fast"]
+    assert closes(floods[-1]) == {1: (CloseCode.TOO_FAST, "too many frames")}
+    assert reg.next_deadline() is None
+
+
+@pytest.mark.parametrize("cause", ["too_fast", "forbidden"])
+def test_a_member_closed_by_a_refusal_is_announced_gone(cause: str) -> None:
+    reg = make(KEY if cause == "forbidden" else None)
+    if cause == "forbidden":
+        join_keyed(reg, 1, A)
+        b, _ = join_keyed(reg, 2, B, nonce="beef")
+        actions = reg.receive(1, frame(Heartbeat(seq=1, term=TERM)), 1.0)  # not sealed
+        announced = [b.open(m) for m in sent(actions, 2)]
+    else:
+        join(reg, 1, A)
+        join(reg, 2, B)
+        actions = heartbeats(reg, 1, FRAME_BURST + 1, 1.0)[-1]
+        announced = sent(actions, 2)
+    assert refusal(actions, 1)[1] in (CloseCode.TOO_FAST, CloseCode.FORBIDDEN)
+    assert announced == [PeerList(leader_id=pid("L"), term=TERM, peers=[LEADER, B])]
+    assert members_changed(actions) == [["L", "B"]]
+
+
 # ---------------------------------------------------------------- forwarding
 
 
@@ -297,11 +771,12 @@ def test_signals_are_forwarded_as_is_between_members() -> None:
     reg = make()
     join(reg, 1, A)
     join(reg, 2, B)
+    a, b = pid("A"), pid("B")
     for msg in (
-        Offer(from_="A", to="B", sdp="v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n", link="l1", epoch=1),
-        Answer(from_="A", to="B", sdp="v=0", link="l1", epoch=1),
-        Candidate(from_="A", to="B", candidate="candidate:1 1 udp 1 10.0.0.1 9 typ host"),
-        Candidate(from_="A", to="B", candidate=None, sdp_mid="0", sdp_mline_index=0),
+        Offer(from_=a, to=b, sdp="v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n", link="l1", epoch=1),
+        Answer(from_=a, to=b, sdp="v=0", link="l1", epoch=1),
+        Candidate(from_=a, to=b, candidate="candidate:1 1 udp 1 10.0.0.1 9 typ host"),
+        Candidate(from_=a, to=b, candidate=None, sdp_mid="0", sdp_mline_index=0),
     ):
         assert reg.receive(1, frame(msg), 0.0) == [Send(2, msg)]
 
@@ -309,7 +784,7 @@ def test_signals_are_forwarded_as_is_between_members() -> None:
 def test_signals_to_the_leader_are_delivered_locally() -> None:
     reg = make()
     join(reg, 1, A)
-    msg = Answer(from_="A", to="L", sdp="v=0", link="l1", epoch=1)
+    msg = Answer(from_=pid("A"), to=pid("L"), sdp="v=0", link="l1", epoch=1)
     assert reg.receive(1, frame(msg), 0.0) == [Deliver(msg)]
 
 
@@ -318,23 +793,23 @@ def test_a_member_can_only_send_as_itself() -> None:
     join(reg, 1, A)
     join(reg, 2, B)
     for spoof in (
-        Offer(from_="B", to="B", sdp="x", link="l1", epoch=1),
-        Offer(from_="L", to="L", sdp="x", link="l1", epoch=1),
+        Offer(from_=pid("B"), to=pid("B"), sdp="x", link="l1", epoch=1),
+        Offer(from_=pid("L"), to=pid("L"), sdp="x", link="l1", epoch=1),
     ):
         actions = reg.receive(1, frame(spoof), 0.0)
         assert errors(actions, 1) == ["spoofed"]
         assert len(actions) == 1  # nothing forwarded, nothing closed
-    assert reg.receive(1, frame(Offer(from_="A", to="B", sdp="x", link="l1", epoch=1)), 0.0) == [
-        Send(2, Offer(from_="A", to="B", sdp="x", link="l1", epoch=1))
-    ]
+    honest = Offer(from_=pid("A"), to=pid("B"), sdp="x", link="l1", epoch=1)
+    assert reg.receive(1, frame(honest), 0.0) == [Send(2, honest)]
 
 
 def test_only_registered_peers_are_reachable() -> None:
     reg = make()
     join(reg, 1, A)
     reg.connect(2, 0.0)  # connected, never registered as B
-    for to in ("B", "nobody"):
-        actions = reg.receive(1, frame(Offer(from_="A", to=to, sdp="x", link="l1", epoch=1)), 0.0)
+    for to in (pid("B"), "nobody"):
+        offer = Offer(from_=pid("A"), to=to, sdp="x", link="l1", epoch=1)
+        actions = reg.receive(1, frame(offer), 0.0)
         assert errors(actions, 1) == ["unknown_peer"]
         assert len(actions) == 1
 
@@ -342,12 +817,12 @@ def test_only_registered_peers_are_reachable() -> None:
 def test_send_local_reaches_a_member_and_raises_for_strangers() -> None:
     reg = make()
     join(reg, 1, A)
-    msg = Offer(from_="L", to="A", sdp="v=0", link="l1", epoch=1)
+    msg = Offer(from_=pid("L"), to=pid("A"), sdp="v=0", link="l1", epoch=1)
     assert reg.send_local(msg) == [Send(1, msg)]
     with pytest.raises(KeyError):
-        reg.send_local(Offer(from_="L", to="B", sdp="v=0", link="l1", epoch=1))
+        reg.send_local(Offer(from_=pid("L"), to=pid("B"), sdp="v=0", link="l1", epoch=1))
     with pytest.raises(ValueError, match="send as"):
-        reg.send_local(Offer(from_="A", to="A", sdp="v=0", link="l1", epoch=1))
+        reg.send_local(Offer(from_=pid("A"), to=pid("A"), sdp="v=0", link="l1", epoch=1))
     reg.stop_leading(1.0)
     with pytest.raises(KeyError):
         reg.send_local(msg)
@@ -368,7 +843,7 @@ def test_a_new_term_is_broadcast_and_acked() -> None:
     join(reg, 1, A)
     join(reg, 2, B)
     actions = reg.set_term(TERM + 1)
-    expected = PeerList(leader_id="L", term=TERM + 1, peers=[LEADER, A, B])
+    expected = PeerList(leader_id=pid("L"), term=TERM + 1, peers=[LEADER, A, B])
     assert actions == [Send(1, expected), Send(2, expected)]
     assert reg.set_term(TERM + 1) == []
     assert sent(reg.receive(1, frame(Heartbeat(seq=1, term=TERM)), 0.0), 1) == [
@@ -399,7 +874,7 @@ def test_heartbeat_timeout_drops_after_three_missed_and_not_before() -> None:
     assert reg.tick(8.49) == []
     actions = reg.tick(8.5)
     assert closes(actions) == {1: (CloseCode.HEARTBEAT_TIMEOUT, "heartbeat timeout")}
-    assert sent(actions, 2) == [PeerList(leader_id="L", term=TERM, peers=[LEADER, B])]
+    assert sent(actions, 2) == [PeerList(leader_id=pid("L"), term=TERM, peers=[LEADER, B])]
     assert members_changed(actions) == [["L", "B"]]
     assert reg.next_deadline() == 14.5
     # A frame that raced the drop is ignored.
@@ -423,9 +898,9 @@ def test_leave_removes_closes_1000_and_tells_the_others() -> None:
     reg = make()
     join(reg, 1, A)
     join(reg, 2, B)
-    actions = reg.receive(1, frame(Leave(peer_id="A")), 1.0)
+    actions = reg.receive(1, frame(Leave(peer_id=pid("A"))), 1.0)
     assert closes(actions) == {1: (CloseCode.NORMAL, "left")}
-    assert sent(actions, 2) == [PeerList(leader_id="L", term=TERM, peers=[LEADER, B])]
+    assert sent(actions, 2) == [PeerList(leader_id=pid("L"), term=TERM, peers=[LEADER, B])]
     assert members_changed(actions) == [["L", "B"]]
     assert reg.disconnect(1, 1.1) == []
 
@@ -434,10 +909,10 @@ def test_leave_for_someone_else_is_spoofed() -> None:
     reg = make()
     join(reg, 1, A)
     join(reg, 2, B)
-    actions = reg.receive(1, frame(Leave(peer_id="B")), 1.0)
+    actions = reg.receive(1, frame(Leave(peer_id=pid("B"))), 1.0)
     assert errors(actions, 1) == ["spoofed"]
     assert len(actions) == 1
-    assert ids(reg.members()) == ["L", "A", "B"]
+    assert names(reg.members()) == ["L", "A", "B"]
 
 
 def test_disconnect_of_a_member_is_broadcast_and_of_a_stranger_is_silent() -> None:
@@ -447,7 +922,7 @@ def test_disconnect_of_a_member_is_broadcast_and_of_a_stranger_is_silent() -> No
     reg.connect(3, 0.0)
     assert reg.disconnect(3, 1.0) == []
     actions = reg.disconnect(1, 1.0)
-    assert sent(actions, 2) == [PeerList(leader_id="L", term=TERM, peers=[LEADER, B])]
+    assert sent(actions, 2) == [PeerList(leader_id=pid("L"), term=TERM, peers=[LEADER, B])]
     assert members_changed(actions) == [["L", "B"]]
     assert reg.disconnect(99, 1.0) == []
 
@@ -462,11 +937,11 @@ def test_stop_leading_closes_everyone_with_4000_and_forgets_them() -> None:
         c: (CloseCode.STEPPED_DOWN, "leader stepped down") for c in (1, 2, 3)
     }
     assert members_changed(actions) == [["L"]]
-    assert ids(reg.members()) == ["L"]
+    assert names(reg.members()) == ["L"]
     assert reg.next_deadline() is None
     assert not reg.leading
-    reg.connect(4, 2.0)
-    assert errors(reg.receive(4, frame(Register(peer=C, room=ROOM)), 2.0), 4) == ["not_leader"]
+    nonce = hello(reg, 4, 2.0)
+    assert errors(reg.receive(4, frame(register(C, nonce)), 2.0), 4) == ["not_leader"]
 
 
 def test_stop_leading_with_a_redirect_points_the_followers_at_the_successor() -> None:
@@ -475,24 +950,24 @@ def test_stop_leading_with_a_redirect_points_the_followers_at_the_successor() ->
     join(reg, 2, B)
     successor = peer("S", started_at=0)
     actions = reg.stop_leading(1.0, redirect=successor, term=TERM + 1)
-    turn = PeerList(leader_id="S", term=TERM + 1, peers=[successor, LEADER, A, B])
+    turn = PeerList(leader_id=pid("S"), term=TERM + 1, peers=[successor, LEADER, A, B])
     # Each follower hears of the successor before its close.
     for conn in (1, 2):
         mine = [a for a in actions if getattr(a, "conn_id", None) == conn]
         assert mine == [Send(conn, turn), Close(conn, 4000, "leader stepped down")]
-    reg.connect(3, 2.0)
-    (error, _) = reg.receive(3, frame(Register(peer=C, room=ROOM)), 2.0)
+    nonce = hello(reg, 3, 2.0)
+    (error, _) = reg.receive(3, frame(register(C, nonce)), 2.0)
     assert isinstance(error, Send) and isinstance(error.msg, SignalError)
-    assert "S" in error.msg.message
+    assert pid("S") in error.msg.message
 
 
 def test_start_leading_again_only_changes_the_term() -> None:
     reg = make()
     join(reg, 1, A)
     assert reg.start_leading(TERM + 2, 1.0) == [
-        Send(1, PeerList(leader_id="L", term=TERM + 2, peers=[LEADER, A]))
+        Send(1, PeerList(leader_id=pid("L"), term=TERM + 2, peers=[LEADER, A]))
     ]
-    assert ids(reg.members()) == ["L", "A"]
+    assert names(reg.members()) == ["L", "A"]
 
 
 def test_update_me_is_broadcast() -> None:
@@ -500,7 +975,7 @@ def test_update_me_is_broadcast() -> None:
     join(reg, 1, A)
     moved = msgspec.structs.replace(LEADER, port=4444)
     actions = reg.update_me(moved)
-    assert sent(actions, 1) == [PeerList(leader_id="L", term=TERM, peers=[moved, A])]
+    assert sent(actions, 1) == [PeerList(leader_id=pid("L"), term=TERM, peers=[moved, A])]
     assert members_changed(actions) == [["L", "A"]]
     with pytest.raises(ValueError):
         reg.update_me(A)
@@ -535,7 +1010,7 @@ def test_bad_frames_get_an_error_and_disturb_nobody(
     actions = reg.receive(2, data, 0.5)
     assert errors(actions, 2) == [code]
     assert len(actions) == 1  # no close, nothing for anyone else
-    assert ids(reg.members()) == (["L", "A", "B"] if registered_first else ["L", "A"])
+    assert names(reg.members()) == (["L", "A", "B"] if registered_first else ["L", "A"])
     if registered_first:
         assert acked(reg, 2, 0.6)
 
@@ -554,8 +1029,8 @@ def test_an_invalid_frame_names_the_field() -> None:
     "msg",
     [
         Challenge(nonce="x"),
-        Registered(leader_id="A", term=1, peers=[]),
-        PeerList(leader_id="A", term=1, peers=[]),
+        Registered(leader_id=pid("A"), term=1, peers=[]),
+        PeerList(leader_id=pid("A"), term=1, peers=[]),
         HeartbeatAck(seq=1, term=1),
         SignalError(code="x", message="y"),
     ],

@@ -11,7 +11,10 @@
  */
 export interface AckEnvelope {
   type: "ack";
-  /** @minimum 0 */
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
   count: number;
 }
 
@@ -21,19 +24,23 @@ export interface Answer {
    * peer UUID
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
    */
   from: string;
   /**
    * peer UUID
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
    */
   to: string;
+  /** @maxLength 65536 */
   sdp: string;
   /**
-   * data-channel id
+   * channel id
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9]+$
    */
   link: string;
   /**
@@ -42,6 +49,8 @@ export interface Answer {
    * @maximum 2147483648
    */
   epoch: number;
+  /** @default null */
+  auth?: string | null;
 }
 
 /** Sent before closing on purpose, so the other side reports `left`. */
@@ -55,12 +64,14 @@ export interface Candidate {
    * peer UUID
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
    */
   from: string;
   /**
    * peer UUID
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
    */
   to: string;
   candidate: string | null;
@@ -72,10 +83,17 @@ export interface Candidate {
   link?: string | null;
   /** @default null */
   epoch?: number | null;
+  /** @default null */
+  auth?: string | null;
 }
 
 export interface Challenge {
   type: "challenge";
+  /**
+   * @minLength 1
+   * @maxLength 128
+   * @pattern ^[A-Za-z0-9_-]+$
+   */
   nonce: string;
 }
 
@@ -85,21 +103,30 @@ export interface ConnectedParams {
 
 export type ConnectionState = "connected" | "connecting" | "disconnected" | "new" | "self";
 
+/** A control message. `echo`: it is itself an echo (never echoed again). */
 export interface ControlEnvelope {
   type: "control";
+  /**
+   * @minLength 1
+   * @maxLength 64
+   */
   id: string;
   /**
    * peer UUID
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
    */
   from: string;
   /**
    * milliseconds since the Unix epoch
    * @minimum 0
+   * @maximum 9007199254740991
    */
   sent_at: number;
   payload: unknown;
+  /** @default false */
+  echo?: boolean;
 }
 
 export type DisconnectReason = "closed" | "failed" | "left" | "timeout";
@@ -117,15 +144,29 @@ export type Envelope = ControlEnvelope | PingEnvelope | PongEnvelope | ByeEnvelo
 
 export interface Heartbeat {
   type: "heartbeat";
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
   seq: number;
-  /** @minimum 0 */
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
   term: number;
 }
 
 export interface HeartbeatAck {
   type: "heartbeat_ack";
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
   seq: number;
-  /** @minimum 0 */
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
   term: number;
 }
 
@@ -141,7 +182,10 @@ export interface IceServer {
 export interface LeaderChangedParams {
   leader_id: string | null;
   is_leader: boolean;
-  /** @minimum 0 */
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
   term: number;
 }
 
@@ -151,12 +195,17 @@ export interface LeaderStatus {
   state: LeaderState;
   leader_id: string | null;
   is_leader: boolean;
-  /** @minimum 0 */
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
   term: number;
   leader: PeerInfo | null;
   signaling_url: string | null;
   /** @default [] */
   addresses?: string[];
+  /** @default false */
+  keyed?: boolean;
 }
 
 export interface Leave {
@@ -165,6 +214,7 @@ export interface Leave {
    * peer UUID
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
    */
   peer_id: string;
 }
@@ -178,6 +228,7 @@ export interface MessageParams {
   /**
    * milliseconds since the Unix epoch
    * @minimum 0
+   * @maximum 9007199254740991
    */
   sent_at: number;
 }
@@ -196,7 +247,8 @@ export type NoParams = Record<string, never>;
 
 /**
  * A new transport for the data channel `link` (`epoch` 1: a new channel;
- * higher: a replacement transport of the same channel).
+ * higher: a replacement transport of the same channel). In a keyed room
+ * `auth` is the MAC of the SDP that the receiving peer checks itself.
  */
 export interface Offer {
   type: "offer";
@@ -204,19 +256,23 @@ export interface Offer {
    * peer UUID
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
    */
   from: string;
   /**
    * peer UUID
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
    */
   to: string;
+  /** @maxLength 65536 */
   sdp: string;
   /**
-   * data-channel id
+   * channel id
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9]+$
    */
   link: string;
   /**
@@ -225,6 +281,8 @@ export interface Offer {
    * @maximum 2147483648
    */
   epoch: number;
+  /** @default null */
+  auth?: string | null;
 }
 
 /** One peer of the room as this sidecar sees it. */
@@ -233,12 +291,14 @@ export interface PeerInfo {
    * peer UUID
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
    */
   peer_id: string;
   /**
    * device name
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[^\x00-\x1f\x7f]*$
    */
   name: string;
   peer_type: PeerType;
@@ -246,6 +306,7 @@ export interface PeerInfo {
   /**
    * milliseconds since the Unix epoch
    * @minimum 0
+   * @maximum 9007199254740991
    */
   started_at: number;
   is_leader: boolean;
@@ -258,10 +319,15 @@ export interface PeerList {
    * peer UUID
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
    */
   leader_id: string;
-  /** @minimum 0 */
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
   term: number;
+  /** @maxItems 256 */
   peers: SignalPeer[];
 }
 
@@ -273,10 +339,15 @@ export type PeerType = "controller" | "display";
 
 export interface PingEnvelope {
   type: "ping";
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
   seq: number;
   /**
    * milliseconds since the Unix epoch
    * @minimum 0
+   * @maximum 9007199254740991
    */
   sent_at: number;
 }
@@ -286,6 +357,7 @@ export interface PingPeerParams {
    * peer UUID
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
    */
   peer_id: string;
 }
@@ -294,21 +366,30 @@ export interface PingResult {
   rtt_ms: number;
 }
 
+/** `busy`: the receiver's host is not reading; its acks are held back. */
 export interface PongEnvelope {
   type: "pong";
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
   seq: number;
   /**
    * milliseconds since the Unix epoch
    * @minimum 0
+   * @maximum 9007199254740991
    */
   sent_at: number;
+  /** @default false */
+  busy?: boolean;
 }
 
 /**
- * First frame of a follower. With a room key, `proof` answers the
- * challenge and `client_nonce` asks the leader to prove the key in turn.
- * `seq` grows with each registration of the peer: a newer one replaces an
- * older connection of the same peer, an older one is refused.
+ * First frame of a follower. `identity` is its public key (its peer id is
+ * the key's hash) and `signature` its signature over the challenge and what
+ * it claims (sidecar/identity.py). `seq` grows with each registration of
+ * the peer: a newer one replaces an older connection of the same peer, an
+ * older one is refused. In a keyed room it travels sealed.
  */
 export interface Register {
   type: "register";
@@ -316,14 +397,27 @@ export interface Register {
   /**
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[^\x00-\x1f\x7f]*$
    */
   room: string;
-  /** @default 2 */
+  /**
+   * @minLength 1
+   * @maxLength 128
+   * @pattern ^[A-Za-z0-9_-]+$
+   */
+  identity: string;
+  /**
+   * @minLength 1
+   * @maxLength 128
+   * @pattern ^[A-Za-z0-9_-]+$
+   */
+  signature: string;
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   * @default 2
+   */
   v?: number;
-  /** @default null */
-  proof?: string | null;
-  /** @default null */
-  client_nonce?: string | null;
   /**
    * @minimum 0
    * @maximum 9007199254740991
@@ -338,13 +432,40 @@ export interface Registered {
    * peer UUID
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
    */
   leader_id: string;
-  /** @minimum 0 */
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
   term: number;
+  /** @maxItems 256 */
   peers: SignalPeer[];
+}
+
+/**
+ * A frame of a keyed room's session (sidecar/roomkey.py): `body` is the
+ * frame's own JSON text, `seq` its number in this direction, `mac` its MAC
+ * under the session key. The client's first frame carries its `nonce`.
+ */
+export interface Sealed {
+  type: "sealed";
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
+  seq: number;
+  /** @maxLength 262144 */
+  body: string;
+  /**
+   * @minLength 1
+   * @maxLength 128
+   * @pattern ^[A-Za-z0-9_-]+$
+   */
+  mac: string;
   /** @default null */
-  proof?: string | null;
+  nonce?: string | null;
 }
 
 export interface SendControlMessageParams {
@@ -362,11 +483,13 @@ export interface SendResult {
 
 export interface SignalError {
   type: "error";
+  /** @maxLength 64 */
   code: string;
+  /** @maxLength 1024 */
   message: string;
 }
 
-export type SignalMessage = Challenge | Register | Registered | PeerList | Offer | Answer | Candidate | Heartbeat | HeartbeatAck | Leave | SignalError;
+export type SignalMessage = Challenge | Register | Registered | PeerList | Offer | Answer | Candidate | Heartbeat | HeartbeatAck | Leave | SignalError | Sealed;
 
 /**
  * A room member as the leader lists it: enough to rank it and to reach it.
@@ -380,12 +503,14 @@ export interface SignalPeer {
    * peer UUID
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
    */
   peer_id: string;
   /**
    * device name
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[^\x00-\x1f\x7f]*$
    */
   name: string;
   peer_type: PeerType;
@@ -393,9 +518,13 @@ export interface SignalPeer {
   /**
    * milliseconds since the Unix epoch
    * @minimum 0
+   * @maximum 9007199254740991
    */
   started_at: number;
-  /** @default [] */
+  /**
+   * @maxItems 8
+   * @default []
+   */
   addresses?: string[];
   /**
    * @minimum 0
@@ -410,6 +539,7 @@ export interface StartPeerParams {
    * device name
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[^\x00-\x1f\x7f]*$
    */
   name: string;
   peer_type: PeerType;
@@ -424,6 +554,7 @@ export interface StartPeerParams {
   /**
    * @minLength 1
    * @maxLength 64
+   * @pattern ^[^\x00-\x1f\x7f]*$
    * @default "default"
    */
   room?: string;
@@ -445,7 +576,10 @@ export interface StartPeerParams {
  */
 export interface SyncEnvelope {
   type: "sync";
-  /** @minimum 0 */
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
   received: number;
 }
 

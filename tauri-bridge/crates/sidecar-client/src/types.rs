@@ -83,6 +83,9 @@ pub struct LeaderStatus {
     /// The local IPv4 addresses the peer announces and listens on now.
     #[serde(default)]
     pub addresses: Vec<String>,
+    /// The room has a key: only its members can join it.
+    #[serde(default)]
+    pub keyed: bool,
 }
 
 /// Which pairs open a data channel.
@@ -434,7 +437,7 @@ mod tests {
     #[test]
     fn leader_status_idle() {
         let v = json!({"state":"idle","leader_id":null,"is_leader":false,"term":0,"leader":null,
-                       "signaling_url":null,"addresses":[]});
+                       "signaling_url":null,"addresses":[],"keyed":false});
         let s: LeaderStatus = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(s.state, LeaderState::Idle);
         assert_eq!(serde_json::to_value(&s).unwrap(), v);
