@@ -13,7 +13,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -52,6 +52,8 @@ class SidecarClient:
         self.history: list[tuple[float, dict[str, Any]]] = []  # (monotonic time, notification)
         self.latest: dict[str, dict[str, Any]] = {}  # method -> params of the last one
         self._changed = asyncio.Condition()
+        self._reading = asyncio.Event()
+        self._reading.set()
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
@@ -67,25 +69,41 @@ class SidecarClient:
         return cls(process)
 
     @classmethod
-    async def spawn_in(cls, host: Host, *args: str, log: Path | None = None) -> SidecarClient:
-        """A sidecar inside a test-lab host; its stderr goes to `log` when given."""
+    async def spawn_in(
+        cls,
+        host: Host,
+        *args: str,
+        log: Path | None = None,
+        wrapper: Sequence[str] = (),
+        limit: int = 8 * 1024 * 1024,
+    ) -> SidecarClient:
+        """A sidecar inside a test-lab host; its stderr goes to `log` when given.
+        `wrapper` runs it (`prlimit --nofile=256:256`, say); `limit` bounds what
+        the reader buffers when the test stops reading (see `pause_reading`)."""
         stderr: Any = asyncio.subprocess.DEVNULL
         if log is not None:
             stderr = log.open("ab")
         try:
             process = await host.spawn_async(
-                sidecar_argv("--log-level", "debug", *args),
+                [*wrapper, *sidecar_argv("--log-level", "debug", *args)],
                 stderr=stderr,
-                limit=8 * 1024 * 1024,
+                limit=limit,
             )
         finally:
             if log is not None:
                 stderr.close()
         return cls(process)
 
+    def pause_reading(self) -> None:
+        """Stop reading stdout, as a frozen host would (after the current line)."""
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+
     async def _read(self) -> None:
         assert self.process.stdout
-        while line := await self.process.stdout.readline():
+        while (await self._reading.wait()) and (line := await self.process.stdout.readline()):
             self.stdout_lines.append(line)
             message = msgspec.json.decode(line)  # a non-JSON line fails the test loudly
             for item in message if isinstance(message, list) else [message]:

@@ -9,7 +9,7 @@ import ipaddress
 import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -18,7 +18,9 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from sidecar.clock import overslept
+from sidecar.compat.web import watched_server
 from sidecar.messages import SignalError, SignalPeer
+from sidecar.signaling.admission import Admission
 from sidecar.signaling.protocol import (
     CLOSE_TIMEOUT_S,
     HEARTBEAT_GRACE_S,
@@ -54,7 +56,7 @@ class _Link:
     """One accepted WebSocket and the queue its writer task drains in order."""
 
     ws: web.WebSocketResponse
-    request: web.Request
+    request: web.BaseRequest
     outbox: asyncio.Queue[str | Close] = field(default_factory=asyncio.Queue)
     queued: int = 0  # characters in the outbox, bounded by OUTBOX_LIMIT_CHARS
     writer: asyncio.Task[None] | None = None
@@ -117,7 +119,9 @@ class SignalingServer:
         self._on_members_changed = on_members_changed
         self._links: dict[ConnId, _Link] = {}
         self._ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
+        self._admission = Admission()
+        self._transports: dict[Hashable, asyncio.BaseTransport] = {}
         self._sites: dict[str, web.TCPSite] = {}  # by address
         self._port: int | None = None
         self._wake = asyncio.Event()
@@ -155,9 +159,8 @@ class SignalingServer:
             raise ValueError("bind needs at least one address")
         if self._runner is not None or self._closed:
             raise RuntimeError("signaling server already bound or closed")
-        app = web.Application()
-        app.router.add_get(SIGNAL_PATH, self._handle)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=CLOSE_TIMEOUT_S)
+        server = watched_server(self._route, self, access_log=None)
+        runner = web.ServerRunner(server, shutdown_timeout=CLOSE_TIMEOUT_S)
         await runner.setup()
         try:
             actual, in_use = await self._start_sites(runner, addresses, port)
@@ -214,7 +217,7 @@ class SignalingServer:
         log.info("signaling: listening on %s port %d", ", ".join(addresses), port)
 
     async def _start_sites(
-        self, runner: web.AppRunner, addresses: list[str], port: int
+        self, runner: web.ServerRunner, addresses: list[str], port: int
     ) -> tuple[int, str | None]:
         """The common port, and why the wanted one was given up (None if it was not)."""
         wanted = port
@@ -267,7 +270,38 @@ class SignalingServer:
 
     # -- I/O
 
-    async def _handle(self, request: web.Request) -> web.WebSocketResponse:
+    # -- connections, bounded before any HTTP is read (sidecar/signaling/admission.py)
+
+    def accepted(self, handler: web.RequestHandler, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if peer else "?"
+        verdict = self._admission.opened(handler, address, time.monotonic())
+        for evicted in verdict.evict:
+            if (old := self._transports.pop(evicted, None)) is not None:
+                _abort(old)
+        if not verdict.admit:
+            if self._admission.refused % 100 == 1:
+                log.warning("signaling: refusing connections from %s (too many)", address)
+            _abort(transport)
+            return
+        self._transports[handler] = transport
+        self._wake.set()  # a handshake deadline to watch
+
+    def gone(self, handler: web.RequestHandler) -> None:
+        self._admission.closed(handler)
+        self._transports.pop(handler, None)
+
+    def _expire_handshakes(self, now: float) -> None:
+        for late in self._admission.expired(now):
+            if (transport := self._transports.pop(late, None)) is not None:
+                _abort(transport)
+
+    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "GET" and request.path == SIGNAL_PATH:
+            return await self._handle(request)
+        return web.Response(status=404)
+
+    async def _handle(self, request: web.BaseRequest) -> web.WebSocketResponse:
         # aiohttp refuses a frame whose size *equals* max_msg_size, hence the + 1.
         ws = web.WebSocketResponse(
             max_msg_size=MAX_FRAME_BYTES + 1, timeout=CLOSE_TIMEOUT_S, compress=False
@@ -284,11 +318,15 @@ class SignalingServer:
         link = _Link(ws, request)
         link.writer = asyncio.create_task(self._write(link), name=f"signaling-write-{conn_id}")
         self._links[conn_id] = link
+        member = False
         try:
             self._apply(self._registry.connect(conn_id, time.monotonic()))
             async for frame in ws:
                 if frame.type is WSMsgType.TEXT or frame.type is WSMsgType.BINARY:
                     self._apply(self._registry.receive(conn_id, frame.data, time.monotonic()))
+                    if not member and self._registry.is_registered(conn_id):
+                        member = True
+                        self._admission.registered(request.protocol)
                 elif frame.type is WSMsgType.ERROR:
                     # aiohttp already closed it (1009 for an oversize frame).
                     log.info("signaling: connection %d: %s", conn_id, ws.exception())
@@ -342,7 +380,12 @@ class SignalingServer:
         while True:
             self._wake.clear()
             deadline = self._registry.next_deadline()
-            delay = None if deadline is None else deadline - time.monotonic()
+            handshakes = self._admission.next_deadline()
+            if handshakes is not None:
+                self._expire_handshakes(time.monotonic())
+                handshakes = self._admission.next_deadline()
+            due = [d for d in (deadline, handshakes) if d is not None]
+            delay = min(due) - time.monotonic() if due else None
             if delay is None or delay > 0:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
@@ -378,3 +421,11 @@ class SignalingServer:
 
 
 _ADDR_IN_USE = {errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", errno.EADDRINUSE)}
+
+
+def _abort(transport: asyncio.BaseTransport) -> None:
+    """Close a TCP connection at once (a reset, no goodbye)."""
+    if isinstance(transport, asyncio.WriteTransport):
+        transport.abort()
+    else:
+        transport.close()

@@ -47,9 +47,10 @@ class Room:
     logs: Path
     peers: list[LabPeer] = field(default_factory=list)
 
-    async def spawn(self, params: dict[str, Any]) -> LabPeer:
+    async def spawn(self, params: dict[str, Any], **how: Any) -> LabPeer:
+        """A sidecar on a new host, answering (`how`: see SidecarClient.spawn_in)."""
         host = self.lab.add_host()
-        client = await SidecarClient.spawn_in(host, log=self.logs / f"{host.name}.log")
+        client = await SidecarClient.spawn_in(host, log=self.logs / f"{host.name}.log", **how)
         # Answering: what follows measures the peer, not the interpreter's start.
         await client.call("get_leader_status", timeout=30)
         peer = LabPeer(host, client, params)
@@ -147,8 +148,14 @@ class CueStream:
         self.sender, self.to, self.every_s = sender, to, every_s
         self.sent: list[int] = []
         self.failures: list[dict[str, Any]] = []
+        # What each target had from the sender before: this stream counts after it.
+        self._before = {p.peer_id: len(messages(p, sender)) for p in to}
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self._run())
+
+    def received(self, peer: LabPeer) -> list[Any]:
+        """The payloads of this stream that `peer` received so far."""
+        return [m["payload"] for m in messages(peer, self.sender)[self._before[peer.peer_id] :]]
 
     async def _run(self) -> None:
         n = 0
@@ -166,10 +173,10 @@ class CueStream:
 
     async def flowing(self, more: int, timeout: float) -> None:
         """`more` further cues reach every target (the path carries traffic now)."""
-        counts = {p.peer_id: len(messages(p, self.sender)) for p in self.to}
+        counts = {p.peer_id: len(self.received(p)) for p in self.to}
 
         def grown(peer: LabPeer) -> Callable[[], bool]:
-            return lambda: len(messages(peer, self.sender)) >= counts[peer.peer_id] + more
+            return lambda: len(self.received(peer)) >= counts[peer.peer_id] + more
 
         await asyncio.gather(*(p.client.wait_until(grown(p), timeout) for p in self.to))
 
@@ -182,11 +189,11 @@ class CueStream:
         await self.stop()
 
         def complete(peer: LabPeer) -> Callable[[], bool]:
-            return lambda: len(messages(peer, self.sender)) >= len(self.sent)
+            return lambda: len(self.received(peer)) >= len(self.sent)
 
         await asyncio.gather(*(p.client.wait_until(complete(p), timeout) for p in self.to))
         for peer in self.to:
-            got = [m["payload"] for m in messages(peer, self.sender)]
+            got = self.received(peer)
             assert got == self.sent, f"{peer.host.name}: {len(got)} of {len(self.sent)}"
         assert not self.failures
 

@@ -268,7 +268,7 @@ def main() -> None:
         mdns(raw["ip"])
     elif mode == "slowloris":
         asyncio.run(
-            slowloris(raw["host"], int(raw["port"]), int(raw["count"]), float(raw["hold_s"]))
+            slowloris(raw["target"], int(raw["port"]), int(raw["count"]), float(raw["hold_s"]))
         )
     elif mode == "ws":
         asyncio.run(ws(raw["url"]))

@@ -161,3 +161,28 @@ async def test_10_offers_only_from_the_pair_s_offerer_and_not_without_bound(room
     ]
     assert answers == []
     await attacker.close()
+
+
+async def test_2_two_thousand_half_open_connections_leave_the_leader_serving(room: Room) -> None:
+    """A slowloris against a leader limited to 256 file descriptors, as on macOS."""
+    ctrl = await room.spawn(CONTROLLER, wrapper=["prlimit", "--nofile=256:256"])
+    d1 = await room.spawn(display("Audience"))
+    await ctrl.start()
+    await d1.start()
+    await connected([ctrl, d1], star(ctrl, [d1]), SETUP_S)
+    host = room.lab.add_host("attacker")
+    attacker = await Hostile.start(
+        host, "slowloris", target=ctrl.host.ip, port=3010, count=2000, hold_s=12
+    )
+    await attacker.wait("opened", within=60)
+    holding = await attacker.wait("holding")
+    assert holding["alive"] <= 8  # one address holds a handful, the rest are reset at once
+    joiner = await room.spawn(display("Lobby", "lobby"))
+    started = time.monotonic()
+    await joiner.start()
+    await connected([ctrl, d1, joiner], star(ctrl, [d1, joiner]), SETUP_S)
+    assert time.monotonic() - started < 2.0  # a join's "must" bound, attack or not
+    # What did not register within the handshake deadline is gone too.
+    await attacker.wait(lambda e: e.get("event") == "holding" and e["alive"] == 0, within=15)
+    assert open_fds(ctrl) < 200
+    await attacker.close()
