@@ -78,6 +78,59 @@ def _send(sock: socket.socket, records: list[Any]) -> int:
     return sent
 
 
+def _capture(ip: str, label: str, within: float) -> dict[str, str | None] | None:
+    """Listen to the room's mDNS until a TXT record of `label` goes by; its entries."""
+    from zeroconf._protocol.incoming import DNSIncoming
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind(("0.0.0.0", 5353))
+    membership = socket.inet_aton(MDNS[0]) + socket.inet_aton(ip)
+    listener.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, membership)
+    listener.settimeout(0.5)
+    deadline = time.monotonic() + within
+    try:
+        while time.monotonic() < deadline:
+            try:
+                data, _ = listener.recvfrom(9000)
+            except TimeoutError:
+                continue
+            for record in DNSIncoming(data).answers():
+                if record.type == 16 and record.name.lower().startswith(label.lower()):
+                    text: bytes = record.text  # type: ignore[attr-defined]
+                    entries: dict[str, str | None] = {}
+                    pos = 0
+                    while pos < len(text):
+                        entry = text[pos + 1 : pos + 1 + text[pos]].decode()
+                        pos += 1 + text[pos]
+                        key, sep, value = entry.partition("=")
+                        entries[key] = value if sep else None
+                    return entries
+    finally:
+        listener.close()
+    return None
+
+
+def _listen(ip: str, port: int) -> None:
+    """Accept TCP on ip:port in the background, reporting each connection."""
+    import threading
+
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind((ip, port))
+    server.listen(16)
+
+    def accept() -> None:
+        while True:
+            conn, peer = server.accept()
+            say(event="connection", peer=peer[0])
+            conn.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    say(event="listening", port=port)
+
+
 def mdns(ip: str) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -108,6 +161,10 @@ def mdns(ip: str) -> None:
                 if delay > 0:
                     time.sleep(delay)
             say(event="flooded", total=total, seconds=time.monotonic() - started)
+        elif cmd["op"] == "capture":
+            say(event="captured", txt=_capture(ip, cmd["label"], float(cmd.get("within", 10))))
+        elif cmd["op"] == "listen":
+            _listen(ip, int(cmd["port"]))
         if total >= MAX_PACKETS:
             break
 
@@ -210,6 +267,7 @@ async def rtc(args: dict[str, Any]) -> None:
     channel = pc.createDataChannel("live-control", negotiated=True, id=0, ordered=True)
     opened = asyncio.Event()
     channel.on("open", opened.set)
+    channel.on("close", lambda: say(event="channel_closed"))
     received: list[str] = []
     channel.on("message", lambda m: received.append(m if isinstance(m, str) else "<bytes>"))
     async with aiohttp.ClientSession() as session, session.ws_connect(args["url"]) as sock:

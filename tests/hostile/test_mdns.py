@@ -139,3 +139,31 @@ async def test_7_a_flood_of_forged_peers_costs_bounded_work(room: Room) -> None:
         assert disconnects(peer) == []
     await agree_on(peers, ctrl, 2.0)
     await attacker.close()
+
+
+async def test_3_a_keyed_record_copied_and_pointed_elsewhere_is_ignored(room: Room) -> None:
+    """The attacker hears the leader's signed record on the LAN, listens on the
+    signaling port itself, and re-announces the record at its own address: no
+    member of the keyed room goes there."""
+    keyed = {"room_key": "psalm-23"}
+    ctrl, disp = await room.start({**CONTROLLER, **keyed}, {**display("Audience"), **keyed})
+    await agree_on([ctrl, disp], ctrl, SETUP_S)
+    attacker = await mdns_attacker(room)
+    here = room.lab.host("attacker").ip
+    await attacker.command(op="listen", port=3010)
+    await attacker.wait("listening")
+    await attacker.command(op="capture", label=ctrl.peer_id, within=5)
+    captured = (await attacker.wait("captured"))["txt"]
+    assert captured is not None and captured["id"] == ctrl.peer_id and "auth" in captured
+    relayed = {"label": ctrl.peer_id, "txt": captured, "port": 3010, "address": here}
+    joiner = await room.spawn({**display("Lobby", "lobby"), **keyed})
+    await attacker.command(op="packet", records=[relayed])
+    await joiner.start()
+    for _ in range(3):  # the copy keeps coming, as the leader's own announcements do
+        await attacker.command(op="packet", records=[relayed])
+        await attacker.wait("sent")
+    everyone = [ctrl, disp, joiner]
+    await connected(everyone, star(ctrl, [disp, joiner]), SETUP_S)
+    await agree_on(everyone, ctrl, SETUP_S)
+    assert not [e for e in attacker.events if e.get("event") == "connection"]
+    await attacker.close()
