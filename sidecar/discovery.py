@@ -12,6 +12,7 @@ A record is a hint, never proof of life.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -29,7 +30,7 @@ from zeroconf import (
     Zeroconf,
     current_time_millis,
 )
-from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 from sidecar.compat.zc import (
     DNSAddress,
@@ -40,6 +41,7 @@ from sidecar.compat.zc import (
     drop_registrations,
     force_close,
     ptr_query,
+    purge_instances,
 )
 from sidecar.messages import PROTOCOL_VERSION, PeerRecord
 from sidecar.txt import DNS_LABEL, Malformed, check_auth, decode_record, encode_txt, parse_txt
@@ -60,7 +62,13 @@ MAX_RESOLVES = 8
 constant amount of work per packet: beyond this, an incomplete record waits
 for its next announcement (a live peer's comes soon; a forged one's never)."""
 MAX_KNOWN = 128
-"""Peers remembered (the oldest go first); zeroconf bounds its own cache."""
+"""Peers remembered (the oldest go first)."""
+QUERY_S = 60.0
+"""The room is asked to answer this often (besides the leader's announcements
+every second), so a peer whose announcement was lost is seen again."""
+PURGE_S = 2.0
+"""How often the records of instances we do not know are dropped from
+zeroconf's cache (a flood of forged ones must not hold memory)."""
 
 # ------------------------------------------------------------------ the adapter
 
@@ -93,10 +101,6 @@ class _Listener(RecordUpdateListener):
             self._owner._flush()
         except Exception:
             log.exception("mDNS: failed to process a response")
-
-
-def _ignore_browser_event(**_: object) -> None:
-    """The browser runs only for its queries; the listener reports."""
 
 
 _R = TypeVar("_R", bound=DNSRecord)
@@ -152,7 +156,6 @@ class Discovery:
         self._on_seen = on_seen
         self._on_gone = on_gone
         self._aiozc: AsyncZeroconf | None = None
-        self._browser: AsyncServiceBrowser | None = None
         self._listener: _Listener | None = None
         self._me: PeerRecord | None = None
         self._info: ServiceInfo | None = None
@@ -165,6 +168,7 @@ class Discovery:
         self._heard: dict[str, _Heard] = {}  # instance key -> records
         self._heard_addresses: dict[str, list[DNSAddress]] = {}  # server key -> A records
         self._said_goodbye: set[str] = set()
+        self._purger: asyncio.Task[None] | None = None
         self._closed = False
 
     # ------------------------------------------------------------------ public
@@ -203,24 +207,24 @@ class Discovery:
                 raise RuntimeError("Discovery closed while starting")
             if not zc.engine.senders:
                 raise OSError(f"mDNS: no socket could be opened on {self._interfaces}")
-            self._browser = AsyncServiceBrowser(zc, SERVICE_TYPE, handlers=[_ignore_browser_event])
             # No probing: instance names are UUIDs, so they cannot conflict, and a
             # room started together must see each other within a few hundred ms.
             # The first of the three announcements goes out now.
             done = await self._aiozc.async_register_service(info, cooperating_responders=True)
             self._track(done)
-            # Ask now for the peers already there rather than after the browser's
+            # Ask now for the peers already there rather than after a browser's
             # 20-120 ms anti-synchronisation delay (RFC 6762 5.2): a room is a handful
             # of peers, and a joiner must find its leader quickly.
             self.query()
+            self._purger = asyncio.get_running_loop().create_task(self._maintain())
         except BaseException:
             await self.close()
             raise
 
-    def query(self) -> None:
-        """Ask every peer of the type to answer now (QU: the answers come back
-        unicast, at once): on start, and when the network is back."""
-        self._started().zeroconf.async_send(ptr_query(SERVICE_TYPE))
+    def query(self, unicast: bool = True) -> None:
+        """Ask every peer of the type to answer now: on start and when the network
+        is back QU (the answers come back unicast, at once), and QM every QUERY_S."""
+        self._started().zeroconf.async_send(ptr_query(SERVICE_TYPE, unicast))
 
     async def update(self, me: PeerRecord) -> None:
         """Announce a changed record (TXT and port) at once, then twice more."""
@@ -253,6 +257,8 @@ class Discovery:
         if aiozc is not None and not goodbye:
             drop_registrations(aiozc.zeroconf)
         pending: list[asyncio.Future[Any]] = [*self._resolving.values(), *self._broadcasts]
+        if self._purger is not None:
+            pending.append(self._purger)
         self._resolving.clear()
         self._broadcasts.clear()
         for future in pending:
@@ -266,9 +272,6 @@ class Discovery:
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT_S):
                 await asyncio.gather(*pending, return_exceptions=True)
-                if self._browser is not None:
-                    await self._browser.async_cancel()
-                    self._browser = None
                 if aiozc is not None:
                     await aiozc.async_close()  # goodbyes, then sockets
         except TimeoutError:
@@ -281,6 +284,31 @@ class Discovery:
             raise
 
     # ---------------------------------------------------------------- internals
+
+    async def _maintain(self) -> None:
+        """Every PURGE_S, drop what zeroconf cached of instances we do not know;
+        every QUERY_S, ask the room again (what a zeroconf browser would do,
+        without its per-name refresh schedule, which a flood of forged names
+        would grow for as long as their TTLs say)."""
+        ticks = 0
+        while True:
+            await asyncio.sleep(PURGE_S)
+            aiozc = self._aiozc
+            if aiozc is None:
+                return
+            ticks += 1
+            if ticks % round(QUERY_S / PURGE_S) == 0:
+                with contextlib.suppress(Exception):
+                    self.query(unicast=False)
+            keep = {key[: -len(_INSTANCE_SUFFIX)] for key in [*self._peer_of, *self._resolving]}
+            keep.add(self._own_key[: -len(_INSTANCE_SUFFIX)])
+            try:
+                dropped = purge_instances(aiozc.zeroconf, SERVICE_TYPE, keep)
+            except Exception:  # an internals change: log it, keep the peer running
+                log.exception("mDNS: purging the cache failed")
+                return
+            if dropped:
+                log.debug("mDNS: dropped %d cached records of unknown instances", dropped)
 
     def _started(self) -> AsyncZeroconf:
         if self._aiozc is None:

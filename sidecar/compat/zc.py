@@ -27,6 +27,7 @@ __all__ = [
     "drop_registrations",
     "force_close",
     "ptr_query",
+    "purge_instances",
 ]
 
 
@@ -54,3 +55,31 @@ def force_close(zc: Zeroconf) -> None:
     timer = getattr(zc.engine, "_cleanup_timer", None)
     if isinstance(timer, asyncio.TimerHandle):
         timer.cancel()
+
+
+def purge_instances(zc: Zeroconf, service_type: str, keep: set[str]) -> int:
+    """Drop from zeroconf's cache every record of an instance of `service_type`
+    whose label (the part before the type, lower case) is not in `keep`: its
+    PTR, SRV and TXT, and the A records of `<label>.local.`. Returns how many.
+
+    zeroconf bounds its cache (10 000 records), but a flood of forged instances
+    fills it with records nobody uses; the peer keeps only the ones it knows."""
+    cache = zc.cache
+    suffix = "." + service_type.lower()
+    dropped: list[DNSRecord] = []
+    for record in cache.async_entries_with_name(service_type):
+        if isinstance(record, DNSPointer):
+            alias = record.alias.lower()
+            if alias.endswith(suffix) and alias[: -len(suffix)] not in keep:
+                dropped.append(record)
+    for name in list(cache.cache):
+        if name.endswith(suffix):
+            label = name[: -len(suffix)]
+        elif name.endswith(".local.") and name.count(".") == 2:
+            label = name[: -len(".local.")]
+        else:
+            continue
+        if label not in keep:
+            dropped.extend(cache.async_entries_with_name(name))
+    cache.async_remove_records(dropped)
+    return len(dropped)

@@ -186,3 +186,17 @@ async def test_2_two_thousand_half_open_connections_leave_the_leader_serving(roo
     await attacker.wait(lambda e: e.get("event") == "holding" and e["alive"] == 0, within=15)
     assert open_fds(ctrl) < 200
     await attacker.close()
+
+
+async def test_11_names_with_control_characters_are_refused(room: Room) -> None:
+    ctrl, disp = await room_of(room, display("Audience"))
+    attacker, nonce = await ws_attacker(room, ctrl)
+    guest = Identity()
+    frame = json.loads(register(guest, member(guest, [room.lab.host("attacker").ip]), nonce))
+    frame["peer"]["name"] = "Lobby\x1b[2J\x07"  # a terminal escape and a bell, for the logs
+    await attacker.command(frame=frame)
+    invalid = await attacker.wait(frame_of("error"))
+    assert invalid["frame"]["code"] == "invalid" and "name" in invalid["frame"]["message"]
+    assert guest.peer_id not in ctrl.client.peer_ids()
+    await agree_on([ctrl, disp], ctrl, 1.0)
+    await attacker.close()

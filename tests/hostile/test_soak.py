@@ -106,6 +106,7 @@ async def test_ten_minutes_of_floods_cost_no_cue_and_bounded_memory(room: Room) 
     await flooder.wait("flooded", within=GUEST_ROUND_S + 60)
     await stream.all_arrived(30)
     growth = {p.host.name: (peak[p.peer_id] - baseline[p.peer_id]) / MB for p in peers}
+    print(f"soak: {rounds} guest rounds; RSS growth (MB): {growth}")
     assert all(g < RSS_BOUND / MB for g in growth.values()), growth
     assert rounds >= int(SOAK_S / GUEST_ROUND_S) - 2
     await agree_on(peers, ctrl, 5)
