@@ -23,6 +23,7 @@ from sidecar.messages import (
     SendControlMessageParams,
     SendResult,
     StartPeerParams,
+    StateEntry,
 )
 from sidecar.peer import Peer
 
@@ -46,6 +47,10 @@ async def _get_connected_peers(peer: Peer, _: Any) -> Any:
 
 async def _get_leader_status(peer: Peer, _: Any) -> Any:
     return peer.leader_status()
+
+
+async def _get_state(peer: Peer, _: Any) -> Any:
+    return peer.state()
 
 
 async def _ping_peer(peer: Peer, p: Any) -> Any:
@@ -104,6 +109,15 @@ METHODS: tuple[MethodSpec, ...] = (
         LeaderStatus,
         (errors.INVALID_PARAMS,),
         _get_leader_status,
+        bounded_inside=True,  # never waits
+    ),
+    MethodSpec(
+        "get_state",
+        "The room's retained state: the current value of each key, as this peer holds it.",
+        NoParams,
+        list[StateEntry],
+        (errors.INVALID_PARAMS,),
+        _get_state,
         bounded_inside=True,  # never waits
     ),
     MethodSpec(

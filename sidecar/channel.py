@@ -43,6 +43,7 @@ from sidecar.messages import (
     MeshPolicy,
     Offer,
     SignalPeer,
+    StateEnvelope,
 )
 from sidecar.roomkey import matches, sdp_auth
 from sidecar.transport import rtc_configuration
@@ -94,7 +95,8 @@ class Channels:
     """Every data channel of this peer, kept as `mesh` asks while peers are there.
 
     Callbacks: `on_connected(peer)`, `on_disconnected(peer_id, reason,
-    unacked)`, `on_message(peer_id, envelope)`; `send_signal` hands offers and
+    unacked)`, `on_message(peer_id, envelope)`, `on_idle(peer_id)` (its
+    channel has nothing queued any more); `send_signal` hands offers and
     answers to the signaling path.
     """
 
@@ -108,7 +110,8 @@ class Channels:
         send_signal: SendSignal,
         on_connected: Callable[[SignalPeer], None],
         on_disconnected: Callable[[str, DisconnectReason, list[str]], None],
-        on_message: Callable[[str, ControlEnvelope], None],
+        on_message: Callable[[str, ControlEnvelope | StateEnvelope], None],
+        on_idle: Callable[[str], None] = lambda _: None,
         lookup: Callable[[str], SignalPeer | None] = lambda _: None,
         room_key: str | None = None,
         host_busy: Callable[[], bool] = lambda: False,
@@ -124,6 +127,7 @@ class Channels:
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
         self._on_message = on_message
+        self._on_idle = on_idle
         self._links: dict[str, Link] = {}
         self._room: dict[str, SignalPeer] = {}
         self._attempts: dict[str, int] = {}
@@ -143,6 +147,9 @@ class Channels:
 
     def connected(self) -> list[SignalPeer]:
         return [link.remote for link in self._links.values() if link.state == "connected"]
+
+    def open_links(self) -> list[Link]:
+        return [link for link in self._links.values() if link.state == "connected"]
 
     def link(self, peer_id: str) -> Link | None:
         link = self._links.get(peer_id)
@@ -293,9 +300,13 @@ class Channels:
         loop = asyncio.get_running_loop()
         self._retries[link.peer_id] = loop.call_later(delay, self._retry, link.peer_id)
 
-    def link_message(self, link: Link, envelope: ControlEnvelope) -> None:
+    def link_message(self, link: Link, envelope: ControlEnvelope | StateEnvelope) -> None:
         if self._links.get(link.peer_id) is link:
             self._on_message(link.peer_id, envelope)
+
+    def link_idle(self, link: Link) -> None:
+        if self._links.get(link.peer_id) is link:
+            self._on_idle(link.peer_id)
 
     def link_signal(self, link: Link, msg: Offer | Answer) -> bool:
         if self._links.get(link.peer_id) is not link:

@@ -63,6 +63,15 @@ class PayloadTooLarge(ApiError):
         )
 
 
+class StateFull(ApiError):
+    """A retained write beyond the room's bounds (sidecar/state.py)."""
+
+    code = PAYLOAD_TOO_LARGE
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"Retained state full: {why}", {"field": "retain", "reason": why})
+
+
 ERROR_MESSAGES: dict[int, str] = {
     PARSE_ERROR: "Parse error",
     INVALID_REQUEST: "Invalid request",

@@ -43,6 +43,7 @@ from sidecar.messages import (
     PingEnvelope,
     PongEnvelope,
     SignalPeer,
+    StateEnvelope,
     SyncEnvelope,
     decode_envelope,
 )
@@ -79,7 +80,11 @@ _encoder = msgspec.json.Encoder()
 class LinkEvents(Protocol):
     def link_up(self, link: Link) -> None: ...
     def link_down(self, link: Link, reason: DisconnectReason, unacked: list[str]) -> None: ...
-    def link_message(self, link: Link, envelope: ControlEnvelope) -> None: ...
+    def link_message(self, link: Link, envelope: ControlEnvelope | StateEnvelope) -> None: ...
+    def link_idle(self, link: Link) -> None:
+        """Nothing waits to be sent: what was held back may go now."""
+        ...
+
     def link_signal(self, link: Link, msg: Offer | Answer) -> bool:
         """Hand an offer or answer to the signaling path; False: no route now."""
         ...
@@ -466,14 +471,14 @@ class Link:
         if self.state != "connected" or self._closing or self._failed:
             raise ConnectionError(f"data channel to {self.peer_id} is not open")
 
-    def send_control(self, envelope: ControlEnvelope) -> asyncio.Future[None] | None:
-        """Send a control message now (None), or queue it behind the send window
-        or a transport being replaced: then the future completes once it went,
-        or fails with ConnectionError when the channel closed first. Queued
-        messages keep their order. Raises ConnectionError when not open."""
+    def send(self, envelope: ControlEnvelope | StateEnvelope) -> asyncio.Future[None] | None:
+        """Send a control or state message now (None), or queue it behind the
+        send window or a transport being replaced: then the future completes
+        once it went, or fails with ConnectionError when the channel closed
+        first. Queued messages keep their order. Raises ConnectionError when
+        not open."""
         self._check_open()
-        text = _encoder.encode(envelope).decode()
-        message = Sent(envelope.id, text, datagrams(len(text.encode())))
+        message = _sent(envelope)
         if not self._backlog and self._ready(message.cost):
             self._go(message)
             return None
@@ -481,6 +486,17 @@ class Link:
         self._backlog.append(_Queued(message, went))
         went.add_done_callback(self._forget_if_cancelled)
         return went
+
+    def send_now(self, envelope: StateEnvelope) -> bool:
+        """Send it if it can go at once (open, nothing queued, room in the
+        window); False otherwise, and nothing was sent."""
+        if self.state != "connected" or self._closing or self._failed or self._backlog:
+            return False
+        message = _sent(envelope)
+        if not self._ready(message.cost):
+            return False
+        self._go(message)
+        return True
 
     def _ready(self, cost: int) -> bool:
         t = self.transport
@@ -511,6 +527,8 @@ class Link:
                 continue
             self._go(queued.message)  # if the link fails now, it reports the message
             queued.went.set_result(None)
+        if not self._backlog and self.state == "connected" and not self._closing:
+            self._events.link_idle(self)
 
     async def ping(self, timeout: float) -> float:
         """Round-trip time in milliseconds over the channel."""
@@ -584,10 +602,12 @@ class Link:
         if self._closing or self._failed:
             return
         self._failed = True
-        self._events.link_down(self, reason, [m.message_id for m in self._outbox.unacked()])
+        self._events.link_down(self, reason, self.unacked())
 
     def unacked(self) -> list[str]:
-        return [m.message_id for m in self._outbox.unacked()]
+        """Ids of the control messages sent and never acknowledged (state
+        messages have none: the next channel's snapshot carries them)."""
+        return [m.message_id for m in self._outbox.unacked() if m.message_id]
 
     async def close(self, say_bye: bool) -> None:
         """Close for good (idempotent). What waits for the window fails now, and
@@ -616,6 +636,12 @@ class Link:
         closing = [t.close() for t in [*self._retired, transport] if t is not None]
         self._retired = []
         await asyncio.gather(*closing, *self._disposing, return_exceptions=True)
+
+
+def _sent(envelope: ControlEnvelope | StateEnvelope) -> Sent:
+    text = _encoder.encode(envelope).decode()
+    message_id = envelope.id if isinstance(envelope, ControlEnvelope) else ""
+    return Sent(message_id, text, datagrams(_size(text)))
 
 
 def _encode(envelope: Any) -> str:

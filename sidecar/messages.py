@@ -15,9 +15,10 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import Meta, Struct, field
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """Version of the signaling and data-channel protocol, announced as TXT `v`
-(2: channels carry `sync` and survive a change of transport)."""
+(2: channels carry `sync` and survive a change of transport; 3: they carry
+the room's retained state)."""
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 """Largest control-message payload, measured as its JSON serialization."""
@@ -60,6 +61,17 @@ MAX_MEMBERS = 256
 
 _IPV4 = r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$"
 IPv4Address = Annotated[str, Meta(pattern=_IPV4, description="dotted-quad IPv4 address")]
+StateKey = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=128,
+        pattern=_NO_CONTROL,
+        description="retained-state key: at most 128 bytes of UTF-8, no control characters",
+    ),
+]
+MAX_STATE_ENTRIES = 2048
+"""Entries one `state` message may carry (keys and cleared keys of a full room)."""
 
 
 class _Wire(Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=False):
@@ -158,6 +170,9 @@ class SendControlMessageParams(_Wire):
     payload: Any
     to: PeerId | list[PeerId] | None = None
     display_class: DisplayClass | None = None
+    retain: StateKey | None = None
+    """The payload also becomes the room's current value for this key (null
+    clears it), held by every peer and given to every peer that joins."""
 
 
 class PingPeerParams(_Wire):
@@ -192,6 +207,24 @@ class LeaderStatus(_Wire):
 
 class PingResult(_Wire):
     rtt_ms: float
+
+
+class StateVersion(_Wire):
+    """A write's place in the room's order: `time` (the writer's hybrid clock)
+    first, then `counter`, then the writer's peer id; the larger is later."""
+
+    time: Millis
+    counter: Count
+
+
+class StateEntry(_Wire):
+    """One key of the room's retained state; `value` null: the key was cleared."""
+
+    key: StateKey
+    value: Any
+    origin: PeerId
+    """The peer that wrote this value."""
+    version: StateVersion
 
 
 # --------------------------------------------------------- notifications (out)
@@ -238,6 +271,7 @@ NOTIFICATIONS: dict[str, type[Struct]] = {
     "webrtc:connected": ConnectedParams,
     "webrtc:disconnected": DisconnectedParams,
     "webrtc:message": MessageParams,
+    "webrtc:state": StateEntry,
     "webrtc:leader_changed": LeaderChangedParams,
     "webrtc:peer_list_changed": PeerListChangedParams,
     "webrtc:network_changed": NetworkChangedParams,
@@ -456,6 +490,21 @@ class ControlEnvelope(_Envelope, tag="control"):
     sent_at: Millis
     payload: Any
     echo: bool = False
+    retain: Retained | None = None
+    """The payload is also the value of this key, as of this version."""
+
+
+class Retained(_Wire):
+    key: StateKey
+    version: StateVersion
+
+
+class StateEnvelope(_Envelope, tag="state"):
+    """Retained state: the sender's whole map (first on a new channel, in
+    several messages when large) or keys it learned since. Counted in the
+    send window like control messages."""
+
+    entries: Annotated[list[StateEntry], Meta(max_length=MAX_STATE_ENTRIES)]
 
 
 class PingEnvelope(_Envelope, tag="ping"):
@@ -489,7 +538,15 @@ class SyncEnvelope(_Envelope, tag="sync"):
     received: Count
 
 
-Envelope = ControlEnvelope | PingEnvelope | PongEnvelope | ByeEnvelope | AckEnvelope | SyncEnvelope
+Envelope = (
+    ControlEnvelope
+    | StateEnvelope
+    | PingEnvelope
+    | PongEnvelope
+    | ByeEnvelope
+    | AckEnvelope
+    | SyncEnvelope
+)
 
 
 # ------------------------------------------------------------------ decoding

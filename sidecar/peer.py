@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from msgspec import Struct
 
-from sidecar.errors import AlreadyStarted, NotStarted, PayloadTooLarge, PeerNotConnected
+from sidecar.errors import (
+    AlreadyStarted,
+    NotStarted,
+    PayloadTooLarge,
+    PeerNotConnected,
+    StateFull,
+)
 from sidecar.identity import Identity
 from sidecar.messages import (
     MAX_PAYLOAD_BYTES,
@@ -42,9 +48,13 @@ from sidecar.messages import (
     SendResult,
     SignalPeer,
     StartPeerParams,
+    StateEntry,
+    StateEnvelope,
     payload_size,
 )
+from sidecar.replica import Replica
 from sidecar.session import PeerSignal, Session, Stopped
+from sidecar.state import StateError, key_problem
 
 if TYPE_CHECKING:
     # The network stack (aiohttp, zeroconf, aiortc with PyAV) is imported when a
@@ -133,6 +143,13 @@ class _Run:
         self.session = Session(options, me, self, wanted, identity)
         self.channels: Channels | None = None
         """None until aiortc is imported (see load_channels)."""
+        self.replica = Replica(
+            me.peer_id,
+            links=lambda: self.channels.open_links() if self.channels else [],
+            link=lambda peer_id: self.channels.link(peer_id) if self.channels else None,
+            notify=self._on_state,
+            now_ms=now_ms,
+        )
         self.early_signals: list[PeerSignal] = []
         """Offers and answers that came before `channels` existed."""
         self.last_leader: tuple[str | None, int] = (None, 0)
@@ -181,6 +198,7 @@ class _Run:
             on_connected=self._on_connected,
             on_disconnected=self._on_disconnected,
             on_message=self._on_message,
+            on_idle=self.replica.channel_idle,
             lookup=self.session.find_member,
             room_key=o.room_key,
             host_busy=lambda: self.host.busy,
@@ -244,17 +262,27 @@ class _Run:
     def _on_connected(self, peer: SignalPeer) -> None:
         if not self.stopped:
             self.notify("webrtc:connected", ConnectedParams(peer=self.info(peer)))
+            self.replica.channel_open(peer.peer_id)  # before anything else goes on it
 
     def _on_disconnected(self, peer_id: str, reason: DisconnectReason, unacked: list[str]) -> None:
+        self.replica.channel_closed(peer_id)
         if not self.stopped:
             self.notify(
                 "webrtc:disconnected",
                 DisconnectedParams(peer_id=peer_id, reason=reason, unacknowledged=unacked),
             )
 
-    def _on_message(self, peer_id: str, envelope: ControlEnvelope) -> None:
+    def _on_state(self, entry: StateEntry) -> None:
+        if not self.stopped:
+            self.notify("webrtc:state", entry)
+
+    def _on_message(self, peer_id: str, envelope: ControlEnvelope | StateEnvelope) -> None:
         if self.stopped:
             return
+        if isinstance(envelope, StateEnvelope):
+            self.replica.received_state(peer_id, envelope)
+            return
+        self.replica.received_control(peer_id, envelope)  # its webrtc:state comes first
         echo = self.options.echo and not envelope.echo  # two echoing peers: no ping-pong
         if echo:  # first, and the notification `soon`: the echo's latency
             # should not include our stdout (aiortc sends the echo from a task).
@@ -269,7 +297,7 @@ class _Run:
             try:
                 if link is None:
                     raise ConnectionError(peer_id)
-                went = link.send_control(reply)
+                went = link.send(reply)
             except ConnectionError:
                 log.warning("echo to %s not sent: channel closed", peer_id)
             else:
@@ -376,7 +404,16 @@ class Peer:
         envelope = ControlEnvelope(
             id=str(uuid.uuid4()), from_=run.me.peer_id, sent_at=now_ms(), payload=params.payload
         )
+        if params.retain is not None:  # the map changes first, whoever gets the message
+            if why := key_problem(params.retain):
+                raise ParamError("retain", why)
+            try:
+                envelope.retain = run.replica.write(params.retain, params.payload, size)
+            except StateError as exc:
+                raise StateFull(str(exc)) from None
         sent, queued, failed = _deliver(run.channels, targets, envelope)
+        if params.retain is not None:
+            run.replica.spread(params.retain, skip={p.peer_id for p in targets})
         stuck = False
         if queued:
             try:
@@ -395,6 +432,10 @@ class Peer:
             detail = " (channel closed or not taking messages)" if stuck else " (channel closed)"
             raise PeerNotConnected(failed, detail, sent_to=sent, message_id=envelope.id)
         return SendResult(message_id=envelope.id, sent_to=sent)
+
+    def state(self) -> list[StateEntry]:
+        """The room's retained state as this peer holds it, by key."""
+        return self._run.replica.current() if self._run is not None else []
 
     def connected_peers(self) -> list[PeerInfo]:
         run = self._run
@@ -475,7 +516,7 @@ def _deliver(
         try:
             if link is None:
                 raise ConnectionError(peer.peer_id)
-            went = link.send_control(envelope)
+            went = link.send(envelope)
         except ConnectionError:
             failed.append(peer.peer_id)
             continue

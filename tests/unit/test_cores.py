@@ -17,6 +17,8 @@ CORES = (
     "sidecar.messages",
     "sidecar.roomkey",
     "sidecar.txt",
+    "sidecar.state",
+    "sidecar.replica",
     "sidecar.signaling.protocol",
     "sidecar.signaling.registry",
 )

@@ -193,6 +193,7 @@ def test_openrpc_lists_every_method_with_its_errors() -> None:
         "send_control_message",
         "get_connected_peers",
         "get_leader_status",
+        "get_state",
         "ping_peer",
         "stop_peer",
     }

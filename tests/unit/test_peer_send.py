@@ -12,14 +12,17 @@ from typing import Any, Literal
 import pytest
 
 import sidecar.peer as peer_module
-from sidecar.errors import PeerNotConnected
+from sidecar.errors import PeerNotConnected, StateFull
 from sidecar.identity import Identity
 from sidecar.messages import (
     ControlEnvelope,
+    ParamError,
     PeerType,
     SendControlMessageParams,
     SignalPeer,
     StartPeerParams,
+    StateEntry,
+    StateEnvelope,
 )
 from sidecar.peer import Peer, _Run
 
@@ -37,12 +40,13 @@ def signal_peer(peer_id: str, peer_type: PeerType = "display") -> SignalPeer:
 
 
 class FakeLink:
-    def __init__(self, behaviour: Behaviour) -> None:
+    def __init__(self, behaviour: Behaviour, peer_id: str = "") -> None:
         self.behaviour = behaviour
+        self.peer_id = peer_id
         self.went: asyncio.Future[None] | None = None
-        self.sent: list[ControlEnvelope] = []
+        self.sent: list[ControlEnvelope | StateEnvelope] = []
 
-    def send_control(self, envelope: ControlEnvelope) -> asyncio.Future[None] | None:
+    def send(self, envelope: ControlEnvelope | StateEnvelope) -> asyncio.Future[None] | None:
         if self.behaviour == "closed":
             raise ConnectionError("closed")
         self.sent.append(envelope)
@@ -51,10 +55,21 @@ class FakeLink:
         self.went = asyncio.get_running_loop().create_future()
         return self.went
 
+    def send_now(self, envelope: StateEnvelope) -> bool:
+        if self.behaviour != "sends":
+            return False
+        self.sent.append(envelope)
+        return True
+
 
 class FakeChannels:
     def __init__(self, links: dict[str, FakeLink]) -> None:
         self.links = links
+        for peer_id, link in links.items():
+            link.peer_id = peer_id
+
+    def open_links(self) -> list[FakeLink]:
+        return list(self.links.values())
 
     def connected(self) -> list[SignalPeer]:
         return [signal_peer(p) for p in self.links]
@@ -63,8 +78,12 @@ class FakeChannels:
         return self.links.get(peer_id)
 
 
-def started_peer(links: dict[str, FakeLink]) -> Peer:
-    peer = Peer(notify=lambda method, params, soon=False: None)
+def started_peer(links: dict[str, FakeLink], told: list[tuple[str, object]] | None = None) -> Peer:
+    def notify(method: str, params: object, soon: bool = False) -> None:
+        if told is not None:
+            told.append((method, params))
+
+    peer = Peer(notify=notify)
     options = StartPeerParams(name="Booth", peer_type="controller")
     run = _Run(options, signal_peer("a-ctrl", "controller"), peer._notify, Identity())
     run.channels = FakeChannels(links)  # type: ignore[assignment]
@@ -112,3 +131,61 @@ async def test_a_window_that_never_opens_fails_after_the_bound_and_drops_the_mes
     assert "not taking messages" in caught.value.message
     went = links["b"].went
     assert went is not None and went.cancelled()  # it will not go out later
+
+
+async def test_a_retained_message_goes_to_its_target_and_its_value_to_every_other_peer() -> None:
+    links = {"b": FakeLink("sends"), "c": FakeLink("sends")}
+    told: list[tuple[str, object]] = []
+    peer = started_peer(links, told)
+    result = await peer.send(SendControlMessageParams(payload={"slide": 3}, to="b", retain="slide"))
+    assert result.sent_to == ["b"]
+    (message,) = links["b"].sent
+    assert isinstance(message, ControlEnvelope) and message.retain is not None
+    assert message.retain.key == "slide"
+    (state,) = links["c"].sent
+    assert isinstance(state, StateEnvelope)
+    assert [(e.key, e.value) for e in state.entries] == [("slide", {"slide": 3})]
+    assert state.entries[0].version == message.retain.version
+    # The host sees its own write as a change of the map, and get_state has it.
+    ((method, entry),) = told
+    assert method == "webrtc:state" and isinstance(entry, StateEntry)
+    assert [(e.key, e.value, e.origin) for e in peer.state()] == [("slide", {"slide": 3}, "a-ctrl")]
+
+
+async def test_a_channel_that_cannot_take_a_value_now_gets_it_when_it_has_room() -> None:
+    links = {"b": FakeLink("queues")}
+    peer = started_peer(links)
+    await peer.send(SendControlMessageParams(payload=1, retain="k", to=[]))
+    await peer.send(SendControlMessageParams(payload=2, retain="k", to=[]))
+    assert links["b"].sent == []  # marked, not queued: one value per key waits
+    links["b"].behaviour = "sends"
+    assert peer._run is not None
+    peer._run.replica.channel_idle("b")
+    (state,) = links["b"].sent
+    assert isinstance(state, StateEnvelope)
+    assert [(e.key, e.value) for e in state.entries] == [("k", 2)]
+
+
+async def test_a_null_payload_clears_the_key() -> None:
+    peer = started_peer({})
+    await peer.send(SendControlMessageParams(payload="x", retain="k"))
+    await peer.send(SendControlMessageParams(payload=None, retain="k"))
+    assert peer.state() == []
+
+
+async def test_retained_writes_beyond_the_bounds_are_refused_with_the_reason(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sidecar.state as state_module
+
+    monkeypatch.setattr(state_module, "MAX_KEYS", 2)
+    peer = started_peer({})
+    for key in ("a", "b"):
+        await peer.send(SendControlMessageParams(payload=1, retain=key))
+    with pytest.raises(StateFull) as full:
+        await peer.send(SendControlMessageParams(payload=1, retain="c"))
+    assert full.value.code == -32004 and "at most 2 keys" in full.value.message
+    await peer.send(SendControlMessageParams(payload=2, retain="a"))  # an existing key: fine
+    with pytest.raises(ParamError) as bad:
+        await peer.send(SendControlMessageParams(payload=1, retain="é" * 65))
+    assert bad.value.field == "retain" and "128 bytes" in bad.value.reason

@@ -127,6 +127,8 @@ export interface ControlEnvelope {
   payload: unknown;
   /** @default false */
   echo?: boolean;
+  /** @default null */
+  retain?: Retained | null;
 }
 
 export type DisconnectReason = "closed" | "failed" | "left" | "timeout";
@@ -140,7 +142,7 @@ export interface DisconnectedParams {
 
 export type DisplayClass = "audience" | "lobby" | "stage";
 
-export type Envelope = ControlEnvelope | PingEnvelope | PongEnvelope | ByeEnvelope | AckEnvelope | SyncEnvelope;
+export type Envelope = ControlEnvelope | StateEnvelope | PingEnvelope | PongEnvelope | ByeEnvelope | AckEnvelope | SyncEnvelope;
 
 export interface Heartbeat {
   type: "heartbeat";
@@ -415,7 +417,7 @@ export interface Register {
   /**
    * @minimum 0
    * @maximum 9007199254740991
-   * @default 2
+   * @default 3
    */
   v?: number;
   /**
@@ -442,6 +444,17 @@ export interface Registered {
   term: number;
   /** @maxItems 256 */
   peers: SignalPeer[];
+}
+
+export interface Retained {
+  /**
+   * retained-state key: at most 128 bytes of UTF-8, no control characters
+   * @minLength 1
+   * @maxLength 128
+   * @pattern ^[^\x00-\x1f\x7f]*$
+   */
+  key: string;
+  version: StateVersion;
 }
 
 /**
@@ -474,6 +487,8 @@ export interface SendControlMessageParams {
   to?: string | string[] | null;
   /** @default null */
   display_class?: DisplayClass | null;
+  /** @default null */
+  retain?: string | null;
 }
 
 export interface SendResult {
@@ -570,6 +585,55 @@ export interface StartPeerParams {
   interfaces?: string[] | null;
 }
 
+/** One key of the room's retained state; `value` null: the key was cleared. */
+export interface StateEntry {
+  /**
+   * retained-state key: at most 128 bytes of UTF-8, no control characters
+   * @minLength 1
+   * @maxLength 128
+   * @pattern ^[^\x00-\x1f\x7f]*$
+   */
+  key: string;
+  value: unknown;
+  /**
+   * peer UUID
+   * @minLength 1
+   * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
+   */
+  origin: string;
+  version: StateVersion;
+}
+
+/**
+ * Retained state: the sender's whole map (first on a new channel, in
+ * several messages when large) or keys it learned since. Counted in the
+ * send window like control messages.
+ */
+export interface StateEnvelope {
+  type: "state";
+  /** @maxItems 2048 */
+  entries: StateEntry[];
+}
+
+/**
+ * A write's place in the room's order: `time` (the writer's hybrid clock)
+ * first, then `counter`, then the writer's peer id; the larger is later.
+ */
+export interface StateVersion {
+  /**
+   * milliseconds since the Unix epoch
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
+  time: number;
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
+  counter: number;
+}
+
 /**
  * First message on every transport of a channel (sidecar/delivery.py): the
  * sender has taken the first `received` control messages of the channel.
@@ -589,6 +653,9 @@ export type GetConnectedPeersResult = PeerInfo[];
 /** `get_leader_status_result` in the schema. */
 export type GetLeaderStatusResult = LeaderStatus;
 
+/** `get_state_result` in the schema. */
+export type GetStateResult = StateEntry[];
+
 /** `ping_peer_result` in the schema. */
 export type PingPeerResult = PingResult;
 
@@ -605,6 +672,7 @@ export type StopPeerResult = null;
 export interface SidecarMethodResults {
   get_connected_peers: GetConnectedPeersResult;
   get_leader_status: GetLeaderStatusResult;
+  get_state: GetStateResult;
   ping_peer: PingPeerResult;
   send_control_message: SendControlMessageResult;
   start_peer: StartPeerResult;
