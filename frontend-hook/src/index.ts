@@ -7,6 +7,7 @@ export {
   type UseWebRTCOptions,
   type UseWebRTCResult,
   type SendMessageOptions,
+  type SetStateOptions,
   type WebRTCEventName,
   type WebRTCEventPayloads,
 } from "./useWebRTC";
@@ -18,6 +19,13 @@ export {
   DISPLAY_CLASS_LABELS,
   type ConnectionStatusProps,
 } from "./ConnectionStatus";
+export {
+  applyStateEvent,
+  compareVersions,
+  mergeStateSnapshot,
+  selectState,
+  type RetainedState,
+} from "./retained";
 export { WebRTCCommandError, SidecarErrorCode, parseCommandError } from "./errors";
 export {
   roomReducer,

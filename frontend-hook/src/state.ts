@@ -21,7 +21,9 @@ import type {
   NetworkChangedParams,
   PeerInfo,
   PeerListChangedParams,
+  StateEntry,
 } from "./generated/sidecar-types";
+import { applyStateEvent, initialRetained, mergeStateSnapshot, type RetainedState } from "./retained";
 
 /** What this device is doing, at a glance. */
 export type PeerConnectionState =
@@ -76,6 +78,8 @@ export interface RoomState {
   error: WebRTCCommandError | null;
   /** Null until the sidecar said (network_changed, or get_leader_status). */
   network: NetworkView | null;
+  /** The room's retained state (src/retained.ts). */
+  retained: RetainedState;
   clocks: Clocks;
 }
 
@@ -86,6 +90,8 @@ export type RoomAction =
   | { type: "leader_changed"; at: number; params: LeaderChangedParams }
   | { type: "network_changed"; at: number; params: NetworkChangedParams }
   | { type: "message"; params: MessageParams; max: number }
+  | { type: "state"; at: number; params: StateEntry }
+  | { type: "state_snapshot"; issued: number; entries: readonly StateEntry[] }
   | { type: "start_begin"; at: number }
   | { type: "start_ok"; at: number; self: PeerInfo }
   | { type: "start_failed"; at: number; error: WebRTCCommandError; running: boolean }
@@ -114,6 +120,7 @@ export const initialRoomState: RoomState = {
   messages: [],
   error: null,
   network: null,
+  retained: initialRetained,
   clocks: { phase: 0, leader: 0, room: 0, peers: {} },
 };
 
@@ -259,6 +266,14 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
         messages: messages.length > max ? messages.slice(messages.length - max) : messages,
       };
     }
+
+    case "state":
+      return { ...state, retained: applyStateEvent(state.retained, action.params, action.at) };
+
+    case "state_snapshot":
+      // read before a stop or a start: it describes another run
+      if (state.clocks.phase > action.issued) return state;
+      return { ...state, retained: mergeStateSnapshot(state.retained, action.entries, action.issued) };
 
     case "trim_messages": {
       const max = Math.max(0, Math.floor(action.max));

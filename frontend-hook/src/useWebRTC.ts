@@ -24,7 +24,9 @@ import type {
   SendResult,
   SidecarMethodResults,
   StartPeerParams,
+  StateEntry,
 } from "./generated/sidecar-types";
+import { selectState } from "./retained";
 import {
   initialRoomState,
   roomReducer,
@@ -48,6 +50,7 @@ export interface WebRTCEventPayloads {
   "webrtc:leader_changed": LeaderChangedParams;
   "webrtc:peer_list_changed": PeerListChangedParams;
   "webrtc:network_changed": NetworkChangedParams;
+  "webrtc:state": StateEntry;
 }
 
 export type WebRTCEventName = keyof WebRTCEventPayloads;
@@ -59,6 +62,7 @@ export const WEBRTC_EVENTS: readonly WebRTCEventName[] = [
   "webrtc:leader_changed",
   "webrtc:peer_list_changed",
   "webrtc:network_changed",
+  "webrtc:state",
 ];
 
 /**
@@ -77,7 +81,7 @@ export interface UseWebRTCOptions {
   commandArgs?: CommandArgsStyle;
   /** How many received messages `messages` keeps (the newest). Default 100. */
   maxMessages?: number;
-  /** Read get_leader_status and get_connected_peers once subscribed. Default true. */
+  /** Read get_leader_status, get_connected_peers and get_state once subscribed. Default true. */
   refreshOnMount?: boolean;
   /** Called with every received message, including those `messages` no longer keeps. */
   onMessage?: (message: MessageParams) => void;
@@ -87,6 +91,15 @@ export interface SendMessageOptions {
   /** A peer id or a list of them; default every connected peer. */
   to?: SendControlMessageParams["to"];
   /** Only displays of that class. */
+  displayClass?: SendControlMessageParams["display_class"];
+  /** The payload also becomes the room's value of this key (docs/api.md, "Retained state"). */
+  retain?: string;
+}
+
+export interface SetStateOptions {
+  /** These peers also get the value as a message (`webrtc:message`); default none. */
+  to?: SendControlMessageParams["to"];
+  /** The displays of that class also get the value as a message. */
   displayClass?: SendControlMessageParams["display_class"];
 }
 
@@ -104,6 +117,8 @@ export interface UseWebRTCResult {
   network: NetworkView | null;
   /** The last `maxMessages` received messages, oldest first. */
   messages: readonly MessageParams[];
+  /** The room's retained state: per key, its current entry (`value`, `origin`, `version`). */
+  state: Readonly<Record<string, StateEntry>>;
   /** The last command error, until `clearError()`. */
   error: WebRTCCommandError | null;
   /** Every event of WEBRTC_EVENTS is subscribed. */
@@ -111,9 +126,11 @@ export interface UseWebRTCResult {
   startPeer: (options: StartPeerParams) => Promise<PeerInfo>;
   stopPeer: () => Promise<void>;
   sendMessage: (payload: unknown, options?: SendMessageOptions) => Promise<SendResult>;
+  /** Sets the room's value of `key` (`null` clears it) on every peer. */
+  setState: (key: string, value: unknown, options?: SetStateOptions) => Promise<SendResult>;
   /** Round-trip time in milliseconds. */
   ping: (peerId: string) => Promise<number>;
-  /** Re-reads get_leader_status and get_connected_peers. */
+  /** Re-reads get_leader_status, get_connected_peers and get_state. */
   refresh: () => Promise<void>;
   clearError: () => void;
 }
@@ -193,16 +210,18 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
 
   const refresh = useCallback(async (): Promise<void> => {
     const issued = clock.current;
-    const [status, connected] = await Promise.allSettled([
+    const outcomes = await Promise.allSettled([
       call("get_leader_status").then((s) => {
         safeDispatch({ type: "leader_status", issued, status: s });
       }),
       call("get_connected_peers").then((peers) => {
         safeDispatch({ type: "connected_peers", issued, peers });
       }),
+      call("get_state").then((entries) => {
+        safeDispatch({ type: "state_snapshot", issued, entries });
+      }),
     ]);
-    if (status.status === "rejected") throw status.reason;
-    if (connected.status === "rejected") throw connected.reason;
+    for (const outcome of outcomes) if (outcome.status === "rejected") throw outcome.reason;
   }, [call, safeDispatch]);
 
   const refreshRef = useRef<(() => Promise<void>) | null>(null);
@@ -261,6 +280,9 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
       }),
       on("webrtc:peer_list_changed", (params) => {
         dispatch({ type: "peer_list_changed", at: tick(), params });
+      }),
+      on("webrtc:state", (params) => {
+        dispatch({ type: "state", at: tick(), params });
       }),
       on("webrtc:network_changed", (params) => {
         dispatch({ type: "network_changed", at: tick(), params });
@@ -325,6 +347,19 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
         payload,
         to: opts.to ?? null,
         display_class: opts.displayClass ?? null,
+        retain: opts.retain ?? null,
+      } satisfies Required<SendControlMessageParams>),
+    [call],
+  );
+
+  const setState = useCallback(
+    (key: string, value: unknown, opts: SetStateOptions = {}): Promise<SendResult> =>
+      call("send_control_message", {
+        payload: value,
+        // no message unless asked for: `to: []` sets the value alone
+        to: opts.to ?? (opts.displayClass ? null : []),
+        display_class: opts.displayClass ?? null,
+        retain: key,
       } satisfies Required<SendControlMessageParams>),
     [call],
   );
@@ -340,6 +375,7 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
 
   const connectedPeers = useMemo(() => selectConnectedPeers(state.peers), [state.peers]);
   const leader = useMemo(() => selectLeader(state), [state]);
+  const retained = useMemo(() => selectState(state.retained), [state.retained]);
 
   return {
     peers: state.peers,
@@ -349,11 +385,13 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
     connectionState: selectConnectionState(state),
     network: state.network,
     messages: state.messages,
+    state: retained,
     error: state.error,
     subscribed,
     startPeer,
     stopPeer,
     sendMessage,
+    setState,
     ping,
     refresh,
     clearError,

@@ -42,6 +42,7 @@ export function installTauri(handlers: Record<string, Handler> = {}) {
   const all: Record<string, Handler> = {
     [`${PREFIX}get_leader_status`]: () => IDLE_STATUS,
     [`${PREFIX}get_connected_peers`]: () => [],
+    [`${PREFIX}get_state`]: () => [],
     ...handlers,
   };
   mockIPC(

@@ -9,6 +9,8 @@ import {
   type RoomAction,
   type RoomState,
 } from "../src/state";
+import type { StateEntry } from "../src/generated/sidecar-types";
+import { compareVersions, selectState } from "../src/retained";
 import { BOOTH, IDLE_STATUS, LOBBY, STAGE, peer } from "./helpers";
 
 const run = (actions: RoomAction[], from: RoomState = initialRoomState) => actions.reduce(roomReducer, from);
@@ -155,5 +157,50 @@ describe("parseCommandError", () => {
     });
     expect(parseCommandError(new Error("boom"))).toMatchObject({ code: null, message: "boom" });
     expect(parseCommandError(42)).toMatchObject({ code: null, message: "42" });
+  });
+});
+
+describe("retained state", () => {
+  const entry = (key: string, value: unknown, time: number, counter = 0, origin = BOOTH.peer_id): StateEntry => ({
+    key,
+    value,
+    origin,
+    version: { time, counter },
+  });
+  const current = (state: RoomState) =>
+    Object.fromEntries(Object.entries(selectState(state.retained)).map(([k, e]) => [k, e.value]));
+
+  it("orders writes as the sidecar does: time, then counter, then origin", () => {
+    expect(compareVersions(entry("k", 1, 5), entry("k", 2, 6))).toBeLessThan(0);
+    expect(compareVersions(entry("k", 1, 5, 2), entry("k", 2, 5, 1))).toBeGreaterThan(0);
+    expect(compareVersions(entry("k", 1, 5, 0, "aaaa"), entry("k", 2, 5, 0, "bbbb"))).toBeLessThan(0);
+  });
+
+  it("an event sets or clears a key; an older one changes nothing", () => {
+    const state = run([
+      { type: "state", at: 1, params: entry("slide", 1, 10) },
+      { type: "state", at: 2, params: entry("song", "Be Thou My Vision", 11) },
+      { type: "state", at: 3, params: entry("slide", 0, 9) },
+      { type: "state", at: 4, params: entry("song", null, 12) },
+    ]);
+    expect(current(state)).toEqual({ slide: 1 });
+  });
+
+  it("a read keeps what changed after it was issued and drops what the sidecar no longer has", () => {
+    const state = run([
+      { type: "state", at: 1, params: entry("old", "x", 10) },
+      { type: "state", at: 3, params: entry("slide", 4, 12) },
+      { type: "state_snapshot", issued: 2, entries: [entry("slide", 3, 11), entry("song", "s", 8)] },
+    ]);
+    expect(current(state)).toEqual({ slide: 4, song: "s" });
+  });
+
+  it("a read issued before a stop does not bring the old run's state back", () => {
+    const state = run([
+      { type: "state", at: 1, params: entry("slide", 1, 10) },
+      { type: "stop_ok", at: 3 },
+      { type: "state_snapshot", issued: 2, entries: [entry("slide", 1, 10)] },
+    ]);
+    expect(current(state)).toEqual({});
   });
 });

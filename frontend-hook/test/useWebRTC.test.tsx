@@ -57,7 +57,7 @@ describe("subscription", () => {
         .commands()
         .map((c) => c.cmd)
         .sort(),
-    ).toEqual([`${PREFIX}get_connected_peers`, `${PREFIX}get_leader_status`]);
+    ).toEqual([`${PREFIX}get_connected_peers`, `${PREFIX}get_leader_status`, `${PREFIX}get_state`]);
   });
 
   it("removes every listener on unmount: emitting afterwards changes nothing", async () => {
@@ -219,7 +219,56 @@ describe("state follows the events", () => {
 describe("commands", () => {
   const sendResult: SendResult = { message_id: "msg-1", sent_to: [STAGE.peer_id] };
 
-  it("sendMessage invokes send_control_message with exactly {payload, to, display_class}", async () => {
+  it("setState sets a retained value with no message unless asked; state follows the events", async () => {
+    const tauri = installTauri({ [`${PREFIX}send_control_message`]: () => ({ ...sendResult, sent_to: [] }) });
+    const { result } = await mountHook();
+    await act(async () => {
+      await result.current.setState("slide", { n: 4 });
+      await result.current.setState("note", "two minutes", { displayClass: "stage" });
+      await result.current.setState("slide", null, { to: [STAGE.peer_id] });
+      await result.current.sendMessage("go", { retain: "cue" });
+    });
+    expect(tauri.commands().filter((c) => c.cmd.endsWith("send_control_message")).map((c) => c.args)).toStrictEqual([
+      { payload: { n: 4 }, to: [], display_class: null, retain: "slide" },
+      { payload: "two minutes", to: null, display_class: "stage", retain: "note" },
+      { payload: null, to: [STAGE.peer_id], display_class: null, retain: "slide" },
+      { payload: "go", to: null, display_class: null, retain: "cue" },
+    ]);
+    const entry = (key: string, value: unknown, time: number) => ({
+      key,
+      value,
+      origin: BOOTH.peer_id,
+      version: { time, counter: 0 },
+    });
+    await fire("webrtc:state", entry("slide", { n: 4 }, 10));
+    await fire("webrtc:state", entry("note", "two minutes", 11));
+    expect(result.current.state).toEqual({
+      slide: entry("slide", { n: 4 }, 10),
+      note: entry("note", "two minutes", 11),
+    });
+    await fire("webrtc:state", entry("slide", null, 12));
+    expect(Object.keys(result.current.state)).toEqual(["note"]);
+  });
+
+  it("the mount refresh reads get_state; an event newer than the read is kept", async () => {
+    const read = deferred<unknown[]>();
+    const old = { key: "slide", value: 1, origin: BOOTH.peer_id, version: { time: 5, counter: 0 } };
+    const cleared = { key: "gone", value: "x", origin: BOOTH.peer_id, version: { time: 6, counter: 0 } };
+    installTauri({ [`${PREFIX}get_state`]: () => read.promise });
+    const { result } = renderHook(() => useWebRTC());
+    await waitFor(() => {
+      expect(result.current.subscribed).toBe(true);
+    });
+    await fire("webrtc:state", { ...old, value: 2, version: { time: 9, counter: 0 } });
+    await act(async () => {
+      read.resolve([old, cleared]);
+      await flush();
+    });
+    expect(result.current.state.slide?.value).toBe(2);
+    expect(result.current.state.gone?.value).toBe("x");
+  });
+
+  it("sendMessage invokes send_control_message with exactly {payload, to, display_class, retain}", async () => {
     const tauri = installTauri({ [`${PREFIX}send_control_message`]: () => sendResult });
     const { result } = await mountHook();
     let sent: SendResult | undefined;
@@ -230,16 +279,21 @@ describe("commands", () => {
     const sends = tauri.commands().filter((c) => c.cmd.endsWith("send_control_message"));
     expect(sends).toHaveLength(1);
     expect(sends[0]?.cmd).toBe("plugin:mobile-worship|send_control_message");
-    expect(sends[0]?.args).toStrictEqual({ payload: { slide: 4 }, to: STAGE.peer_id, display_class: "stage" });
+    expect(sends[0]?.args).toStrictEqual({
+      payload: { slide: 4 },
+      to: STAGE.peer_id,
+      display_class: "stage",
+      retain: null,
+    });
 
     await act(async () => {
       await result.current.sendMessage("blackout");
       await result.current.sendMessage(null, { to: [STAGE.peer_id, LOBBY.peer_id] });
     });
     expect(tauri.commands().filter((c) => c.cmd.endsWith("send_control_message")).map((c) => c.args)).toStrictEqual([
-      { payload: { slide: 4 }, to: STAGE.peer_id, display_class: "stage" },
-      { payload: "blackout", to: null, display_class: null },
-      { payload: null, to: [STAGE.peer_id, LOBBY.peer_id], display_class: null },
+      { payload: { slide: 4 }, to: STAGE.peer_id, display_class: "stage", retain: null },
+      { payload: "blackout", to: null, display_class: null, retain: null },
+      { payload: null, to: [STAGE.peer_id, LOBBY.peer_id], display_class: null, retain: null },
     ]);
   });
 
@@ -247,6 +301,7 @@ describe("commands", () => {
     const tauri = installTauri({
       get_leader_status: () => IDLE_STATUS,
       get_connected_peers: () => [],
+      get_state: () => [],
       ping_peer: () => ({ rtt_ms: 0.8 }),
     });
     const { result } = await mountHook({ commandPrefix: "" });
@@ -277,12 +332,13 @@ describe("commands", () => {
     const args = Object.fromEntries(tauri.commands().map((c) => [c.cmd.slice(PREFIX.length), c.args]));
     expect(args).toStrictEqual({
       start_peer: { params: { name: "Stage left", peer_type: "display", display_class: "stage" } },
-      send_control_message: { params: { payload: { slide: 4 }, to: null, display_class: "stage" } },
+      send_control_message: { params: { payload: { slide: 4 }, to: null, display_class: "stage", retain: null } },
       ping_peer: { params: { peer_id: BOOTH.peer_id } },
       // commands without params get no args (invoke sends {})
       stop_peer: {},
       get_leader_status: {},
       get_connected_peers: {},
+      get_state: {},
     });
   });
 
@@ -415,7 +471,7 @@ describe("commands", () => {
         .slice(before)
         .map((c) => c.cmd)
         .sort(),
-    ).toEqual([`${PREFIX}get_connected_peers`, `${PREFIX}get_leader_status`]);
+    ).toEqual([`${PREFIX}get_connected_peers`, `${PREFIX}get_leader_status`, `${PREFIX}get_state`]);
     expect(result.current.connectionState).toBe("follower");
     expect(result.current.leader).toMatchObject({ leaderId: BOOTH.peer_id, term: 4, isLeader: false });
     expect(result.current.leader.leader?.name).toBe("Booth");
