@@ -4,6 +4,7 @@ const COMMANDS: &[&str] = &[
     "send_control_message",
     "get_connected_peers",
     "get_leader_status",
+    "get_state",
     "ping_peer",
     "stop_peer",
 ];

@@ -35,6 +35,8 @@ function App() {
   const [displayClass, setDisplayClass] = useState<DisplayClass>("audience");
   const [cue, setCue] = useState('{"slide": 1}');
   const [target, setTarget] = useState<DisplayClass | "all">("all");
+  const [stateKey, setStateKey] = useState("slide");
+  const [stateValue, setStateValue] = useState('{"song": "Amazing Grace", "verse": 1}');
   const [log, setLog] = useState<{ id: number; text: string; error: boolean }[]>([]);
 
   const note = (text: string, error = false) => {
@@ -69,6 +71,15 @@ function App() {
         target === "all" ? {} : { displayClass: target },
       );
       return `sent ${sent.message_id} to ${sent.sent_to.length} peer(s)`;
+    });
+  };
+
+  const setRoomState = (e: FormEvent) => {
+    e.preventDefault();
+    run("set state", async () => {
+      // an empty value clears the key
+      await webrtc.setState(stateKey, stateValue.trim() === "" ? null : parseCue(stateValue));
+      return `set ${stateKey} for the room`;
     });
   };
 
@@ -153,6 +164,29 @@ function App() {
           ))}
           {others.length === 0 && <span className="muted">No connected peer to ping.</span>}
         </div>
+      </section>
+
+      <section>
+        <h2>Room state</h2>
+        <form onSubmit={setRoomState}>
+          <input value={stateKey} onChange={(e) => setStateKey(e.target.value)} maxLength={128} required aria-label="state key" />
+          <input value={stateValue} onChange={(e) => setStateValue(e.target.value)} aria-label="state value (JSON or text; empty clears)" />
+          <button type="submit">Set</button>
+        </form>
+        <table className="state">
+          <tbody>
+            {Object.values(webrtc.state).map((entry) => (
+              <tr key={entry.key}>
+                <th>{entry.key}</th>
+                <td>{JSON.stringify(entry.value)}</td>
+                <td className="muted">
+                  {entry.origin.slice(0, 8)} at {new Date(entry.version.time).toLocaleTimeString()}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+        {Object.keys(webrtc.state).length === 0 && <span className="muted">No value set in this room.</span>}
       </section>
 
       <section>

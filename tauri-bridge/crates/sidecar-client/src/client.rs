@@ -16,7 +16,7 @@ use crate::lines::{Line, LineSplitter, DEFAULT_MAX_LINE};
 use crate::transport::{ChildEvent, ExitInfo, ProcessControl, Spawned, StdinWriter};
 use crate::types::{
     LeaderStatus, Notification, PeerInfo, PingPeerParams, PingResult, SendControlMessageParams, SendResult,
-    StartPeerParams,
+    StartPeerParams, StateEntry,
 };
 
 const STDERR_TAIL: usize = 20;
@@ -310,6 +310,11 @@ impl Client {
     /// `get_leader_status`.
     pub async fn get_leader_status(&self) -> Result<LeaderStatus> {
         self.call("get_leader_status", Value::Null).await
+    }
+
+    /// `get_state`: the room's retained state, by key.
+    pub async fn get_state(&self) -> Result<Vec<StateEntry>> {
+        self.call("get_state", Value::Null).await
     }
 
     /// `ping_peer`: round trip over the data channel.

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::transport::{ExitInfo, Launcher};
 use crate::types::{
     LeaderStatus, Notification, PeerInfo, PingResult, SendControlMessageParams, SendResult, StartPeerParams,
+    StateEntry,
 };
 
 /// When and how often to start a dead sidecar again.
@@ -187,6 +188,10 @@ impl Supervisor {
 
     pub async fn ping_peer(&self, peer_id: &str) -> Result<PingResult> {
         self.client()?.ping_peer(peer_id).await
+    }
+
+    pub async fn get_state(&self) -> Result<Vec<StateEntry>> {
+        self.client()?.get_state().await
     }
 
     pub async fn stop_peer(&self) -> Result<()> {

@@ -202,18 +202,50 @@ pub struct SendControlMessageParams {
     /// Only displays of that class.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_class: Option<DisplayClass>,
+    /// The payload also becomes the room's value of this key (a `null` payload clears it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain: Option<String>,
 }
 
 impl SendControlMessageParams {
     /// `payload` to every connected peer.
     pub fn broadcast(payload: Value) -> Self {
-        Self { payload, to: None, display_class: None }
+        Self { payload, to: None, display_class: None, retain: None }
     }
 
     /// `payload` to one peer.
     pub fn to(peer_id: impl Into<String>, payload: Value) -> Self {
-        Self { payload, to: Some(OneOrMany::One(peer_id.into())), display_class: None }
+        Self { payload, to: Some(OneOrMany::One(peer_id.into())), display_class: None, retain: None }
     }
+
+    /// Sets the room's value of `key` (`null` clears it), with no message.
+    pub fn set_state(key: impl Into<String>, value: Value) -> Self {
+        Self {
+            payload: value,
+            to: Some(OneOrMany::Many(vec![])),
+            display_class: None,
+            retain: Some(key.into()),
+        }
+    }
+}
+
+/// A write's place in the room's order: `time`, then `counter`, then the origin's peer id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct StateVersion {
+    /// The writer's hybrid clock, milliseconds since the Unix epoch.
+    pub time: u64,
+    pub counter: u64,
+}
+
+/// One key of the room's retained state (`get_state`, `webrtc:state`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateEntry {
+    pub key: String,
+    /// `null`: the key was cleared.
+    pub value: Value,
+    /// The peer that wrote it.
+    pub origin: String,
+    pub version: StateVersion,
 }
 
 /// Result of `send_control_message`.
@@ -315,6 +347,8 @@ pub enum Notification {
     PeerListChanged(PeerListChangedParams),
     /// `webrtc:network_changed`
     NetworkChanged(NetworkChangedParams),
+    /// `webrtc:state`
+    State(StateEntry),
     /// Any other notification, untyped.
     Other { method: String, params: Value },
 }
@@ -350,9 +384,10 @@ pub mod methods {
     pub const LEADER_CHANGED: &str = "webrtc:leader_changed";
     pub const PEER_LIST_CHANGED: &str = "webrtc:peer_list_changed";
     pub const NETWORK_CHANGED: &str = "webrtc:network_changed";
+    pub const STATE: &str = "webrtc:state";
     /// Every notification method of docs/api.md.
-    pub const ALL: [&str; 6] =
-        [CONNECTED, DISCONNECTED, MESSAGE, LEADER_CHANGED, PEER_LIST_CHANGED, NETWORK_CHANGED];
+    pub const ALL: [&str; 7] =
+        [CONNECTED, DISCONNECTED, MESSAGE, STATE, LEADER_CHANGED, PEER_LIST_CHANGED, NETWORK_CHANGED];
 }
 
 impl Notification {
@@ -371,6 +406,7 @@ impl Notification {
             methods::LEADER_CHANGED => Self::LeaderChanged(serde_json::from_value(params)?),
             methods::PEER_LIST_CHANGED => Self::PeerListChanged(serde_json::from_value(params)?),
             methods::NETWORK_CHANGED => Self::NetworkChanged(serde_json::from_value(params)?),
+            methods::STATE => Self::State(serde_json::from_value(params)?),
             "" => return Err(serde_json::Error::custom("empty method")),
             other => Self::Other { method: other.to_owned(), params },
         })
@@ -385,6 +421,7 @@ impl Notification {
             Self::LeaderChanged(_) => methods::LEADER_CHANGED,
             Self::PeerListChanged(_) => methods::PEER_LIST_CHANGED,
             Self::NetworkChanged(_) => methods::NETWORK_CHANGED,
+            Self::State(_) => methods::STATE,
             Self::Other { method, .. } => method,
         }
     }
@@ -398,6 +435,7 @@ impl Notification {
             Self::LeaderChanged(p) => serde_json::to_value(p),
             Self::PeerListChanged(p) => serde_json::to_value(p),
             Self::NetworkChanged(p) => serde_json::to_value(p),
+            Self::State(p) => serde_json::to_value(p),
             Self::Other { params, .. } => Ok(params.clone()),
         };
         r.unwrap_or(Value::Null)
@@ -444,7 +482,7 @@ mod tests {
         let offline: LeaderStatus =
             serde_json::from_value(json!({"state":"offline","leader_id":null,"is_leader":false,
                                           "term":3,"leader":null,"signaling_url":null}))
-                .unwrap();
+            .unwrap();
         assert_eq!((offline.state, offline.addresses.len()), (LeaderState::Offline, 0));
     }
 

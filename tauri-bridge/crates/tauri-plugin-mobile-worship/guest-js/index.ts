@@ -16,12 +16,14 @@ import type {
   LeaderChangedParams,
   LeaderStatus,
   MessageParams,
+  NetworkChangedParams,
   PeerInfo,
   PeerListChangedParams,
   PingResult,
   SendControlMessageParams,
   SendResult,
   StartPeerParams,
+  StateEntry,
 } from "../../../../frontend-hook/src/generated/sidecar-types";
 
 export type {
@@ -40,6 +42,9 @@ export type {
   SendControlMessageParams,
   SendResult,
   StartPeerParams,
+  StateEntry,
+  StateVersion,
+  NetworkChangedParams,
 } from "../../../../frontend-hook/src/generated/sidecar-types";
 
 /** What a failed command rejects with. */
@@ -61,6 +66,9 @@ export interface MobileWorshipEvents {
   "webrtc:message": MessageParams;
   "webrtc:leader_changed": LeaderChangedParams;
   "webrtc:peer_list_changed": PeerListChangedParams;
+  "webrtc:network_changed": NetworkChangedParams;
+  /** The room's value of a key changed (`value` null: cleared). */
+  "webrtc:state": StateEntry;
   /** Lifecycle of the sidecar process. */
   "mobile-worship:sidecar":
     | { event: "started"; pid: number | null; restart: number }
@@ -84,6 +92,9 @@ export const sendControlMessage = (params: SendControlMessageParams): Promise<Se
 export const getConnectedPeers = (): Promise<PeerInfo[]> => command("get_connected_peers");
 
 export const getLeaderStatus = (): Promise<LeaderStatus> => command("get_leader_status");
+
+/** The room's retained state as this device holds it, by key. */
+export const getState = (): Promise<StateEntry[]> => command("get_state");
 
 /** Round trip over the data channel to `peerId`. */
 export const pingPeer = (peerId: string): Promise<PingResult> => command("ping_peer", { peer_id: peerId });

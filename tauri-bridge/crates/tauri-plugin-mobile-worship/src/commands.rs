@@ -55,6 +55,11 @@ pub(crate) async fn get_leader_status<R: Runtime>(app: AppHandle<R>) -> Result<V
 }
 
 #[command]
+pub(crate) async fn get_state<R: Runtime>(app: AppHandle<R>) -> Result<Value> {
+    app.mobile_worship().call_json("get_state", Value::Null).await
+}
+
+#[command]
 pub(crate) async fn ping_peer<R: Runtime>(app: AppHandle<R>, request: Request<'_>) -> Result<Value> {
     let params = params_of(request.body())?;
     app.mobile_worship().call_json("ping_peer", params).await

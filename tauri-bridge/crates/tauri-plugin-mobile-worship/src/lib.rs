@@ -3,9 +3,10 @@
 //! It starts the Python sidecar (bundled through `bundle.externalBin`, spawned with
 //! `app.shell().sidecar("mobile-worship-sidecar")`), exposes its JSON-RPC methods as the
 //! commands `start_peer`, `send_control_message`, `get_connected_peers`,
-//! `get_leader_status`, `ping_peer` and `stop_peer`, re-emits its notifications as the Tauri
-//! events `webrtc:connected`, `webrtc:disconnected`, `webrtc:message`,
-//! `webrtc:leader_changed`, `webrtc:peer_list_changed` and `webrtc:network_changed`
+//! `get_leader_status`, `get_state`, `ping_peer` and `stop_peer`, re-emits its notifications
+//! as the Tauri events `webrtc:connected`, `webrtc:disconnected`, `webrtc:message`,
+//! `webrtc:state`, `webrtc:leader_changed`, `webrtc:peer_list_changed` and
+//! `webrtc:network_changed`
 //! (payload: the notification's params), restarts it with backoff if it dies (and calls `start_peer` again with the last
 //! params), and shuts it down when the app exits.
 //!
@@ -112,6 +113,10 @@ impl<R: Runtime> MobileWorship<R> {
 
     pub async fn ping_peer(&self, peer_id: &str) -> Result<PingResult> {
         Ok(self.supervisor()?.ping_peer(peer_id).await?)
+    }
+
+    pub async fn get_state(&self) -> Result<Vec<StateEntry>> {
+        Ok(self.supervisor()?.get_state().await?)
     }
 
     pub async fn stop_peer(&self) -> Result<()> {
@@ -225,6 +230,7 @@ impl Builder {
                 commands::send_control_message,
                 commands::get_connected_peers,
                 commands::get_leader_status,
+                commands::get_state,
                 commands::ping_peer,
                 commands::stop_peer,
             ])

@@ -7,16 +7,16 @@ use serde::{Deserialize, Serialize};
 
 pub use sidecar_client::types::{
     ConnectedParams, ConnectionState, DisconnectReason, DisconnectedParams, DisplayClass, IceServer,
-    LeaderChangedParams, LeaderState, LeaderStatus, MeshPolicy, MessageParams, OneOrMany, PeerInfo,
-    PeerListChangedParams, PeerType, PingPeerParams, PingResult, SendControlMessageParams, SendResult,
-    StartPeerParams,
+    LeaderChangedParams, LeaderState, LeaderStatus, MeshPolicy, MessageParams, NetworkChangedParams,
+    OneOrMany, PeerInfo, PeerListChangedParams, PeerType, PingPeerParams, PingResult,
+    SendControlMessageParams, SendResult, StartPeerParams, StateEntry, StateVersion,
 };
 pub use sidecar_client::{ExitInfo, SidecarEvent};
 
 /// Tauri event names the plugin emits: the sidecar's notification methods, unchanged.
 pub mod events {
     pub use sidecar_client::types::methods::{
-        CONNECTED, DISCONNECTED, LEADER_CHANGED, MESSAGE, PEER_LIST_CHANGED,
+        CONNECTED, DISCONNECTED, LEADER_CHANGED, MESSAGE, NETWORK_CHANGED, PEER_LIST_CHANGED, STATE,
     };
     /// Lifecycle of the sidecar process; payload [`super::SidecarEvent`]
     /// (`{"event": "started" | "exited" | "restarting" | "restart_failed" | "gave_up", ...}`).
