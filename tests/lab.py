@@ -80,6 +80,8 @@ LAB_SUBNET = "10.77.0"
 MULTICAST_ROUTE = "224.0.0.0/4"
 HOST_IFACE = "eth0"
 BRIDGE = "br0"
+SPLIT_BRIDGE = "brsplit"
+"""The other half of a partition (Lab.partition)."""
 MAX_HOSTS = 254
 
 CMD_TIMEOUT = 10.0
@@ -765,6 +767,7 @@ class Lab:
         self._aprocs: list[asyncio.subprocess.Process] = []
         self._nft_tables: set[str] = set()
         self._bridges: set[str] = {BRIDGE}
+        self._split: set[str] = set()  # hosts moved to SPLIT_BRIDGE
         self._closed = False
         self._lock = threading.RLock()
         with _open_labs_lock:
@@ -927,6 +930,36 @@ class Lab:
             self._wait_port_forwarding(port)
             host.extra[iface] = ip
             return ip
+
+    def partition(self, side: Sequence[Host]) -> None:
+        """Split the lab in two: the hosts of ``side`` move to a bridge of their own (they
+        reach each other, and nothing of the other hosts').  :meth:`heal_partition` undoes it."""
+        with self._lock:
+            self._check_open()
+            br = self.bridge_netns
+            if SPLIT_BRIDGE not in self._bridges:
+                _run(["ip", "-n", br, "link", "add", SPLIT_BRIDGE, "type", "bridge",
+                      "mcast_snooping", "0"])  # fmt: skip
+                _run(["ip", "-n", br, "link", "set", SPLIT_BRIDGE, "addrgenmode", "none"])
+                _run(["ip", "-n", br, "link", "set", SPLIT_BRIDGE, "up"])
+                self._bridges.add(SPLIT_BRIDGE)
+            for host in side:
+                _run(["ip", "-n", br, "link", "set", host.bridge_port, "master", SPLIT_BRIDGE])
+                self._split.add(host.name)
+            for host in side:
+                self._wait_port_forwarding(host.bridge_port)
+
+    def heal_partition(self) -> None:
+        """Put every host that :meth:`partition` moved back on the lab bridge."""
+        with self._lock:
+            self._check_open()
+            moved = [h for h in self._hosts if h.name in self._split]
+            for host in moved:
+                _run(["ip", "-n", self.bridge_netns, "link", "set", host.bridge_port, "master",
+                      BRIDGE])  # fmt: skip
+            self._split.clear()
+            for host in moved:
+                self._wait_port_forwarding(host.bridge_port)
 
     def hosts(self, n: int | None = None) -> list[Host]:
         """The first ``n`` hosts, creating missing ones; all hosts when ``n`` is None."""

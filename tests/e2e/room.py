@@ -107,6 +107,15 @@ async def connected(peers: list[LabPeer], expected: dict[str, set[str]], timeout
         assert listed == expected[peer.peer_id]
 
 
+def connected_at(peer: LabPeer, other: LabPeer) -> float:
+    """When `peer`'s host heard that its channel to `other` opened (the first time)."""
+    return next(
+        at
+        for at, n in peer.client.history
+        if n["method"] == "webrtc:connected" and n["params"]["peer"]["peer_id"] == other.peer_id
+    )
+
+
 def messages(peer: LabPeer, sender: LabPeer | None = None) -> list[dict[str, Any]]:
     return [
         note["params"]
