@@ -53,6 +53,16 @@ t=$SECONDS
 cargo test --workspace --locked
 elapsed $t
 
+step "cargo fmt --check, cargo clippy -D warnings"
+t=$SECONDS
+if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 2>&1; then
+  command -v rustup >/dev/null || { echo "cargo clippy and cargo fmt are needed: install the clippy and rustfmt components" >&2; exit 1; }
+  rustup component add clippy rustfmt
+fi
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+elapsed $t
+
 step "cargo build --locked -p mobile-worship-example"
 t=$SECONDS
 cargo build --locked -p mobile-worship-example
