@@ -18,6 +18,7 @@ CORES = (
     "sidecar.roomkey",
     "sidecar.txt",
     "sidecar.state",
+    "sidecar.rendezvous",
     "sidecar.replica",
     "sidecar.signaling.protocol",
     "sidecar.signaling.registry",
