@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from sidecar.compat.rtc import restrict_ice_gathering
+from sidecar.compat.rtc import restrict_ice_gathering, restrict_remote_candidates
 from sidecar.link import Link, LinkState, new_link_id
 from sidecar.messages import (
     Answer,
@@ -40,13 +40,14 @@ from sidecar.messages import (
     ControlEnvelope,
     DisconnectReason,
     IceServer,
+    IceTransportPolicy,
     MeshPolicy,
     Offer,
     SignalPeer,
     StateEnvelope,
 )
 from sidecar.roomkey import matches, sdp_auth
-from sidecar.transport import rtc_configuration
+from sidecar.transport import ice_server_addresses, rtc_configuration
 
 __all__ = [
     "Channels",
@@ -106,6 +107,8 @@ class Channels:
         me: SignalPeer,
         mesh: MeshPolicy,
         ice_servers: Sequence[IceServer],
+        ice_transport_policy: IceTransportPolicy = "all",
+        may_contact: Callable[[str], bool] = lambda _: True,
         interfaces: Sequence[str],
         send_signal: SendSignal,
         on_connected: Callable[[SignalPeer], None],
@@ -117,12 +120,14 @@ class Channels:
         host_busy: Callable[[], bool] = lambda: False,
     ) -> None:
         restrict_ice_gathering(interfaces)
+        servers = ice_server_addresses(ice_servers)
+        restrict_remote_candidates(lambda address: address in servers or may_contact(address))
         # Finds a peer not (yet) in our copy of the room: an offer can overtake
         # the peer list that introduces its sender.
         self._lookup = lookup
         self.me = me
         self.mesh = mesh
-        self.configuration = rtc_configuration(ice_servers)
+        self.configuration = rtc_configuration(ice_servers, ice_transport_policy)
         self.send_signal = send_signal
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
@@ -147,6 +152,12 @@ class Channels:
 
     def connected(self) -> list[SignalPeer]:
         return [link.remote for link in self._links.values() if link.state == "connected"]
+
+    def relayed(self, peer_id: str) -> bool:
+        """The channel to `peer_id` runs through a TURN relay (either side's)."""
+        link = self.link(peer_id)
+        path = link.transport.path() if link is not None and link.transport else None
+        return path is not None and "relay" in (path.local_type, path.remote_type)
 
     def open_links(self) -> list[Link]:
         return [link for link in self._links.values() if link.state == "connected"]

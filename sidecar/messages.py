@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import Meta, Struct, field
 
+from sidecar.rendezvous import parse_target
+
 PROTOCOL_VERSION = 3
 """Version of the signaling and data-channel protocol, announced as TXT `v`
 (2: channels carry `sync` and survive a change of transport; 3: they carry
@@ -28,6 +30,18 @@ DisplayClass = Literal["audience", "stage", "lobby"]
 ConnectionState = Literal["new", "connecting", "connected", "disconnected", "self"]
 LeaderState = Literal["idle", "offline", "discovering", "electing", "leader", "follower"]
 MeshPolicy = Literal["controllers", "full"]
+IceTransportPolicy = Literal["all", "relay"]
+FoundBy = Literal["mdns", "rendezvous"]
+RendezvousState = Literal["waiting", "asking", "answered", "unreachable", "refused"]
+RendezvousTarget = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=260,
+        pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description="host[:port]: an IPv4 address or a host name, port 3010 by default",
+    ),
+]
 DisconnectReason = Literal["closed", "timeout", "failed", "left"]
 Role = Literal["candidate", "leader", "follower"]
 
@@ -91,9 +105,11 @@ class PeerInfo(_Wire):
     started_at: Millis
     is_leader: bool
     connection_state: ConnectionState
+    relayed: bool = False
+    """The data channel to this peer goes through a TURN relay."""
 
 
-_ICE_URL = re.compile(
+ICE_URL = re.compile(
     r"^(?P<scheme>stun|turns?):"
     r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]{1,253})"
     r"(?::(?P<port>[0-9]{1,5}))?"
@@ -103,7 +119,7 @@ _ICE_URL = re.compile(
 
 def ice_url_problem(url: str) -> str | None:
     """Why `url` is not a STUN/TURN URI (RFC 7064, 7065) aiortc can use, or None."""
-    m = _ICE_URL.match(url)
+    m = ICE_URL.match(url)
     if m is None:
         return f"{url[:80]!r} is not stun:, turn: or turns: host[:port][?transport=udp|tcp]"
     if m["port"] is not None and not 1 <= int(m["port"]) <= 65535:
@@ -148,7 +164,10 @@ class StartPeerParams(_Wire):
     mesh: MeshPolicy = "controllers"
     echo: bool = False
     ice_servers: list[IceServer] = field(default_factory=list)
+    ice_transport_policy: IceTransportPolicy = "all"
     interfaces: list[IPv4Address] | None = None
+    rendezvous: Annotated[list[RendezvousTarget], Meta(max_length=8)] = field(default_factory=list)
+    """Signaling servers of the room to ask over unicast (sidecar/rendezvous.py)."""
 
     def __post_init__(self) -> None:
         # Cross-field rules; the "field: reason" form is what ParamError parses.
@@ -164,6 +183,17 @@ class StartPeerParams(_Wire):
         for n, server in enumerate(self.ice_servers):
             if why := server.problem():
                 raise ValueError(f"ice_servers[{n}]: {why}")
+        if self.ice_transport_policy == "relay" and not any(
+            url.startswith("turn")
+            for server in self.ice_servers
+            for url in ([server.urls] if isinstance(server.urls, str) else server.urls)
+        ):
+            raise ValueError("ice_transport_policy: relay needs a TURN server in ice_servers")
+        for n, text in enumerate(self.rendezvous):
+            try:
+                parse_target(text)
+            except ValueError as exc:
+                raise ValueError(f"rendezvous[{n}]: {exc}") from None
 
 
 class SendControlMessageParams(_Wire):
@@ -203,6 +233,23 @@ class LeaderStatus(_Wire):
     keyed: bool = False
     """The room has a key (`room_key`): only its members can join it, read or
     send. An open room is open to every device on the network."""
+    found_by: list[FoundBy] = field(default_factory=list)
+    """How this peer heard of its leader: mDNS, a rendezvous answer, or both
+    (empty while leading or unled, or when the leader came in a peer list)."""
+    room_addresses: list[str] = field(default_factory=list)
+    """`ip:port` of the room's signaling servers, the leader's first: keep
+    them and pass them as `rendezvous` next time."""
+    rendezvous: list[RendezvousStatus] = field(default_factory=list)
+
+
+class RendezvousStatus(_Wire):
+    """One rendezvous target given to start_peer, and what became of it."""
+
+    target: str
+    state: RendezvousState
+    addresses: list[str]
+    """What it resolved to."""
+    error: str | None = None
 
 
 class PingResult(_Wire):
@@ -405,8 +452,29 @@ class Sealed(_Signal, tag="sealed"):
     nonce: Token | None = None
 
 
+class Query(_Signal, tag="query"):
+    """Instead of `register`: what does this peer know of the room? Any peer
+    answers (`room_info`, then it closes), leader or not; in a keyed room the
+    query travels sealed, so only members get an answer."""
+
+    room: RoomName
+    v: Count = PROTOCOL_VERSION
+
+
+MAX_ROOM_INFO = 16
+
+
+class RoomInfo(_Signal, tag="room_info"):
+    """The answer to `query`: the answering peer's record, then its leader's
+    (and, from a leader, its members'), at most MAX_ROOM_INFO."""
+
+    records: Annotated[list[PeerRecord], Meta(max_length=MAX_ROOM_INFO)]
+
+
 SignalMessage = (
     Challenge
+    | Query
+    | RoomInfo
     | Register
     | Registered
     | PeerList

@@ -44,6 +44,7 @@ from sidecar.messages import (
     PeerInfo,
     PeerListChangedParams,
     PingResult,
+    RendezvousStatus,
     SendControlMessageParams,
     SendResult,
     SignalPeer,
@@ -193,6 +194,8 @@ class _Run:
             me=self.me,
             mesh=o.mesh,
             ice_servers=o.ice_servers,
+            ice_transport_policy=o.ice_transport_policy,
+            may_contact=self.session.may_contact,
             interfaces=self.session.addresses,
             send_signal=self.session.send_signal,
             on_connected=self._on_connected,
@@ -330,6 +333,7 @@ class _Run:
             started_at=peer.started_at,
             is_leader=peer.peer_id == self.session.confirmed_leader(),
             connection_state=self.connection_state(peer.peer_id),
+            relayed=self.channels.relayed(peer.peer_id) if self.channels else False,
         )
 
 
@@ -471,6 +475,17 @@ class Peer:
             signaling_url=url,
             addresses=s.addresses,
             keyed=s.options.room_key is not None,
+            found_by=s.found_by,
+            room_addresses=s.room_addresses,
+            rendezvous=[
+                RendezvousStatus(
+                    target=st.target.text,
+                    state=st.state,
+                    addresses=list(st.addresses),
+                    error=st.error,
+                )
+                for st in s.rendezvous.statuses.values()
+            ],
         )
 
     async def ping(self, peer_id: str) -> PingResult:

@@ -28,6 +28,7 @@ from sidecar.identity import Identity
 from sidecar.messages import (
     Answer,
     Candidate,
+    FoundBy,
     LeaderState,
     Offer,
     PeerList,
@@ -38,11 +39,13 @@ from sidecar.messages import (
     StartPeerParams,
 )
 from sidecar.netview import Attach, NetChange, NetView, Offline, Online
+from sidecar.rendezvous import Rendezvous, parse_targets
 
 if TYPE_CHECKING:
     from sidecar.discovery import Discovery
     from sidecar.netifs import ChangeSignal
     from sidecar.signaling.client import SignalingClient
+    from sidecar.signaling.query import Asker
     from sidecar.signaling.server import SignalingServer
 
 log = logging.getLogger(__name__)
@@ -60,6 +63,10 @@ SUCCESSOR_WAIT_S = 3.5
 followers' heartbeat phases differ by up to one 2 s interval."""
 
 SUCCESSOR_RETRY_S = 0.1
+
+MAX_SOURCES = 128
+"""Peers whose discovery path (mDNS, rendezvous) is remembered."""
+MAX_ROOM_ADDRESSES = 8
 
 STOP_S = 1.5
 """Bound on leaving the network (the process must be gone within 3 s)."""
@@ -117,6 +124,9 @@ class Session:
         self.networks: tuple[ipaddress.IPv4Network, ...] = ()
         """The networks of the addresses in use: we talk to nothing outside them."""
         self._join_seq = 0  # our registrations: a later one replaces an earlier one
+        self.rendezvous = Rendezvous(parse_targets(options.rendezvous))
+        self.asker: Asker | None = None
+        self._sources: dict[str, set[FoundBy]] = {}  # peer id -> how its record came
 
     # --------------------------------------------------------------- lifecycle
 
@@ -146,6 +156,23 @@ class Session:
         self._spawn(self._announcer())
         self._spawn(self._publisher())
         self._spawn(self._netwatch())
+        if self.rendezvous.targets:
+            from sidecar.signaling.query import Asker
+
+            self.asker = Asker(
+                self.rendezvous,
+                room=o.room,
+                room_key=o.room_key,
+                on_records=self._answered,
+                online=lambda: self.net.online,
+                in_room=lambda: self.confirmed_leader() is not None,
+                is_me=lambda address, port: (
+                    address in self.addresses
+                    and self.server is not None
+                    and port == self.server.port
+                ),
+            )
+            self._spawn(self.asker.run())
 
     def _check_open(self) -> None:
         if self.closed:
@@ -269,7 +296,7 @@ class Session:
             discovery = Discovery(
                 room=self.options.room,
                 interfaces=addresses,
-                on_seen=lambda record: self._feed(self.election.record_seen(record, self._now())),
+                on_seen=lambda record: self._saw(record, "mdns"),
                 on_gone=self._on_gone,
                 room_key=self.options.room_key,
             )
@@ -296,6 +323,7 @@ class Session:
                 if self.election.is_leader:
                     self.discovery.announce()
         self._feed(self.election.network_up(self._now()))
+        self._ask_rendezvous()
         self.events.route_changed()
 
     # ------------------------------------------------------ background tasks
@@ -349,6 +377,48 @@ class Session:
                 continue
             published = (discovery, record)
 
+    # --------------------------------------------------------------- discovery
+
+    def _saw(self, record: PeerRecord, source: FoundBy) -> None:
+        """A record from mDNS or a rendezvous answer: both feed the election."""
+        sources = self._sources.pop(record.peer_id, set())
+        sources.add(source)
+        self._sources[record.peer_id] = sources  # last seen last
+        while len(self._sources) > MAX_SOURCES:
+            del self._sources[next(iter(self._sources))]
+        self._feed(self.election.record_seen(record, self._now()))
+
+    def _answered(self, records: list[PeerRecord]) -> None:
+        for record in records:
+            self._saw(record, "rendezvous")
+
+    def _ask_rendezvous(self) -> None:
+        if self.asker is not None:
+            self.rendezvous.ask_all_soon(self._now())
+            self.asker.wake()
+
+    def may_contact(self, address: str) -> bool:
+        """On one of our networks, or given by the host (a rendezvous address)."""
+        return self._on_our_networks(address) or address in self.rendezvous.addresses()
+
+    def _known_records(self) -> list[PeerRecord]:
+        """What a rendezvous query is answered: our record, then our leader's
+        (or, leading, our members')."""
+        e, room = self.election, self.options.room
+        records = [self._record()]
+        leader = self.confirmed_leader()
+        if e.is_leader:
+            records += [
+                PeerRecord.of(m, role="follower", leader_id=leader, term=e.term, room=room)
+                for m in self.leader_members
+                if m.peer_id != self.me.peer_id
+            ]
+        elif leader is not None and (member := self.find_member(leader)) is not None:
+            records.append(
+                PeerRecord.of(member, role="leader", leader_id=leader, term=e.term, room=room)
+            )
+        return records
+
     # --------------------------------------------------------------- decisions
 
     def _feed(self, decisions: list[Decision]) -> None:
@@ -365,6 +435,8 @@ class Session:
                 self.server.set_term(decision.term)
         self.wake.set()
         self.publish_needed.set()
+        if self.server is not None:
+            self.server.set_known(self._known_records())
         self.events.room_changed()
 
     def _lead(self, term: int) -> None:
@@ -407,7 +479,7 @@ class Session:
         deadline = self._now() + wait
         # Only addresses on our own networks: a list from the network is not a
         # list of places to send packets to.
-        reachable = [a for a in decision.addresses if self._on_our_networks(a)]
+        reachable = [a for a in decision.addresses if self.may_contact(a)]
         urls = [f"ws://{address}:{decision.port}/signal" for address in reachable]
         last_error = "no address on our networks"
         while True:
@@ -471,6 +543,7 @@ class Session:
             return  # one we replaced, or are replacing
         log.warning("lost leader %s: %s", leader_id, reason)
         self.client, self.client_leader = None, None
+        self._ask_rendezvous()
         if self.join_task is not None:
             return  # registering again right now: its outcome decides
         if client.dropped:
@@ -483,6 +556,8 @@ class Session:
 
     def _on_members(self, members: list[SignalPeer]) -> None:
         self.leader_members = members
+        if self.server is not None:
+            self.server.set_known(self._known_records())
         self.events.room_changed()
 
     def _on_gone(self, peer_id: str) -> None:
@@ -532,6 +607,24 @@ class Session:
         if e.state == "follower" and not e.joined:
             return "electing"  # chosen, not yet registered
         return e.state
+
+    @property
+    def found_by(self) -> list[FoundBy]:
+        """How we heard of the leader we follow (empty while leading or unled)."""
+        leader = self.confirmed_leader()
+        if leader is None or leader == self.me.peer_id:
+            return []
+        return sorted(self._sources.get(leader, set()))
+
+    @property
+    def room_addresses(self) -> list[str]:
+        """The room's signaling servers, `ip:port`, the leader's first."""
+        out: list[str] = []
+        for member in self.members():
+            for address in member.addresses if member.port else []:
+                if f"{address}:{member.port}" not in out:
+                    out.append(f"{address}:{member.port}")
+        return out[:MAX_ROOM_ADDRESSES]
 
     def confirmed_leader(self) -> str | None:
         e = self.election

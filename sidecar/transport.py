@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
@@ -21,13 +22,14 @@ from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
 )
 from aiortc.sdp import candidate_from_sdp
 
 from sidecar.compat.rtc import Path, selected_path
-from sidecar.messages import IceServer
+from sidecar.messages import ICE_URL, IceServer, IceTransportPolicy
 
 LABEL = "live-control"
 CHANNEL_ID = 0
@@ -45,14 +47,33 @@ class TransportEvents(Protocol):
     def transport_closed(self, transport: Transport, reason: TransportEnd) -> None: ...
 
 
-def rtc_configuration(ice_servers: Sequence[IceServer]) -> RTCConfiguration:
-    """Always an explicit list: aiortc's default is a public Google STUN server."""
+def rtc_configuration(
+    ice_servers: Sequence[IceServer], policy: IceTransportPolicy = "all"
+) -> RTCConfiguration:
+    """Always an explicit list: aiortc's default is a public Google STUN server.
+    aiortc uses the first STUN and the first TURN URL of the list, no more."""
     return RTCConfiguration(
         iceServers=[
             RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
             for s in ice_servers
-        ]
+        ],
+        iceTransportPolicy=(
+            RTCIceTransportPolicy.RELAY if policy == "relay" else RTCIceTransportPolicy.ALL
+        ),
     )
+
+
+def ice_server_addresses(ice_servers: Sequence[IceServer]) -> set[str]:
+    """The IPv4 addresses the host named in `ice_servers` (a TURN server's
+    relayed candidates are at its address): ICE may send to these."""
+    found: set[str] = set()
+    for server in ice_servers:
+        for url in [server.urls] if isinstance(server.urls, str) else server.urls:
+            m = ICE_URL.match(url)
+            if m is not None:
+                with contextlib.suppress(ValueError):
+                    found.add(str(ipaddress.IPv4Address(m["host"])))
+    return found
 
 
 class Transport:

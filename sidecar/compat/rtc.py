@@ -1,13 +1,16 @@
-"""aiortc and aioice internals (see `sidecar.compat`): where ICE gathers, and
-which candidate pair carries a connection."""
+"""aiortc and aioice internals (see `sidecar.compat`): where ICE gathers, which
+remote candidates it may check, and which candidate pair carries a connection."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import aioice.ice
+
+log = logging.getLogger("sidecar.channel")
 
 _allowed: set[str] = set()
 
@@ -54,3 +57,31 @@ def selected_path(pc: Any) -> Path | None:
         return Path(str(local.host), str(local.type), str(remote.host), str(remote.type))
     except AttributeError:
         return None
+
+
+_remote_allowed: list[Callable[[str], bool]] = []
+
+
+def restrict_remote_candidates(allowed: Callable[[str], bool]) -> None:
+    """Make aioice drop every remote candidate whose address `allowed` refuses
+    (call again to change the rule). A candidate comes from the network, in
+    the other side's SDP: without this, ICE would send connectivity checks to
+    whatever addresses it names. mDNS (`.local`) candidates are checked once
+    resolved. One process runs one peer: a process-wide rule is right."""
+    _remote_allowed[:] = [allowed]
+    if getattr(aioice.ice.Connection, "_mw_original_add_remote", None) is None:
+        original = aioice.ice.Connection._add_remote_candidate
+        aioice.ice.Connection._mw_original_add_remote = original  # type: ignore[attr-defined]
+
+        def add_remote(self: Any, remote_candidate: Any, network_host: str) -> None:
+            if _remote_allowed and not _remote_allowed[0](network_host):
+                log.info(
+                    "ICE: ignoring a remote %s candidate at %s (neither on our networks "
+                    "nor given to us)",
+                    getattr(remote_candidate, "type", "?"),
+                    network_host,
+                )
+                return
+            original(self, remote_candidate, network_host)
+
+        aioice.ice.Connection._add_remote_candidate = add_remote  # type: ignore[method-assign]

@@ -11,7 +11,11 @@ What the leader accepts, and why (docs/protocol.md, "Signaling"):
   session key (sidecar/roomkey.py); a frame that is not, or whose MAC or
   sequence number is wrong, ends the connection (4003).
 * A member lists at most MAX_ADDRESSES addresses, each a unicast address on
-  one of the leader's own networks (others are dropped; none left: refused).
+  one of the leader's own networks or the one its connection comes from (a
+  peer on another subnet, routed; others are dropped; none left: refused).
+* Any peer, leading or not, answers a `query` (a peer that cannot hear mDNS
+  asks what this one knows of the room) with the records set by `set_known`,
+  then closes; in a keyed room only a sealed query is answered.
 * A connection sends at most FRAME_BURST frames at once and FRAME_RATE per
   second on average; beyond that it is closed (4029). A room's traffic is a
   heartbeat every 2 s and a few offers: the bound is two orders above it.
@@ -28,6 +32,7 @@ import msgspec
 
 from sidecar.identity import peer_id_of, registration_statement, verify
 from sidecar.messages import (
+    MAX_ROOM_INFO,
     PROTOCOL_VERSION,
     Answer,
     Candidate,
@@ -37,8 +42,11 @@ from sidecar.messages import (
     Leave,
     Offer,
     PeerList,
+    PeerRecord,
+    Query,
     Register,
     Registered,
+    RoomInfo,
     Sealed,
     SignalError,
     SignalMessage,
@@ -107,6 +115,7 @@ class _Conn:
     last_heartbeat: float = 0.0
     seq: int = 0  # the registration's `seq`: a newer one of the same peer replaces it
     sealer: Sealer | None = None  # a keyed room's session, once registered
+    remote: str | None = None  # the address the connection comes from
     tokens: float = FRAME_BURST  # the frame-rate bucket
     refilled: float = 0.0
 
@@ -145,6 +154,7 @@ class RoomRegistry:
         self._conns: dict[ConnId, _Conn] = {}
         self._by_id: dict[str, ConnId] = {}  # insertion order = registration order
         self._networks: tuple[ipaddress.IPv4Network, ...] = ()
+        self._known: list[PeerRecord] = []
 
     def set_networks(self, networks: Sequence[ipaddress.IPv4Network]) -> None:
         """The networks this leader is on: a member's addresses must be on one."""
@@ -246,6 +256,10 @@ class RoomRegistry:
         self._term = term
         return self._broadcast() if self._leading else []
 
+    def set_known(self, records: Sequence[PeerRecord]) -> None:
+        """What a `query` is answered: this peer's record, then its leader's."""
+        self._known = list(records)[:MAX_ROOM_INFO]
+
     def set_leader_hint(self, leader_id: str | None) -> None:
         """Who leads when this peer does not, named in `not_leader` refusals."""
         self._leader_hint = leader_id
@@ -274,10 +288,11 @@ class RoomRegistry:
 
     # -- connection events
 
-    def connect(self, conn_id: ConnId, now: float) -> list[Action]:
+    def connect(self, conn_id: ConnId, now: float, remote: str | None = None) -> list[Action]:
+        """A new connection; `remote`: the IPv4 address it comes from."""
         if conn_id in self._conns:
             raise ValueError(f"connection {conn_id} already known")
-        conn = _Conn(nonce=self._nonce(), opened_at=now, refilled=now)
+        conn = _Conn(nonce=self._nonce(), opened_at=now, refilled=now, remote=remote)
         self._conns[conn_id] = conn
         return [Send(conn_id, Challenge(nonce=conn.nonce))]
 
@@ -352,6 +367,8 @@ class RoomRegistry:
         if conn.peer is None:
             if isinstance(msg, Register):
                 return self._register(conn_id, conn, msg, now)
+            if isinstance(msg, Query):
+                return self._answer(conn_id, msg)
             return self._refuse(
                 conn_id,
                 "not_registered",
@@ -394,6 +411,32 @@ class RoomRegistry:
 
     # -- rules
 
+    def _answer(self, conn_id: ConnId, msg: Query) -> list[Action]:
+        if refusal := self._wrong_room(conn_id, msg.v, msg.room):
+            return refusal
+        answer = self._send(conn_id, RoomInfo(records=self._known))
+        self._forget(conn_id)
+        return [answer, Close(conn_id, CloseCode.NORMAL, "answered")]
+
+    def _wrong_room(self, conn_id: ConnId, v: int, room: str) -> list[Action]:
+        if v != self._version:
+            return self._refuse(
+                conn_id,
+                "wrong_version",
+                f"protocol version {v} is not {self._version}",
+                CloseCode.REJECTED,
+                "wrong protocol version",
+            )
+        if room != self._room:
+            return self._refuse(
+                conn_id,
+                "wrong_room",
+                f"this leader serves another room, not {room!r}",
+                CloseCode.REJECTED,
+                "wrong room",
+            )
+        return []
+
     def _register(self, conn_id: ConnId, conn: _Conn, msg: Register, now: float) -> list[Action]:
         peer_id = msg.peer.peer_id
         if not self._leading:
@@ -405,22 +448,8 @@ class RoomRegistry:
                 CloseCode.NOT_LEADER,
                 "not leader",
             )
-        if msg.v != self._version:
-            return self._refuse(
-                conn_id,
-                "wrong_version",
-                f"protocol version {msg.v} is not {self._version}",
-                CloseCode.REJECTED,
-                "wrong protocol version",
-            )
-        if msg.room != self._room:
-            return self._refuse(
-                conn_id,
-                "wrong_room",
-                f"this leader serves another room, not {msg.room!r}",
-                CloseCode.REJECTED,
-                "wrong room",
-            )
+        if refusal := self._wrong_room(conn_id, msg.v, msg.room):
+            return refusal
         statement = registration_statement(conn.nonce, peer_id, msg.room, msg.seq)
         if peer_id_of(msg.identity) != peer_id or not verify(
             msg.identity, statement, msg.signature
@@ -432,7 +461,7 @@ class RoomRegistry:
                 CloseCode.FORBIDDEN,
                 "bad identity",
             )
-        addresses = self._reachable(msg.peer.addresses)
+        addresses = self._reachable(msg.peer.addresses, conn.remote)
         if not addresses:
             return self._refuse(
                 conn_id,
@@ -520,14 +549,16 @@ class RoomRegistry:
     def _error(self, conn_id: ConnId, code: str, message: str) -> Send:
         return self._send(conn_id, SignalError(code=code, message=message))
 
-    def _reachable(self, addresses: Sequence[str]) -> list[str]:
-        """The unicast addresses among `addresses` on this leader's networks."""
+    def _reachable(self, addresses: Sequence[str], remote: str | None) -> list[str]:
+        """The unicast addresses among `addresses` on this leader's networks, or
+        the one the connection comes from."""
         kept: list[str] = []
         for text in addresses:
             address = ipaddress.IPv4Address(text)
             if address.is_multicast or address.is_loopback or address.is_unspecified:
                 continue
-            if self._networks and not any(address in net for net in self._networks):
+            on_ours = any(address in net for net in self._networks)
+            if self._networks and not on_ours and text != remote:
                 continue
             if any(address == net.broadcast_address for net in self._networks):
                 continue

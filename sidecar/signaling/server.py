@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from sidecar.clock import overslept
 from sidecar.compat.web import watched_server
-from sidecar.messages import SignalError, SignalPeer
+from sidecar.messages import PeerRecord, SignalError, SignalPeer
 from sidecar.signaling.admission import Admission
 from sidecar.signaling.protocol import (
     CLOSE_TIMEOUT_S,
@@ -260,6 +260,10 @@ class SignalingServer:
     def set_leader_hint(self, leader_id: str | None) -> None:
         self._registry.set_leader_hint(leader_id)
 
+    def set_known(self, records: Sequence[PeerRecord]) -> None:
+        """What a rendezvous `query` is answered (this peer's record, its leader's)."""
+        self._registry.set_known(records)
+
     def set_networks(self, networks: Sequence[ipaddress.IPv4Network]) -> None:
         """The networks we are on: members' addresses must be on one of them."""
         self._registry.set_networks(networks)
@@ -320,7 +324,7 @@ class SignalingServer:
         self._links[conn_id] = link
         member = False
         try:
-            self._apply(self._registry.connect(conn_id, time.monotonic()))
+            self._apply(self._registry.connect(conn_id, time.monotonic(), request.remote))
             async for frame in ws:
                 if frame.type is WSMsgType.TEXT or frame.type is WSMsgType.BINARY:
                     self._apply(self._registry.receive(conn_id, frame.data, time.monotonic()))

@@ -37,6 +37,9 @@ class RecordingChannels:
     def state_of(self, peer_id: str) -> str:
         return "new"
 
+    def relayed(self, peer_id: str) -> bool:
+        return False
+
 
 async def test_offers_before_the_channel_layer_are_kept_then_handled_in_order(
     monkeypatch: pytest.MonkeyPatch,

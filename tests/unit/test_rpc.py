@@ -154,6 +154,9 @@ async def test_idle_status_and_empty_peer_list_before_start() -> None:
         "signaling_url": None,
         "addresses": [],
         "keyed": False,
+        "found_by": [],
+        "room_addresses": [],
+        "rendezvous": [],
     }
     assert (await answer(req("get_connected_peers", [])))["result"] == []
 

@@ -22,8 +22,11 @@ from sidecar.messages import (
     Leave,
     Offer,
     PeerList,
+    PeerRecord,
+    Query,
     Register,
     Registered,
+    RoomInfo,
     Sealed,
     SignalError,
     SignalMessage,
@@ -1050,3 +1053,62 @@ def test_unknown_connections_and_double_connects() -> None:
     reg.connect(1, 0.0)
     with pytest.raises(ValueError):
         reg.connect(1, 0.0)
+
+
+def test_a_member_on_another_subnet_keeps_the_address_its_connection_comes_from() -> None:
+    reg = make()
+    reg.set_networks([ipaddress.IPv4Network("10.0.0.0/24")])
+    nonce = nonce_of(reg.connect(1, 0.0, remote="10.1.0.7"), 1)
+    routed = peer("A", addresses=["10.1.0.7", "10.1.0.8", "172.16.0.4"])
+    actions = reg.receive(1, frame(register(routed, nonce)), 0.0)
+    assert registered(actions, 1).peers[1].addresses == ["10.1.0.7"]
+
+
+# ---------------------------------------------------------------- rendezvous queries
+
+
+def record(who: SignalPeer, role: str = "leader", term: int = TERM) -> PeerRecord:
+    return PeerRecord.of(
+        who, role=role, leader_id=LEADER.peer_id if role != "candidate" else None,  # type: ignore[arg-type]
+        term=term, room=ROOM,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("leading", [True, False])
+def test_any_peer_answers_a_query_with_what_it_knows_then_closes(leading: bool) -> None:
+    reg = make(leading=leading)
+    known = [record(A, "follower"), record(LEADER)]
+    reg.set_known(known)
+    nonce = hello(reg, 1)
+    del nonce
+    actions = reg.receive(1, frame(Query(room=ROOM)), 0.0)
+    (answer,) = sent(actions, 1)
+    assert isinstance(answer, RoomInfo) and answer.records == known
+    assert closes(actions) == {1: (CloseCode.NORMAL, "answered")}
+    assert not members_changed(actions) and names(reg.members()) == ["L"]
+
+
+def test_a_query_for_another_room_or_version_is_refused() -> None:
+    reg = make()
+    hello(reg, 1)
+    actions = reg.receive(1, frame(Query(room="other")), 0.0)
+    assert errors(actions, 1) == ["wrong_room"]
+    hello(reg, 2)
+    actions = reg.receive(2, frame(Query(room=ROOM, v=PROTOCOL_VERSION + 1)), 0.0)
+    assert errors(actions, 2) == ["wrong_version"]
+
+
+def test_in_a_keyed_room_only_a_sealed_query_is_answered_and_sealed() -> None:
+    reg = make(KEY)
+    reg.set_known([record(LEADER)])
+    hello(reg, 1)
+    plain = reg.receive(1, frame(Query(room=ROOM)), 0.0)
+    assert errors(plain, 1) == ["forbidden"] and 1 in closes(plain)
+    session = Session(hello(reg, 2))
+    actions = reg.receive(2, frame(session.seal(Query(room=ROOM))), 0.0)
+    (answer,) = sent(actions, 2)
+    opened = session.open(answer)
+    assert isinstance(opened, RoomInfo) and opened.records == [record(LEADER)]
+    wrong = Session(hello(reg, 3), key="not the key")
+    refused = reg.receive(3, frame(wrong.seal(Query(room=ROOM))), 0.0)
+    assert errors(refused, 3) == ["forbidden"]

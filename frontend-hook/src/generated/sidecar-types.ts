@@ -208,6 +208,12 @@ export interface LeaderStatus {
   addresses?: string[];
   /** @default false */
   keyed?: boolean;
+  /** @default [] */
+  found_by?: ("mdns" | "rendezvous")[];
+  /** @default [] */
+  room_addresses?: string[];
+  /** @default [] */
+  rendezvous?: RendezvousStatus[];
 }
 
 export interface Leave {
@@ -313,6 +319,8 @@ export interface PeerInfo {
   started_at: number;
   is_leader: boolean;
   connection_state: ConnectionState;
+  /** @default false */
+  relayed?: boolean;
 }
 
 export interface PeerList {
@@ -335,6 +343,66 @@ export interface PeerList {
 
 export interface PeerListChangedParams {
   peers: PeerInfo[];
+}
+
+/**
+ * What one peer announces over mDNS (docs/protocol.md, "Discovery"): the TXT
+ * record's fields plus the addresses and port of the service. A record is a
+ * hint, never proof of life.
+ */
+export interface PeerRecord {
+  /**
+   * peer UUID
+   * @minLength 1
+   * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
+   */
+  peer_id: string;
+  /**
+   * device name
+   * @minLength 1
+   * @maxLength 64
+   * @pattern ^[^\x00-\x1f\x7f]*$
+   */
+  name: string;
+  peer_type: PeerType;
+  display_class: DisplayClass | null;
+  /**
+   * milliseconds since the Unix epoch
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
+  started_at: number;
+  role: "candidate" | "follower" | "leader";
+  leader_id: string | null;
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
+  term: number;
+  /**
+   * @minLength 1
+   * @maxLength 64
+   * @pattern ^[^\x00-\x1f\x7f]*$
+   */
+  room: string;
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   * @default 3
+   */
+  v?: number;
+  /**
+   * @maxItems 8
+   * @default []
+   */
+  addresses?: string[];
+  /**
+   * @minimum 0
+   * @maximum 65535
+   * @default 0
+   */
+  port?: number;
 }
 
 export type PeerType = "controller" | "display";
@@ -384,6 +452,27 @@ export interface PongEnvelope {
   sent_at: number;
   /** @default false */
   busy?: boolean;
+}
+
+/**
+ * Instead of `register`: what does this peer know of the room? Any peer
+ * answers (`room_info`, then it closes), leader or not; in a keyed room the
+ * query travels sealed, so only members get an answer.
+ */
+export interface Query {
+  type: "query";
+  /**
+   * @minLength 1
+   * @maxLength 64
+   * @pattern ^[^\x00-\x1f\x7f]*$
+   */
+  room: string;
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   * @default 3
+   */
+  v?: number;
 }
 
 /**
@@ -446,6 +535,15 @@ export interface Registered {
   peers: SignalPeer[];
 }
 
+/** One rendezvous target given to start_peer, and what became of it. */
+export interface RendezvousStatus {
+  target: string;
+  state: "answered" | "asking" | "refused" | "unreachable" | "waiting";
+  addresses: string[];
+  /** @default null */
+  error?: string | null;
+}
+
 export interface Retained {
   /**
    * retained-state key: at most 128 bytes of UTF-8, no control characters
@@ -455,6 +553,16 @@ export interface Retained {
    */
   key: string;
   version: StateVersion;
+}
+
+/**
+ * The answer to `query`: the answering peer's record, then its leader's
+ * (and, from a leader, its members'), at most MAX_ROOM_INFO.
+ */
+export interface RoomInfo {
+  type: "room_info";
+  /** @maxItems 16 */
+  records: PeerRecord[];
 }
 
 /**
@@ -504,7 +612,7 @@ export interface SignalError {
   message: string;
 }
 
-export type SignalMessage = Challenge | Register | Registered | PeerList | Offer | Answer | Candidate | Heartbeat | HeartbeatAck | Leave | SignalError | Sealed;
+export type SignalMessage = Challenge | Query | RoomInfo | Register | Registered | PeerList | Offer | Answer | Candidate | Heartbeat | HeartbeatAck | Leave | SignalError | Sealed;
 
 /**
  * A room member as the leader lists it: enough to rank it and to reach it.
@@ -581,8 +689,15 @@ export interface StartPeerParams {
   echo?: boolean;
   /** @default [] */
   ice_servers?: IceServer[];
+  /** @default "all" */
+  ice_transport_policy?: "all" | "relay";
   /** @default null */
   interfaces?: string[] | null;
+  /**
+   * @maxItems 8
+   * @default []
+   */
+  rendezvous?: string[];
 }
 
 /** One key of the room's retained state; `value` null: the key was cleared. */
