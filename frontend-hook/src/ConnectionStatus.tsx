@@ -5,7 +5,7 @@
  * so nothing is told by colour alone. Optional styles: ConnectionStatus.css.
  */
 import type { ConnectionState, DisplayClass, PeerInfo, PeerType } from "./generated/sidecar-types";
-import type { LeaderView, PeerConnectionState } from "./state";
+import type { FoundBy, LeaderView, PeerConnectionState } from "./state";
 import type { UseWebRTCResult } from "./useWebRTC";
 
 export type ConnectionStatusProps = Pick<UseWebRTCResult, "connectionState" | "leader" | "peers"> &
@@ -44,6 +44,15 @@ export const DISPLAY_CLASS_LABELS: Readonly<Record<DisplayClass, string>> = {
   stage: "Stage",
   lobby: "Lobby",
 };
+
+export const FOUND_BY_LABELS: Readonly<Record<FoundBy, string>> = {
+  mdns: "Local network discovery (mDNS)",
+  rendezvous: "A known address (rendezvous)",
+};
+
+function foundByText(foundBy: readonly FoundBy[]): string {
+  return foundBy.length === 0 ? "—" : foundBy.map((f) => FOUND_BY_LABELS[f]).join(" and ");
+}
 
 function cx(...names: (string | false | null | undefined)[]): string {
   return names.filter(Boolean).join(" ");
@@ -116,6 +125,8 @@ export function ConnectionStatus({
               ? "Keyed: members only"
               : "Open: any device on this network can join"}
         </dd>
+        <dt>Found by</dt>
+        <dd className="mw-status__found">{foundByText(leader.foundBy)}</dd>
         <dt>Connected</dt>
         <dd>
           {connected} of {others} other {others === 1 ? "device" : "devices"}
@@ -171,6 +182,9 @@ export function ConnectionStatus({
                   </td>
                   <td>
                     <span className={cx("mw-state", `mw-state--${state}`)}>{PEER_STATE_LABELS[state]}</span>
+                    {state === "connected" && peer.relayed ? (
+                      <span className="mw-badge mw-badge--relayed"> (through a relay)</span>
+                    ) : null}
                   </td>
                 </tr>
               );

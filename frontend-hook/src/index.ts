@@ -17,6 +17,7 @@ export {
   PEER_STATE_LABELS,
   PEER_TYPE_LABELS,
   DISPLAY_CLASS_LABELS,
+  FOUND_BY_LABELS,
   type ConnectionStatusProps,
 } from "./ConnectionStatus";
 export {
@@ -30,6 +31,7 @@ export { WebRTCCommandError, SidecarErrorCode, parseCommandError } from "./error
 export {
   roomReducer,
   initialRoomState,
+  type FoundBy,
   type LeaderView,
   type NetworkView,
   type PeerConnectionState,

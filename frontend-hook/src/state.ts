@@ -25,6 +25,9 @@ import type {
 } from "./generated/sidecar-types";
 import { applyStateEvent, initialRetained, mergeStateSnapshot, type RetainedState } from "./retained";
 
+/** How a peer heard of its leader: `"mdns"` or `"rendezvous"`. */
+export type FoundBy = NonNullable<LeaderStatus["found_by"]>[number];
+
 /** What this device is doing, at a glance. */
 export type PeerConnectionState =
   | "idle"
@@ -51,6 +54,8 @@ export interface LeaderView {
   signalingUrl: string | null;
   /** Whether the room has a key (members only); null until get_leader_status said. */
   keyed: boolean | null;
+  /** How this device heard of the leader it follows (mDNS, rendezvous), per get_leader_status. */
+  foundBy: readonly FoundBy[];
 }
 
 type Phase = "idle" | "starting" | "started" | "error";
@@ -110,6 +115,7 @@ const IDLE_LEADER: RoomState["leader"] = {
   leader: null,
   signalingUrl: null,
   keyed: null,
+  foundBy: [],
 };
 
 export const initialRoomState: RoomState = {
@@ -230,6 +236,7 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
           leader: prev.leader !== null && prev.leader.peer_id === leaderId ? prev.leader : null,
           signalingUrl: prev.leaderId === leaderId ? prev.signalingUrl : null,
           keyed: prev.keyed,
+          foundBy: prev.leaderId === leaderId ? prev.foundBy : [],
         },
         clocks: { ...state.clocks, leader: action.at },
       };
@@ -368,6 +375,7 @@ function mergeLeaderStatus(state: RoomState, status: LeaderStatus, issued: numbe
         leader: status.leader,
         signalingUrl: status.signaling_url,
         keyed: status.state === "idle" ? null : (status.keyed ?? false),
+        foundBy: (status.found_by ?? []).slice(),
       },
       network:
         status.state === "idle"
@@ -387,6 +395,7 @@ function mergeLeaderStatus(state: RoomState, status: LeaderStatus, issued: numbe
         leader: prev.leader ?? status.leader,
         signalingUrl: prev.signalingUrl ?? status.signaling_url,
         keyed: status.state === "idle" ? prev.keyed : (status.keyed ?? false),
+        foundBy: (status.found_by ?? []).slice(),
       },
     };
   }

@@ -25,6 +25,7 @@ const boothLeads: LeaderView = {
   leader: booth,
   signalingUrl: "ws://10.0.0.5:3010",
   keyed: true,
+  foundBy: ["mdns"],
 };
 
 /** The cells of the table row whose header (the device column) reads `name`. */
@@ -66,6 +67,7 @@ describe("ConnectionStatus", () => {
       "This device": "Leader",
       Leader: "This device (Booth)",
       Room: "Keyed: members only",
+      "Found by": "Local network discovery (mDNS)",
       Connected: "1 of 2 other devices",
     });
 
@@ -120,7 +122,7 @@ describe("ConnectionStatus", () => {
     render(
       <ConnectionStatus
         connectionState="idle"
-        leader={{ state: "idle", leaderId: null, isLeader: false, term: 0, leader: null, signalingUrl: null, keyed: null }}
+        leader={{ state: "idle", leaderId: null, isLeader: false, term: 0, leader: null, signalingUrl: null, keyed: null, foundBy: [] }}
         peers={[]}
         error={new WebRTCCommandError("start_peer", { code: -32602, message: "Invalid params" })}
         title="Network"
@@ -154,7 +156,7 @@ describe("ConnectionStatus", () => {
     render(
       <ConnectionStatus
         connectionState="offline"
-        leader={{ state: "offline", leaderId: null, isLeader: false, term: 3, leader: null, signalingUrl: null, keyed: null }}
+        leader={{ state: "offline", leaderId: null, isLeader: false, term: 3, leader: null, signalingUrl: null, keyed: null, foundBy: [] }}
         peers={[booth]}
       />,
     );
@@ -186,5 +188,24 @@ describe("ConnectionStatus", () => {
     await act(async () => {
       await Promise.resolve();
     });
+  });
+
+  it("says how the room was found and which channels go through a relay", () => {
+    render(
+      <ConnectionStatus
+        connectionState="follower"
+        leader={{ ...boothLeads, isLeader: false, state: "follower", foundBy: ["mdns", "rendezvous"] }}
+        self={peer(STAGE, { connection_state: "self" })}
+        peers={[peer(BOOTH, { connection_state: "connected", relayed: true }), peer(STAGE, { connection_state: "self" })]}
+      />,
+    );
+    const panel = screen.getByRole("region", { name: "Connection status" });
+    const found = within(panel)
+      .getAllByRole("term")
+      .findIndex((t) => t.textContent === "Found by");
+    expect(within(panel).getAllByRole("definition")[found]?.textContent).toBe(
+      "Local network discovery (mDNS) and A known address (rendezvous)",
+    );
+    expect(row(/Booth/).cells.at(-1)).toBe("Connected (through a relay)");
   });
 });

@@ -204,3 +204,21 @@ describe("retained state", () => {
     expect(current(state)).toEqual({});
   });
 });
+
+describe("how the room was found", () => {
+  it("comes from get_leader_status and is forgotten when another leader is named", () => {
+    const status = {
+      ...IDLE_STATUS,
+      state: "follower" as const,
+      leader_id: BOOTH.peer_id,
+      term: 2,
+      found_by: ["rendezvous" as const],
+    };
+    const read = run([{ type: "leader_status", issued: 0, status }]);
+    expect(read.leader.foundBy).toEqual(["rendezvous"]);
+    const same = run([{ type: "leader_changed", at: 1, params: { leader_id: BOOTH.peer_id, is_leader: false, term: 2 } }], read);
+    expect(same.leader.foundBy).toEqual(["rendezvous"]);
+    const other = run([{ type: "leader_changed", at: 2, params: { leader_id: STAGE.peer_id, is_leader: false, term: 3 } }], read);
+    expect(other.leader.foundBy).toEqual([]);
+  });
+});

@@ -54,6 +54,9 @@ pub struct PeerInfo {
     pub started_at: u64,
     pub is_leader: bool,
     pub connection_state: ConnectionState,
+    /// The open data channel to this peer goes through a TURN relay.
+    #[serde(default)]
+    pub relayed: bool,
 }
 
 /// Election state of this peer.
@@ -86,6 +89,27 @@ pub struct LeaderStatus {
     /// The room has a key: only its members can join it.
     #[serde(default)]
     pub keyed: bool,
+    /// How this peer heard of its leader: `"mdns"`, `"rendezvous"`, or both.
+    #[serde(default)]
+    pub found_by: Vec<String>,
+    /// `ip:port` of the room's signaling servers, the leader's first: pass them as
+    /// `rendezvous` on the next start.
+    #[serde(default)]
+    pub room_addresses: Vec<String>,
+    /// What became of each rendezvous target.
+    #[serde(default)]
+    pub rendezvous: Vec<RendezvousStatus>,
+}
+
+/// One rendezvous target of `start_peer` and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RendezvousStatus {
+    pub target: String,
+    /// `"waiting"`, `"asking"`, `"answered"`, `"unreachable"` or `"refused"`.
+    pub state: String,
+    /// What it resolved to.
+    pub addresses: Vec<String>,
+    pub error: Option<String>,
 }
 
 /// Which pairs open a data channel.
@@ -159,9 +183,16 @@ pub struct StartPeerParams {
     pub echo: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ice_servers: Option<Vec<IceServer>>,
+    /// `"relay"`: data channels only through the TURN server (sidecar default `"all"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ice_transport_policy: Option<String>,
     /// IPv4 addresses to announce, browse and gather on (sidecar default: all non-loopback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interfaces: Option<Vec<Ipv4Addr>>,
+    /// `host[:port]` of the room's signaling servers to ask over unicast, where multicast
+    /// does not reach (e.g. the `room_addresses` of the last run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rendezvous: Option<Vec<String>>,
 }
 
 impl StartPeerParams {
@@ -186,7 +217,9 @@ impl StartPeerParams {
             mesh: None,
             echo: None,
             ice_servers: None,
+            ice_transport_policy: None,
             interfaces: None,
+            rendezvous: None,
         }
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use sidecar_client::types::methods;
 use sidecar_client::{
     ConnectedParams, DisconnectedParams, IceServer, LeaderChangedParams, LeaderStatus, MessageParams,
-    NetworkChangedParams, PeerInfo, PeerListChangedParams, PingPeerParams, PingResult,
+    NetworkChangedParams, PeerInfo, PeerListChangedParams, PingPeerParams, PingResult, RendezvousStatus,
     SendControlMessageParams, SendResult, StartPeerParams, StateEntry, StateVersion,
 };
 
@@ -79,6 +79,7 @@ fn every_api_type_has_the_schemas_fields() {
     let doc = openrpc();
     round_trips::<PeerInfo>(&doc, "PeerInfo");
     round_trips::<LeaderStatus>(&doc, "LeaderStatus");
+    round_trips::<RendezvousStatus>(&doc, "RendezvousStatus");
     round_trips::<IceServer>(&doc, "IceServer");
     round_trips::<StartPeerParams>(&doc, "StartPeerParams");
     round_trips::<SendControlMessageParams>(&doc, "SendControlMessageParams");
