@@ -81,6 +81,7 @@ MULTICAST_ROUTE = "224.0.0.0/4"
 HOST_IFACE = "eth0"
 BRIDGE = "br0"
 SPLIT_BRIDGE = "brsplit"
+MCAST_TABLE = "mwl_nomcast"
 """The other half of a partition (Lab.partition)."""
 MAX_HOSTS = 254
 
@@ -494,6 +495,22 @@ class Host:
     def addresses(self) -> list[str]:
         """Every lab address of this host, eth0's first."""
         return [self.ip, *self.extra.values()]
+
+    def move_to(self, network: int) -> str:
+        """Leave the lab's first network for ``network`` alone: an interface there, eth0 down
+        (a device on another VLAN).  Returns the new address; ``self.ip`` becomes it."""
+        ip = self.add_interface(network)
+        self.set_link(False)
+        self.ip = ip
+        self.interface = f"eth{network}"
+        _run(["ip", "-n", self.netns, "route", "replace", MULTICAST_ROUTE, "dev", self.interface])
+        return ip
+
+    @property
+    def networks(self) -> list[int]:
+        """The lab networks this host is on (0: the first, eth0's, while eth0 is up)."""
+        extra = [int(iface.removeprefix("eth")) for iface in self.extra]
+        return [*([0] if self.link_up(HOST_IFACE) else []), *extra]
 
     # -- processes ---------------------------------------------------------------------------
 
@@ -917,7 +934,7 @@ class Lab:
             if iface in host.extra:
                 raise ValueError(f"{host.name} is already on network {network}")
             port = f"v{host.index}n{network}"
-            ip = f"10.{77 + network}.0.{host.index}"
+            ip = f"{_subnet(network)}.{host.index}"
             _run(["ip", "-n", br, "link", "add", port, "type", "veth", "peer", "name", iface,
                   "netns", ns])  # fmt: skip
             _run(["ip", "-n", br, "link", "set", port, "addrgenmode", "none"])
@@ -960,6 +977,73 @@ class Lab:
             self._split.clear()
             for host in moved:
                 self._wait_port_forwarding(host.bridge_port)
+
+    def drop_multicast(self) -> None:
+        """The bridges forward no IPv4 multicast from now on (client isolation, or IGMP
+        snooping without a querier, on a venue's Wi-Fi): mDNS reaches nobody."""
+        with self._lock:
+            self._check_open()
+            _run(
+                ["ip", "netns", "exec", self.bridge_netns, "nft", "-f", "-"],
+                input_text=(
+                    f"table bridge {MCAST_TABLE} {{\n"
+                    "  chain forward {\n"
+                    "    type filter hook forward priority 0; policy accept;\n"
+                    "    ip daddr 224.0.0.0/4 counter drop\n"
+                    "  }\n"
+                    "}\n"
+                ),
+            )
+            self._nft_tables.add(MCAST_TABLE)
+
+    def add_router(self, networks: Sequence[int] = (0, 1), allow: Sequence[str] = ()) -> str:
+        """A router namespace on ``networks`` (address ``.254`` on each), forwarding unicast
+        between them (never multicast: Linux routes none without a multicast daemon), and a
+        route through it on every host.  With ``allow`` (nftables match expressions such as
+        ``"tcp dport 3010"``), it forwards only what matches one of them, and replies: the
+        firewall between two VLANs.  Returns the router's namespace."""
+        with self._lock:
+            self._check_open()
+            ns = f"{self.prefix}-rt"
+            if ns in self._namespaces:
+                raise LabError("the lab has a router already")
+            self._add_netns(ns)
+            for network in networks:
+                bridge = BRIDGE if network == 0 else f"br{network}"
+                if bridge not in self._bridges:
+                    raise LabError(f"no host is on network {network} yet")
+                port, iface = f"r{network}", f"eth{network}"
+                _run(["ip", "-n", self.bridge_netns, "link", "add", port, "type", "veth", "peer",
+                      "name", iface, "netns", ns])  # fmt: skip
+                _run(["ip", "-n", self.bridge_netns, "link", "set", port, "addrgenmode", "none"])
+                _run(["ip", "-n", self.bridge_netns, "link", "set", port, "master", bridge])
+                _run(["ip", "-n", self.bridge_netns, "link", "set", port, "up"])
+                _run(["ip", "-n", ns, "addr", "add", f"{_subnet(network)}.254/24", "dev", iface])
+                _run(["ip", "-n", ns, "link", "set", iface, "up"])
+                self._wait_port_forwarding(port)
+            _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"])
+            if allow:
+                rules = "".join(f"    {rule} accept\n" for rule in allow)
+                _run(
+                    ["ip", "netns", "exec", ns, "nft", "-f", "-"],
+                    input_text=(
+                        "table ip mwl_router {\n  chain forward {\n"
+                        "    type filter hook forward priority 0; policy drop;\n"
+                        "    ct state established,related accept\n"
+                        f"{rules}  }}\n}}\n"
+                    ),
+                )
+            for host in self._hosts:
+                on = host.networks
+                for network in networks:
+                    if network in on:
+                        continue
+                    via = next((n for n in on if n in networks), None)
+                    if via is None:
+                        continue
+                    _run(["ip", "-n", host.netns, "route", "replace", f"{_subnet(network)}.0/24",
+                          "via", f"{_subnet(via)}.254"])  # fmt: skip
+            return ns
 
     def hosts(self, n: int | None = None) -> list[Host]:
         """The first ``n`` hosts, creating missing ones; all hosts when ``n`` is None."""
@@ -1065,3 +1149,8 @@ def _close_open_labs() -> None:
 
 
 atexit.register(_close_open_labs)
+
+
+def _subnet(network: int) -> str:
+    """The first three octets of lab network ``network`` (0: the lab's first)."""
+    return f"10.{77 + network}.0"
