@@ -19,6 +19,8 @@ CORES = (
     "sidecar.txt",
     "sidecar.state",
     "sidecar.rendezvous",
+    "sidecar.pairing",
+    "sidecar.signaling.pairdesk",
     "sidecar.replica",
     "sidecar.signaling.protocol",
     "sidecar.signaling.registry",
