@@ -17,6 +17,8 @@ from sidecar import errors
 from sidecar.messages import (
     LeaderStatus,
     NoParams,
+    OpenPairingParams,
+    PairingWindow,
     PeerInfo,
     PingPeerParams,
     PingResult,
@@ -53,6 +55,20 @@ async def _get_state(peer: Peer, _: Any) -> Any:
     return peer.state()
 
 
+async def _open_pairing(peer: Peer, p: Any) -> Any:
+    return peer.open_pairing(p)
+
+
+async def _close_pairing(peer: Peer, _: Any) -> Any:
+    peer.close_pairing()
+    return None
+
+
+async def _rotate_room_key(peer: Peer, _: Any) -> Any:
+    peer.rotate_room_key()
+    return None
+
+
 async def _ping_peer(peer: Peer, p: Any) -> Any:
     return await peer.ping(p.peer_id)
 
@@ -76,7 +92,7 @@ METHODS: tuple[MethodSpec, ...] = (
         "Join the room on the local network; returns this peer.",
         StartPeerParams,
         PeerInfo,
-        (errors.INVALID_PARAMS, errors.ALREADY_STARTED),
+        (errors.INVALID_PARAMS, errors.ALREADY_STARTED, errors.NOT_STARTED, errors.PAIRING_FAILED),
         _start_peer,
     ),
     MethodSpec(
@@ -118,6 +134,33 @@ METHODS: tuple[MethodSpec, ...] = (
         list[StateEntry],
         (errors.INVALID_PARAMS,),
         _get_state,
+        bounded_inside=True,  # never waits
+    ),
+    MethodSpec(
+        "open_pairing",
+        "Open a pairing window of this keyed room: a six-digit code a new device starts with.",
+        OpenPairingParams,
+        PairingWindow,
+        (errors.INVALID_PARAMS, errors.NOT_STARTED, errors.NOT_KEYED),
+        _open_pairing,
+        bounded_inside=True,  # never waits
+    ),
+    MethodSpec(
+        "close_pairing",
+        "Close this device's pairing window, if one is open.",
+        NoParams,
+        None,
+        (errors.INVALID_PARAMS, errors.NOT_STARTED),
+        _close_pairing,
+        bounded_inside=True,  # never waits
+    ),
+    MethodSpec(
+        "rotate_room_key",
+        "Give every member present a new room key; the old one admits nobody any more.",
+        NoParams,
+        None,
+        (errors.INVALID_PARAMS, errors.NOT_STARTED, errors.NOT_KEYED, errors.PEER_NOT_CONNECTED),
+        _rotate_room_key,
         bounded_inside=True,  # never waits
     ),
     MethodSpec(

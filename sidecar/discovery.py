@@ -44,7 +44,15 @@ from sidecar.compat.zc import (
     purge_instances,
 )
 from sidecar.messages import PROTOCOL_VERSION, PeerRecord
-from sidecar.txt import DNS_LABEL, Malformed, check_auth, decode_record, encode_txt, parse_txt
+from sidecar.txt import (
+    AUTH_KEY,
+    DNS_LABEL,
+    Malformed,
+    check_auth,
+    decode_record,
+    encode_txt,
+    parse_txt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +155,7 @@ class Discovery:
         on_seen: Callable[[PeerRecord], None],
         on_gone: Callable[[str], None],
         room_key: str | None = None,
+        on_keyed: Callable[[list[str], int], None] | None = None,
     ) -> None:
         if not interfaces:
             raise ValueError("interfaces: at least one IPv4 address is needed")
@@ -155,6 +164,7 @@ class Discovery:
         self._room_key = room_key
         self._on_seen = on_seen
         self._on_gone = on_gone
+        self._on_keyed = on_keyed
         self._aiozc: AsyncZeroconf | None = None
         self._listener: _Listener | None = None
         self._me: PeerRecord | None = None
@@ -172,6 +182,23 @@ class Discovery:
         self._closed = False
 
     # ------------------------------------------------------------------ public
+
+    def set_room_key(self, room_key: str | None) -> None:
+        """Sign our record and check others' with this key from now on (pairing
+        gave one, or the room's key was rotated); `update` publishes anew."""
+        self._room_key = room_key
+
+    def _keyed_hint(
+        self, properties: dict[bytes, bytes | None], addresses: list[str], port: int
+    ) -> None:
+        """A record of a keyed room while we have no key (we are pairing): its
+        signature cannot be checked, but its server may have a pairing window."""
+        try:
+            record = decode_record(properties, addresses, port, version=PROTOCOL_VERSION)
+        except Malformed:
+            return
+        if record.room == self._room and port and self._on_keyed is not None:
+            self._on_keyed(addresses, port)
 
     @property
     def interfaces(self) -> list[str]:
@@ -426,6 +453,13 @@ class Discovery:
         port: int,
     ) -> None:
         label = name[: -len(_INSTANCE_SUFFIX)]
+        if (
+            self._room_key is None
+            and self._on_keyed is not None
+            and AUTH_KEY.encode() in properties
+        ):
+            self._keyed_hint(properties, addresses, port)
+            return
         try:
             check_auth(properties, self._room_key, addresses, port, _now_ms())
             record = decode_record(properties, addresses, port, version=PROTOCOL_VERSION)

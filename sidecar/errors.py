@@ -17,6 +17,8 @@ NOT_STARTED = -32001
 ALREADY_STARTED = -32002
 PEER_NOT_CONNECTED = -32003
 PAYLOAD_TOO_LARGE = -32004
+PAIRING_FAILED = -32005
+NOT_KEYED = -32006
 
 
 class ApiError(Exception):
@@ -72,6 +74,22 @@ class StateFull(ApiError):
         super().__init__(f"Retained state full: {why}", {"field": "retain", "reason": why})
 
 
+class PairingFailed(ApiError):
+    """start_peer with a pairing code got no room key (wrong code, no window, timeout)."""
+
+    code = PAIRING_FAILED
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"Pairing failed: {why}", {"reason": why})
+
+
+class NotKeyed(ApiError):
+    code = NOT_KEYED
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"Room has no key: {why}")
+
+
 ERROR_MESSAGES: dict[int, str] = {
     PARSE_ERROR: "Parse error",
     INVALID_REQUEST: "Invalid request",
@@ -82,5 +100,7 @@ ERROR_MESSAGES: dict[int, str] = {
     ALREADY_STARTED: "Peer already started",
     PEER_NOT_CONNECTED: "Peer not connected",
     PAYLOAD_TOO_LARGE: "Payload too large",
+    PAIRING_FAILED: "Pairing failed",
+    NOT_KEYED: "Room has no key",
 }
 """Every code the API can answer, for the OpenRPC document."""

@@ -84,6 +84,22 @@ StateKey = Annotated[
         description="retained-state key: at most 128 bytes of UTF-8, no control characters",
     ),
 ]
+RoomKey = Annotated[
+    str,
+    Meta(
+        min_length=16,
+        max_length=1024,
+        description="the room's secret: at least 16 characters (create_room_key makes 43)",
+    ),
+]
+PairingCode = Annotated[str, Meta(pattern=r"^[0-9]{6}$", description="six digits")]
+Share = Annotated[str, Meta(min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]+$")]
+"""A CPace share: 32 bytes, base64url without padding."""
+PairTag = Annotated[str, Meta(min_length=86, max_length=86, pattern=r"^[A-Za-z0-9_-]+$")]
+"""A CPace confirmation tag: 64 bytes, base64url without padding."""
+PairingState = Literal["open", "closed"]
+PairingReason = Literal["opened", "tried", "paired", "expired", "exhausted", "closed"]
+RoomKeyReason = Literal["created", "rotated"]
 MAX_STATE_ENTRIES = 2048
 """Entries one `state` message may carry (keys and cleared keys of a full room)."""
 
@@ -160,7 +176,11 @@ class StartPeerParams(_Wire):
     display_class: DisplayClass | None = None
     signaling_port: Port = 3010
     room: RoomName = "default"
-    room_key: Annotated[str, Meta(min_length=1, max_length=1024)] | None = None
+    room_key: RoomKey | None = None
+    create_room_key: bool = False
+    """Make a new room key (this is the room's first device): `webrtc:room_key` gives it."""
+    pairing_code: PairingCode | None = None
+    """Join a keyed room by pairing with a member's open window (`open_pairing`)."""
     mesh: MeshPolicy = "controllers"
     echo: bool = False
     ice_servers: list[IceServer] = field(default_factory=list)
@@ -183,6 +203,15 @@ class StartPeerParams(_Wire):
         for n, server in enumerate(self.ice_servers):
             if why := server.problem():
                 raise ValueError(f"ice_servers[{n}]: {why}")
+        keyed_ways = [
+            self.room_key is not None,
+            self.create_room_key,
+            self.pairing_code is not None,
+        ]
+        if sum(keyed_ways) > 1:
+            raise ValueError(
+                "room_key: give at most one of room_key, create_room_key, pairing_code"
+            )
         if self.ice_transport_policy == "relay" and not any(
             url.startswith("turn")
             for server in self.ice_servers
@@ -203,6 +232,13 @@ class SendControlMessageParams(_Wire):
     retain: StateKey | None = None
     """The payload also becomes the room's current value for this key (null
     clears it), held by every peer and given to every peer that joins."""
+
+
+class OpenPairingParams(_Wire):
+    ttl_s: Annotated[float, Meta(ge=30, le=600)] = 120.0
+    """How long the code is valid, in seconds."""
+    uses: Annotated[int, Meta(ge=1, le=8)] = 1
+    """How many devices may pair with it."""
 
 
 class PingPeerParams(_Wire):
@@ -240,6 +276,18 @@ class LeaderStatus(_Wire):
     """`ip:port` of the room's signaling servers, the leader's first: keep
     them and pass them as `rendezvous` next time."""
     rendezvous: list[RendezvousStatus] = field(default_factory=list)
+    pairing: PairingWindow | None = None
+    """This device's open pairing window, if any."""
+
+
+class PairingWindow(_Wire):
+    """An open pairing window of this device (`open_pairing`)."""
+
+    code: PairingCode
+    expires_at: Millis
+    tries_left: Count
+    """`pair_hello`s it still takes (each is one guess of the code)."""
+    uses_left: Count
 
 
 class RendezvousStatus(_Wire):
@@ -314,6 +362,31 @@ class NetworkChangedParams(_Wire):
     online: bool
 
 
+class PairedParams(_Wire):
+    """This device paired (start_peer with `pairing_code`): keep `room_key` and
+    pass it as `room_key` next time."""
+
+    room: RoomName
+    room_key: RoomKey
+
+
+class RoomKeyParams(_Wire):
+    """The room has a new key (`created` by this device, or `rotated` by a
+    member): keep it; the old one no longer admits anyone."""
+
+    room_key: RoomKey
+    reason: RoomKeyReason
+
+
+class PairingParams(_Wire):
+    """This device's pairing window changed: opened, a device paired or a
+    try failed, or it closed (expired, no tries or uses left, closed)."""
+
+    state: PairingState
+    reason: PairingReason
+    window: PairingWindow | None
+
+
 NOTIFICATIONS: dict[str, type[Struct]] = {
     "webrtc:connected": ConnectedParams,
     "webrtc:disconnected": DisconnectedParams,
@@ -322,6 +395,9 @@ NOTIFICATIONS: dict[str, type[Struct]] = {
     "webrtc:leader_changed": LeaderChangedParams,
     "webrtc:peer_list_changed": PeerListChangedParams,
     "webrtc:network_changed": NetworkChangedParams,
+    "webrtc:paired": PairedParams,
+    "webrtc:room_key": RoomKeyParams,
+    "webrtc:pairing": PairingParams,
 }
 """Notification method name -> the Struct of its params."""
 
@@ -471,8 +547,45 @@ class RoomInfo(_Signal, tag="room_info"):
     records: Annotated[list[PeerRecord], Meta(max_length=MAX_ROOM_INFO)]
 
 
+class PairHello(_Signal, tag="pair_hello"):
+    """Instead of `register`, from a device without the room key: the first
+    CPace message (sidecar/pairing.py). Never sealed."""
+
+    room: RoomName
+    share: Share
+    nonce: Token
+    v: Count = PROTOCOL_VERSION
+
+
+class PairReply(_Signal, tag="pair_reply"):
+    share: Share
+    tag: PairTag
+
+
+class PairConfirm(_Signal, tag="pair_confirm"):
+    tag: PairTag
+
+
+class PairKey(_Signal, tag="pair_key"):
+    """The room key, sealed under the exchange's key; then the server closes."""
+
+    sealed: Annotated[str, Meta(max_length=2048, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class Rekey(_Signal, tag="rekey"):
+    """A member rotates the room key: to the leader, which sends it to every
+    member. Always sealed (only keyed rooms have a key to rotate)."""
+
+    room_key: RoomKey
+
+
 SignalMessage = (
     Challenge
+    | PairHello
+    | PairReply
+    | PairConfirm
+    | PairKey
+    | Rekey
     | Query
     | RoomInfo
     | Register

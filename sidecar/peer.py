@@ -19,16 +19,20 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+import msgspec
 from msgspec import Struct
 
 from sidecar.errors import (
     AlreadyStarted,
+    NotKeyed,
     NotStarted,
+    PairingFailed,
     PayloadTooLarge,
     PeerNotConnected,
     StateFull,
 )
 from sidecar.identity import Identity
+from sidecar.keys import PairingFailed as KeysPairingFailed
 from sidecar.messages import (
     MAX_PAYLOAD_BYTES,
     ConnectedParams,
@@ -40,11 +44,18 @@ from sidecar.messages import (
     LeaderStatus,
     MessageParams,
     NetworkChangedParams,
+    OpenPairingParams,
+    PairedParams,
+    PairingParams,
+    PairingState,
+    PairingWindow,
     ParamError,
     PeerInfo,
     PeerListChangedParams,
     PingResult,
     RendezvousStatus,
+    RoomKeyParams,
+    RoomKeyReason,
     SendControlMessageParams,
     SendResult,
     SignalPeer,
@@ -53,6 +64,7 @@ from sidecar.messages import (
     StateEnvelope,
     payload_size,
 )
+from sidecar.pairing import Window, new_room_key
 from sidecar.replica import Replica
 from sidecar.session import PeerSignal, Session, Stopped
 from sidecar.state import StateError, key_problem
@@ -64,6 +76,7 @@ if TYPE_CHECKING:
     # zeroconf: ~0.6 s to import here) is joined without waiting for aiortc
     # (~0.4 s more), which is only needed once a channel opens.
     from sidecar.channel import Channels
+    from sidecar.signaling.registry import PairingUpdate
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +251,34 @@ class _Run:
             self.last_membership = membership
             self.notify("webrtc:peer_list_changed", PeerListChangedParams(peers=infos))
 
+    def room_key_changed(self, room_key: str, reason: RoomKeyReason | None) -> None:
+        if self.channels is not None:
+            self.channels.room_key = room_key
+        if reason is not None and not self.stopped:
+            self.notify("webrtc:room_key", RoomKeyParams(room_key=room_key, reason=reason))
+
+    def pairing_changed(self, update: PairingUpdate) -> None:
+        if self.stopped:
+            return
+        window = update.window
+        info = None
+        if window is not None:
+            info = _window_info(window, self.session.keys.wall_ms(window.expires_at))
+        state: PairingState = "open" if info is not None else "closed"
+        self.notify("webrtc:pairing", PairingParams(state=state, reason=update.reason, window=info))
+
+    async def paired(self) -> str:
+        """(Pairing) The room key, once a member gave it; raises
+        KeysPairingFailed, or Stopped when stop_peer came first."""
+        future = self.session.keys.paired
+        assert future is not None
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if self.stopped or future.cancelled():
+                raise Stopped() from None
+            raise
+
     def network_changed(self, addresses: list[str], online: bool, lost: list[str]) -> None:
         if self.stopped:
             return
@@ -357,6 +398,10 @@ class Peer:
     async def start(self, options: StartPeerParams) -> PeerInfo:
         if self._run is not None:
             raise AlreadyStarted()
+        created: str | None = None
+        if options.create_room_key:  # the room's first device: its key is new
+            created = new_room_key()
+            options = msgspec.structs.replace(options, room_key=created, create_room_key=False)
         identity = Identity()
         me = SignalPeer(
             peer_id=identity.peer_id,
@@ -375,18 +420,47 @@ class Peer:
             if run.stopped:
                 raise Stopped()
             await run.open()
+            if created is not None:
+                self._notify("webrtc:room_key", RoomKeyParams(room_key=created, reason="created"))
+            if options.pairing_code is not None:
+                key = await run.paired()
+                self._notify("webrtc:paired", PairedParams(room=options.room, room_key=key))
         except BaseException as exc:
             if self._run is run:
                 self._run = None
             await run.close()
             if isinstance(exc, Stopped):
                 raise NotStarted("stop_peer was called before start_peer completed") from None
+            if isinstance(exc, KeysPairingFailed):
+                raise PairingFailed(str(exc)) from None
             raise
         log.info(
             "peer started",
             extra={"peer_id": me.peer_id, "room": options.room, "port": run.me.port},
         )
         return run.info(run.me)
+
+    # ------------------------------------------------------------ keyed rooms
+
+    def open_pairing(self, params: OpenPairingParams) -> PairingWindow:
+        run = self._started()
+        try:
+            window, expires_ms = run.session.keys.open_window(params.ttl_s, params.uses)
+        except RuntimeError as exc:
+            raise NotKeyed(str(exc)) from None
+        return _window_info(window, expires_ms)
+
+    def close_pairing(self) -> None:
+        self._started().session.keys.close_window()
+
+    def rotate_room_key(self) -> None:
+        run = self._started()
+        if run.options.room_key is None:
+            raise NotKeyed("an open room has no key to rotate")
+        try:
+            run.session.keys.rotate()
+        except RuntimeError as exc:
+            raise PeerNotConnected([], f" ({exc})") from None
 
     async def stop(self) -> None:
         """Leave the network; idempotent, so EOF after stop_peer is harmless."""
@@ -475,6 +549,11 @@ class Peer:
             signaling_url=url,
             addresses=s.addresses,
             keyed=s.options.room_key is not None,
+            pairing=(
+                _window_info(s.server.pairing, s.keys.wall_ms(s.server.pairing.expires_at))
+                if s.server is not None and s.server.pairing is not None
+                else None
+            ),
             found_by=s.found_by,
             room_addresses=s.room_addresses,
             rendezvous=[
@@ -545,3 +624,12 @@ def _deliver(
 def _echo_went(peer_id: str, went: asyncio.Future[None]) -> None:
     if not went.cancelled() and went.exception() is not None:
         log.warning("echo to %s not sent: channel closed", peer_id)
+
+
+def _window_info(window: Window, expires_ms: int) -> PairingWindow:
+    return PairingWindow(
+        code=window.code,
+        expires_at=expires_ms,
+        tries_left=max(window.tries_left, 0),
+        uses_left=max(window.uses_left, 0),
+    )

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sidecar import netview
 from sidecar.election import BecomeLeader, Decision, Election, Follow, Retermed
 from sidecar.identity import Identity
+from sidecar.keys import KeyEvents, RoomKeys
 from sidecar.messages import (
     Answer,
     Candidate,
@@ -78,7 +79,7 @@ class Stopped(Exception):
     """The session was closed (stop_peer) while it was starting."""
 
 
-class SessionEvents(Protocol):
+class SessionEvents(KeyEvents, Protocol):
     def room_changed(self) -> None:
         """The leader, the term or the membership may have changed."""
 
@@ -127,6 +128,7 @@ class Session:
         self.rendezvous = Rendezvous(parse_targets(options.rendezvous))
         self.asker: Asker | None = None
         self._sources: dict[str, set[FoundBy]] = {}  # peer id -> how its record came
+        self.keys = RoomKeys(self, events)
 
     # --------------------------------------------------------------- lifecycle
 
@@ -143,6 +145,8 @@ class Session:
             room_key=o.room_key,
             on_deliver=self._on_signal,
             on_members_changed=self._on_members,
+            on_pairing=self.events.pairing_changed,
+            on_rekey=self.keys.rekeyed,
         )
         self._read_interfaces = read_interfaces
         self._snapshot = await asyncio.to_thread(read_interfaces)
@@ -151,11 +155,23 @@ class Session:
         if changes:
             await self._apply_net(changes)
             self._check_open()
-        self._feed(self.election.start(self._now(), offline=not self.net.online))
         self._spawn(self._clock())
         self._spawn(self._announcer())
         self._spawn(self._publisher())
         self._spawn(self._netwatch())
+        if o.pairing_code is not None:  # the room (election, rendezvous) once a member let us in
+            self.keys.start_pairing(o.pairing_code)
+            self.keys.paired.add_done_callback(  # type: ignore[union-attr]
+                lambda f: None if f.cancelled() or f.exception() else self._start_room()
+            )
+        else:
+            self._start_room()
+
+    def _start_room(self) -> None:
+        if self.closed:
+            return
+        o = self.options
+        self._feed(self.election.start(self._now(), offline=not self.net.online))
         if self.rendezvous.targets:
             from sidecar.signaling.query import Asker
 
@@ -212,6 +228,10 @@ class Session:
         return task
 
     def _now(self) -> float:
+        return self._loop_time()
+
+    def now(self) -> float:
+        """The session's clock (the event loop's), in seconds."""
         return self._loop_time()
 
     # ------------------------------------------------------------ the network
@@ -299,6 +319,7 @@ class Session:
                 on_seen=lambda record: self._saw(record, "mdns"),
                 on_gone=self._on_gone,
                 room_key=self.options.room_key,
+                on_keyed=self.keys.found,
             )
             await discovery.start(self._record())
         except OSError as exc:
@@ -489,7 +510,10 @@ class Session:
                 self._on_lost(this[0], decision.leader_id, reason)
 
             client = SignalingClient(
-                on_peer_list=self._on_peer_list, on_signal=self._on_signal, on_lost=lost
+                on_peer_list=self._on_peer_list,
+                on_signal=self._on_signal,
+                on_lost=lost,
+                on_rekey=self.keys.rekeyed,
             )
             this.append(client)
             remaining = max(deadline - self._now(), 0.2)

@@ -23,6 +23,7 @@ from sidecar.messages import (
     PeerList,
     Register,
     Registered,
+    Rekey,
     Sealed,
     SignalError,
     SignalMessage,
@@ -94,12 +95,14 @@ class SignalingClient:
         on_lost: Callable[[str], None],
         on_peer_list: Callable[[PeerList], None] | None = None,
         on_signal: Callable[[PeerSignal], None] | None = None,
+        on_rekey: Callable[[str], None] | None = None,
         heartbeat_interval: float = HEARTBEAT_INTERVAL_S,
         missed_limit: int = MISSED_LIMIT,
     ) -> None:
         self._on_lost = on_lost
         self._on_peer_list = on_peer_list
         self._on_signal = on_signal
+        self._on_rekey = on_rekey
         self._interval = heartbeat_interval
         self._missed_limit = missed_limit
         self._session: aiohttp.ClientSession | None = None
@@ -248,8 +251,8 @@ class SignalingClient:
             return None
         return None if isinstance(inner, Sealed) else inner
 
-    async def send(self, msg: PeerSignal) -> None:
-        """Send an offer, answer or candidate through the leader."""
+    async def send(self, msg: PeerSignal | Rekey) -> None:
+        """Send an offer, answer or candidate through the leader (or a new room key)."""
         ws = self._ws
         if ws is None or ws.closed or self._lost or self._closing:
             raise ConnectionError("not connected to a leader")
@@ -301,6 +304,8 @@ class SignalingClient:
                 call_safely(self._on_peer_list, msg)
             case Offer() | Answer() | Candidate():
                 call_safely(self._on_signal, msg)
+            case Rekey() if self._sealer is not None:
+                call_safely(self._on_rekey, msg.room_key)
             case SignalError():
                 log.warning("signaling: leader says %s: %s", msg.code, msg.message)
             case _:

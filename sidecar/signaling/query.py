@@ -76,7 +76,7 @@ async def query_room(
 async def _ask(
     ws: aiohttp.ClientWebSocketResponse, room: str, room_key: str | None
 ) -> list[PeerRecord]:
-    challenge = await _next(ws)
+    challenge = await next_frame(ws)
     if not isinstance(challenge, Challenge):
         raise QueryFailed(f"expected a challenge, got {tag(challenge)}")
     text = msgspec.json.encode(Query(room=room)).decode()
@@ -88,7 +88,7 @@ async def _ask(
         seq, mac = sealer.seal(text)
         text = msgspec.json.encode(Sealed(seq=seq, body=text, mac=mac, nonce=nonce)).decode()
     await ws.send_str(text)
-    answer = await _next(ws)
+    answer = await next_frame(ws)
     if isinstance(answer, SignalError):
         raise QueryFailed(f"{answer.code}: {answer.message}", refused=True)
     if sealer is not None:
@@ -103,7 +103,7 @@ async def _ask(
     return [r for r in answer.records if r.room == room]
 
 
-async def _next(ws: aiohttp.ClientWebSocketResponse) -> SignalMessage:
+async def next_frame(ws: aiohttp.ClientWebSocketResponse) -> SignalMessage:
     frame = await ws.receive()
     if frame.type is not WSMsgType.TEXT:
         raise QueryFailed(f"closed ({ws.close_code})")
@@ -166,7 +166,7 @@ class Asker:
     async def _ask(self, target: Target) -> None:
         loop = asyncio.get_running_loop()
         try:
-            addresses = await self._resolve(target)
+            addresses = await resolve(target)
         except QueryFailed as exc:
             self.plan.failed(target, loop.time(), str(exc), in_room=self._in_room())
             self._wake.set()
@@ -197,19 +197,23 @@ class Asker:
             )
         self._wake.set()
 
-    @staticmethod
-    async def _resolve(target: Target) -> list[str]:
-        if target.is_address:
-            return [target.host]
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(RESOLVE_TIMEOUT_S):
-                infos = await loop.getaddrinfo(
-                    target.host, target.port, family=socket.AF_INET, type=socket.SOCK_STREAM
-                )
-        except (OSError, TimeoutError) as exc:
-            raise QueryFailed(f"cannot resolve {target.host}: {exc or 'timed out'}") from None
-        found = list(dict.fromkeys(str(info[4][0]) for info in infos))
-        if not found:
-            raise QueryFailed(f"{target.host} has no IPv4 address")
-        return found[:MAX_RESOLVED]
+    def set_room_key(self, room_key: str | None) -> None:
+        self._key = room_key
+
+
+async def resolve(target: Target) -> list[str]:
+    """The IPv4 addresses of a target (itself, for an address); raises QueryFailed."""
+    if target.is_address:
+        return [target.host]
+    loop = asyncio.get_running_loop()
+    try:
+        async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+            infos = await loop.getaddrinfo(
+                target.host, target.port, family=socket.AF_INET, type=socket.SOCK_STREAM
+            )
+    except (OSError, TimeoutError) as exc:
+        raise QueryFailed(f"cannot resolve {target.host}: {exc or 'timed out'}") from None
+    found = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not found:
+        raise QueryFailed(f"{target.host} has no IPv4 address")
+    return found[:MAX_RESOLVED]

@@ -41,11 +41,15 @@ from sidecar.messages import (
     HeartbeatAck,
     Leave,
     Offer,
+    PairConfirm,
+    PairHello,
+    PairingReason,
     PeerList,
     PeerRecord,
     Query,
     Register,
     Registered,
+    Rekey,
     RoomInfo,
     Sealed,
     SignalError,
@@ -53,7 +57,9 @@ from sidecar.messages import (
     SignalPeer,
     decode_signal,
 )
+from sidecar.pairing import Window
 from sidecar.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, new_nonce, session_key
+from sidecar.signaling.pairdesk import PairingDesk, Refusal
 from sidecar.signaling.protocol import (
     HEARTBEAT_GRACE_S,
     HEARTBEAT_INTERVAL_S,
@@ -101,7 +107,23 @@ class MembersChanged:
     members: list[SignalPeer]
 
 
-Action = Send | Close | Deliver | MembersChanged
+@dataclass(frozen=True, slots=True)
+class PairingUpdate:
+    """This peer's pairing window changed (its host hears of it)."""
+
+    reason: PairingReason
+    window: Window | None
+    """What is left of it (None: closed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRotated:
+    """A member rotated the room key: this peer uses it from now on."""
+
+    room_key: str
+
+
+Action = Send | Close | Deliver | MembersChanged | PairingUpdate | KeyRotated
 
 
 # ----------------------------------------------------------------- registry
@@ -155,6 +177,7 @@ class RoomRegistry:
         self._by_id: dict[str, ConnId] = {}  # insertion order = registration order
         self._networks: tuple[ipaddress.IPv4Network, ...] = ()
         self._known: list[PeerRecord] = []
+        self._desk = PairingDesk(room)
 
     def set_networks(self, networks: Sequence[ipaddress.IPv4Network]) -> None:
         """The networks this leader is on: a member's addresses must be on one."""
@@ -194,8 +217,11 @@ class RoomRegistry:
         return [self._me, *(p for p in peers if p is not None)]
 
     def next_deadline(self) -> float | None:
-        """When `tick` next has something to do; None while nobody is connected."""
+        """When `tick` next has something to do; None while nobody is connected
+        and no pairing window is open."""
         deadlines = [self._deadline(c) for c in self._conns.values()]
+        if (expiry := self._desk.next_deadline()) is not None:
+            deadlines.append(expiry)
         return min(deadlines, default=None)
 
     def _deadline(self, conn: _Conn) -> float:
@@ -256,6 +282,65 @@ class RoomRegistry:
         self._term = term
         return self._broadcast() if self._leading else []
 
+    # -- the room key and pairing
+
+    def set_key(self, room_key: str | None) -> None:
+        """The room key from now on (pairing gave one, or a rotation). Sessions
+        already sealed carry on; new ones need this key."""
+        self._key = room_key
+
+    def rekey(self, room_key: str) -> list[Action]:
+        """This peer rotates the key: every member hears it (under the key it
+        registered with), then the new key is the room's."""
+        actions: list[Action] = [
+            self._send(cid, Rekey(room_key=room_key)) for cid in self._by_id.values()
+        ]
+        self._key = room_key
+        return actions
+
+    @property
+    def pairing(self) -> Window | None:
+        return self._desk.window
+
+    def open_pairing(self, window: Window) -> list[Action]:
+        self._desk.open(window)
+        return [PairingUpdate("opened", window)]
+
+    def close_pairing(self) -> list[Action]:
+        return [PairingUpdate("closed", None)] if self._desk.close() else []
+
+    def _pair(
+        self, conn_id: ConnId, conn: _Conn, msg: PairHello | PairConfirm, now: float
+    ) -> list[Action]:
+        if self._key is None:
+            return self._refuse(
+                conn_id, "pairing_closed", "an open room has no key to pair with",
+                CloseCode.REJECTED, "open room",
+            )  # fmt: skip
+        if isinstance(msg, PairHello):
+            if msg.v != self._version:
+                return self._wrong_room(conn_id, msg.v, msg.room)
+            outcome = self._desk.hello(conn_id, conn.nonce, msg, now)
+        else:
+            outcome = self._desk.confirm(conn_id, msg, self._key)
+        update = [PairingUpdate(outcome.update, self._desk.window)] if outcome.update else []
+        if isinstance(outcome.reply, Refusal):
+            close = (
+                CloseCode.FORBIDDEN if outcome.reply.code == "wrong_code" else CloseCode.REJECTED
+            )
+            refusal = self._refuse(
+                conn_id, outcome.reply.code, outcome.reply.message, close, "pairing"
+            )
+            return [*refusal, *update]
+        if isinstance(msg, PairConfirm):  # the room key went: done
+            self._forget(conn_id)
+            return [
+                Send(conn_id, outcome.reply),
+                Close(conn_id, CloseCode.NORMAL, "paired"),
+                *update,
+            ]
+        return [Send(conn_id, outcome.reply), *update]
+
     def set_known(self, records: Sequence[PeerRecord]) -> None:
         """What a `query` is answered: this peer's record, then its leader's."""
         self._known = list(records)[:MAX_ROOM_INFO]
@@ -298,6 +383,7 @@ class RoomRegistry:
 
     def disconnect(self, conn_id: ConnId, now: float) -> list[Action]:
         del now
+        self._desk.forget(conn_id)
         conn = self._conns.pop(conn_id, None)
         if conn is None or conn.peer is None:
             return []
@@ -313,8 +399,11 @@ class RoomRegistry:
             conn.last_heartbeat += slept
 
     def tick(self, now: float) -> list[Action]:
-        """Close connections that never registered or stopped heartbeating."""
+        """Close connections that never registered or stopped heartbeating, and
+        a pairing window whose time is up."""
         actions: list[Action] = []
+        if self._desk.expire(now):
+            actions.append(PairingUpdate("expired", None))
         changed = False
         for cid, conn in list(self._conns.items()):
             if now < self._deadline(conn):
@@ -349,6 +438,8 @@ class RoomRegistry:
             return [self._send(conn_id, _invalid(frame, exc))]
         except msgspec.DecodeError as exc:
             return [self._error(conn_id, "malformed", f"not valid JSON: {exc}")]
+        if isinstance(msg, PairHello | PairConfirm) and conn.peer is None and conn.sealer is None:
+            return self._pair(conn_id, conn, msg, now)  # a device without the key: never sealed
         if self._key is not None:
             opened = self._unseal(conn, msg)
             if isinstance(opened, msgspec.ValidationError):
@@ -521,6 +612,11 @@ class RoomRegistry:
                 return [Close(conn_id, CloseCode.NORMAL, "left"), *self._members_changed()]
             case Register():
                 return [self._error(conn_id, "already_registered", f"already {peer.peer_id}")]
+            case Rekey() if self._key is not None and conn.sealer is not None:
+                others = [cid for cid in self._by_id.values() if cid != conn_id]
+                actions: list[Action] = [self._send(cid, msg) for cid in others]
+                self._key = msg.room_key
+                return [*actions, KeyRotated(msg.room_key)]
             case _:
                 assert isinstance(msg, (*SERVER_ONLY, Sealed))
                 return [self._error(conn_id, "unexpected", f"{tag(msg)} is not a member's frame")]

@@ -20,6 +20,7 @@ from aiohttp import WSMsgType, web
 from sidecar.clock import overslept
 from sidecar.compat.web import watched_server
 from sidecar.messages import PeerRecord, SignalError, SignalPeer
+from sidecar.pairing import Window
 from sidecar.signaling.admission import Admission
 from sidecar.signaling.protocol import (
     CLOSE_TIMEOUT_S,
@@ -35,7 +36,16 @@ from sidecar.signaling.protocol import (
     call_safely,
     encode_signal,
 )
-from sidecar.signaling.registry import Action, Close, Deliver, MembersChanged, RoomRegistry, Send
+from sidecar.signaling.registry import (
+    Action,
+    Close,
+    Deliver,
+    KeyRotated,
+    MembersChanged,
+    PairingUpdate,
+    RoomRegistry,
+    Send,
+)
 
 log = logging.getLogger("sidecar.signaling")
 _T = TypeVar("_T")
@@ -101,6 +111,8 @@ class SignalingServer:
         *,
         on_deliver: Callable[[PeerSignal], None],
         on_members_changed: Callable[[list[SignalPeer]], None],
+        on_pairing: Callable[[PairingUpdate], None] = lambda _: None,
+        on_rekey: Callable[[str], None] = lambda _: None,
         heartbeat_interval: float = HEARTBEAT_INTERVAL_S,
         missed_limit: int = MISSED_LIMIT,
         grace: float = HEARTBEAT_GRACE_S,
@@ -117,6 +129,8 @@ class SignalingServer:
         )
         self._on_deliver = on_deliver
         self._on_members_changed = on_members_changed
+        self._on_pairing = on_pairing
+        self._on_rekey = on_rekey
         self._links: dict[ConnId, _Link] = {}
         self._ids = itertools.count(1)
         self._runner: web.ServerRunner | None = None
@@ -260,6 +274,23 @@ class SignalingServer:
     def set_leader_hint(self, leader_id: str | None) -> None:
         self._registry.set_leader_hint(leader_id)
 
+    def set_key(self, room_key: str | None) -> None:
+        self._registry.set_key(room_key)
+
+    def rekey(self, room_key: str) -> None:
+        """Rotate: the members hear the new key, which is the room's from now on."""
+        self._apply(self._registry.rekey(room_key))
+
+    @property
+    def pairing(self) -> Window | None:
+        return self._registry.pairing
+
+    def open_pairing(self, window: Window) -> None:
+        self._apply(self._registry.open_pairing(window))
+
+    def close_pairing(self) -> None:
+        self._apply(self._registry.close_pairing())
+
     def set_known(self, records: Sequence[PeerRecord]) -> None:
         """What a rendezvous `query` is answered (this peer's record, its leader's)."""
         self._registry.set_known(records)
@@ -374,6 +405,10 @@ class SignalingServer:
                     self._call(self._on_deliver, msg)
                 case MembersChanged(members):
                     self._call(self._on_members_changed, members)
+                case PairingUpdate():
+                    self._call(self._on_pairing, action)
+                case KeyRotated(room_key):
+                    self._call(self._on_rekey, room_key)
         self._wake.set()  # deadlines may have moved
 
     def _call(self, callback: Callable[[_T], None], arg: _T) -> None:

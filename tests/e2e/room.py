@@ -34,7 +34,7 @@ class LabPeer:
         return str(self.info["peer_id"])
 
     async def start(self) -> dict[str, Any]:
-        self.info = await self.client.call("start_peer", self.params)
+        self.info = await self.client.call("start_peer", self.params, timeout=35)
         return self.info
 
     async def status(self) -> dict[str, Any]:

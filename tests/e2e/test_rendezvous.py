@@ -88,7 +88,7 @@ async def test_given_a_displays_address_a_display_finds_the_leader_through_it(
     room: Room,
 ) -> None:
     room.lab.drop_multicast()
-    key = {"room_key": "psalm-121"}  # the question and the answer are sealed
+    key = {"room_key": "psalm-121-i-lift-up-my-eyes"}  # the question and the answer are sealed
     ctrl = await lone_controller(room, **key)
     first, _ = await join_timed(
         room, {**display("Audience"), **key, "rendezvous": [ctrl.host.ip]}, ctrl

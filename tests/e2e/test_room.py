@@ -94,10 +94,10 @@ async def test_controller_arriving_after_two_displays_takes_over(room: Room) -> 
 
 
 async def test_a_peer_with_the_wrong_room_key_is_refused(room: Room) -> None:
-    keyed = {"room_key": "psalm-23"}
+    keyed = {"room_key": "psalm-23-the-lord-is-my-shepherd"}
     ctrl, d1 = await room.start({**CONTROLLER, **keyed}, {**display("Audience"), **keyed})
     await agree_on([ctrl, d1], ctrl, STARTED_TOGETHER_S)
-    intruder = await room.spawn({**display("Intruder"), "room_key": "wrong"})
+    intruder = await room.spawn({**display("Intruder"), "room_key": "wrong-key-wrong-room"})
     await intruder.start()
     # It ends up alone: never told the room's leader or members ...
     await intruder.client.wait_until(lambda: intruder.client.leader_id is not None, JOIN_S * 3)

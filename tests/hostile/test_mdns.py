@@ -145,7 +145,7 @@ async def test_3_a_keyed_record_copied_and_pointed_elsewhere_is_ignored(room: Ro
     """The attacker hears the leader's signed record on the LAN, listens on the
     signaling port itself, and re-announces the record at its own address: no
     member of the keyed room goes there."""
-    keyed = {"room_key": "psalm-23"}
+    keyed = {"room_key": "psalm-23-the-lord-is-my-shepherd"}
     ctrl, disp = await room.start({**CONTROLLER, **keyed}, {**display("Audience"), **keyed})
     await agree_on([ctrl, disp], ctrl, SETUP_S)
     attacker = await mdns_attacker(room)

@@ -37,7 +37,7 @@ SAMPLES: list[Any] = [
         display_class="lobby",
         signaling_port=0,
         room="main",
-        room_key="s3cret",
+        room_key="a long s3cret phrase",
         mesh="full",
         echo=True,
         ice_servers=[m.IceServer(urls="turn:10.0.0.2", username="u", credential="c")],
@@ -194,6 +194,9 @@ def test_openrpc_lists_every_method_with_its_errors() -> None:
         "get_connected_peers",
         "get_leader_status",
         "get_state",
+        "open_pairing",
+        "close_pairing",
+        "rotate_room_key",
         "ping_peer",
         "stop_peer",
     }

@@ -157,6 +157,7 @@ async def test_idle_status_and_empty_peer_list_before_start() -> None:
         "found_by": [],
         "room_addresses": [],
         "rendezvous": [],
+        "pairing": None,
     }
     assert (await answer(req("get_connected_peers", [])))["result"] == []
 

@@ -21,11 +21,16 @@ from sidecar.messages import (
     HeartbeatAck,
     Leave,
     Offer,
+    PairConfirm,
+    PairHello,
+    PairKey,
+    PairReply,
     PeerList,
     PeerRecord,
     Query,
     Register,
     Registered,
+    Rekey,
     RoomInfo,
     Sealed,
     SignalError,
@@ -33,6 +38,7 @@ from sidecar.messages import (
     SignalPeer,
     decode_signal,
 )
+from sidecar.pairing import Initiator, Window
 from sidecar.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, session_key
 from sidecar.signaling.protocol import CloseCode, encode_signal
 from sidecar.signaling.registry import (
@@ -41,7 +47,9 @@ from sidecar.signaling.registry import (
     Action,
     Close,
     Deliver,
+    KeyRotated,
     MembersChanged,
+    PairingUpdate,
     RoomRegistry,
     Send,
 )
@@ -1111,4 +1119,55 @@ def test_in_a_keyed_room_only_a_sealed_query_is_answered_and_sealed() -> None:
     assert isinstance(opened, RoomInfo) and opened.records == [record(LEADER)]
     wrong = Session(hello(reg, 3), key="not the key")
     refused = reg.receive(3, frame(wrong.seal(Query(room=ROOM))), 0.0)
+    assert errors(refused, 3) == ["forbidden"]
+
+
+# ------------------------------------------------------------------ pairing, rekey
+
+
+def test_a_keyed_room_pairs_a_device_without_the_key_then_closes_its_connection() -> None:
+    reg = make(KEY, leading=False)  # any member pairs, leading or not
+    (opened,) = reg.open_pairing(Window(code="123456", expires_at=60.0))
+    assert isinstance(opened, PairingUpdate) and opened.reason == "opened"
+    nonce = hello(reg, 1)
+    device = Initiator("123456", ROOM, nonce, "cc" * 16)
+    actions = reg.receive(1, frame(PairHello(room=ROOM, share=device.share, nonce="cc" * 16)), 1.0)
+    (reply,) = sent(actions, 1)
+    assert isinstance(reply, PairReply)  # plain: the device has no key to seal with
+    assert [a.reason for a in actions if isinstance(a, PairingUpdate)] == ["tried"]
+    confirm = PairConfirm(tag=device.reply(reply.share, reply.tag))
+    done = reg.receive(1, frame(confirm), 1.0)
+    (key_frame,) = sent(done, 1)
+    assert isinstance(key_frame, PairKey) and device.room_key(key_frame.sealed) == KEY
+    assert closes(done) == {1: (CloseCode.NORMAL, "paired")}
+    assert [a.reason for a in done if isinstance(a, PairingUpdate)] == ["paired"]
+    assert reg.pairing is None
+
+
+def test_without_a_window_or_in_an_open_room_pairing_is_refused() -> None:
+    reg = make(KEY)
+    hello(reg, 1)
+    hello_frame = PairHello(
+        room=ROOM, share=Initiator("1", ROOM, "aa" * 16, "bb" * 16).share, nonce="bb" * 16
+    )
+    assert errors(reg.receive(1, frame(hello_frame), 0.0), 1) == ["pairing_closed"]
+    open_room = make()
+    open_room.open_pairing(Window(code="123456", expires_at=60.0))
+    hello(open_room, 1)
+    assert errors(open_room.receive(1, frame(hello_frame), 0.0), 1) == ["pairing_closed"]
+
+
+def test_a_members_rekey_goes_to_every_other_member_and_becomes_the_rooms_key() -> None:
+    reg = make(KEY)
+    session_a, _ = join_keyed(reg, 1, A, nonce="a1" * 16)
+    session_b, _ = join_keyed(reg, 2, B, nonce="b2" * 16)
+    actions = reg.receive(1, frame(session_a.seal(Rekey(room_key="n" * 43))), 1.0)
+    assert [a.room_key for a in actions if isinstance(a, KeyRotated)] == ["n" * 43]
+    (to_b,) = sent(actions, 2)
+    opened = session_b.open(to_b)
+    assert isinstance(opened, Rekey) and opened.room_key == "n" * 43
+    assert sent(actions, 1) == []
+    # New sessions need the new key; the old one is refused.
+    old = Session(hello(reg, 3))
+    refused = reg.receive(3, frame(old.seal(register(C, "x"))), 2.0)
     assert errors(refused, 3) == ["forbidden"]

@@ -214,6 +214,8 @@ export interface LeaderStatus {
   room_addresses?: string[];
   /** @default [] */
   rendezvous?: RendezvousStatus[];
+  /** @default null */
+  pairing?: PairingWindow | null;
 }
 
 export interface Leave {
@@ -291,6 +293,143 @@ export interface Offer {
   epoch: number;
   /** @default null */
   auth?: string | null;
+}
+
+export interface OpenPairingParams {
+  /**
+   * @minimum 30
+   * @maximum 600
+   * @default 120
+   */
+  ttl_s?: number;
+  /**
+   * @minimum 1
+   * @maximum 8
+   * @default 1
+   */
+  uses?: number;
+}
+
+export interface PairConfirm {
+  type: "pair_confirm";
+  /**
+   * @minLength 86
+   * @maxLength 86
+   * @pattern ^[A-Za-z0-9_-]+$
+   */
+  tag: string;
+}
+
+/**
+ * Instead of `register`, from a device without the room key: the first
+ * CPace message (sidecar/pairing.py). Never sealed.
+ */
+export interface PairHello {
+  type: "pair_hello";
+  /**
+   * @minLength 1
+   * @maxLength 64
+   * @pattern ^[^\x00-\x1f\x7f]*$
+   */
+  room: string;
+  /**
+   * @minLength 43
+   * @maxLength 43
+   * @pattern ^[A-Za-z0-9_-]+$
+   */
+  share: string;
+  /**
+   * @minLength 1
+   * @maxLength 128
+   * @pattern ^[A-Za-z0-9_-]+$
+   */
+  nonce: string;
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   * @default 3
+   */
+  v?: number;
+}
+
+/** The room key, sealed under the exchange's key; then the server closes. */
+export interface PairKey {
+  type: "pair_key";
+  /**
+   * @maxLength 2048
+   * @pattern ^[A-Za-z0-9_-]+$
+   */
+  sealed: string;
+}
+
+export interface PairReply {
+  type: "pair_reply";
+  /**
+   * @minLength 43
+   * @maxLength 43
+   * @pattern ^[A-Za-z0-9_-]+$
+   */
+  share: string;
+  /**
+   * @minLength 86
+   * @maxLength 86
+   * @pattern ^[A-Za-z0-9_-]+$
+   */
+  tag: string;
+}
+
+/**
+ * This device paired (start_peer with `pairing_code`): keep `room_key` and
+ * pass it as `room_key` next time.
+ */
+export interface PairedParams {
+  /**
+   * @minLength 1
+   * @maxLength 64
+   * @pattern ^[^\x00-\x1f\x7f]*$
+   */
+  room: string;
+  /**
+   * the room's secret: at least 16 characters (create_room_key makes 43)
+   * @minLength 16
+   * @maxLength 1024
+   */
+  room_key: string;
+}
+
+/**
+ * This device's pairing window changed: opened, a device paired or a
+ * try failed, or it closed (expired, no tries or uses left, closed).
+ */
+export interface PairingParams {
+  state: "closed" | "open";
+  reason: "closed" | "exhausted" | "expired" | "opened" | "paired" | "tried";
+  window: PairingWindow | null;
+}
+
+/** An open pairing window of this device (`open_pairing`). */
+export interface PairingWindow {
+  /**
+   * six digits
+   * @pattern ^[0-9]{6}$
+   */
+  code: string;
+  /**
+   * milliseconds since the Unix epoch
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
+  expires_at: number;
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
+  tries_left: number;
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
+  uses_left: number;
 }
 
 /** One peer of the room as this sidecar sees it. */
@@ -535,6 +674,20 @@ export interface Registered {
   peers: SignalPeer[];
 }
 
+/**
+ * A member rotates the room key: to the leader, which sends it to every
+ * member. Always sealed (only keyed rooms have a key to rotate).
+ */
+export interface Rekey {
+  type: "rekey";
+  /**
+   * the room's secret: at least 16 characters (create_room_key makes 43)
+   * @minLength 16
+   * @maxLength 1024
+   */
+  room_key: string;
+}
+
 /** One rendezvous target given to start_peer, and what became of it. */
 export interface RendezvousStatus {
   target: string;
@@ -563,6 +716,20 @@ export interface RoomInfo {
   type: "room_info";
   /** @maxItems 16 */
   records: PeerRecord[];
+}
+
+/**
+ * The room has a new key (`created` by this device, or `rotated` by a
+ * member): keep it; the old one no longer admits anyone.
+ */
+export interface RoomKeyParams {
+  /**
+   * the room's secret: at least 16 characters (create_room_key makes 43)
+   * @minLength 16
+   * @maxLength 1024
+   */
+  room_key: string;
+  reason: "created" | "rotated";
 }
 
 /**
@@ -612,7 +779,7 @@ export interface SignalError {
   message: string;
 }
 
-export type SignalMessage = Challenge | Query | RoomInfo | Register | Registered | PeerList | Offer | Answer | Candidate | Heartbeat | HeartbeatAck | Leave | SignalError | Sealed;
+export type SignalMessage = Challenge | PairHello | PairReply | PairConfirm | PairKey | Rekey | Query | RoomInfo | Register | Registered | PeerList | Offer | Answer | Candidate | Heartbeat | HeartbeatAck | Leave | SignalError | Sealed;
 
 /**
  * A room member as the leader lists it: enough to rank it and to reach it.
@@ -683,6 +850,10 @@ export interface StartPeerParams {
   room?: string;
   /** @default null */
   room_key?: string | null;
+  /** @default false */
+  create_room_key?: boolean;
+  /** @default null */
+  pairing_code?: string | null;
   /** @default "controllers" */
   mesh?: MeshPolicy;
   /** @default false */
@@ -762,6 +933,9 @@ export interface SyncEnvelope {
   received: number;
 }
 
+/** `close_pairing_result` in the schema. */
+export type ClosePairingResult = null;
+
 /** `get_connected_peers_result` in the schema. */
 export type GetConnectedPeersResult = PeerInfo[];
 
@@ -771,8 +945,14 @@ export type GetLeaderStatusResult = LeaderStatus;
 /** `get_state_result` in the schema. */
 export type GetStateResult = StateEntry[];
 
+/** `open_pairing_result` in the schema. */
+export type OpenPairingResult = PairingWindow;
+
 /** `ping_peer_result` in the schema. */
 export type PingPeerResult = PingResult;
+
+/** `rotate_room_key_result` in the schema. */
+export type RotateRoomKeyResult = null;
 
 /** `send_control_message_result` in the schema. */
 export type SendControlMessageResult = SendResult;
@@ -785,10 +965,13 @@ export type StopPeerResult = null;
 
 /** The result type of each JSON-RPC method, from the `<method>_result` entries of the schema. */
 export interface SidecarMethodResults {
+  close_pairing: ClosePairingResult;
   get_connected_peers: GetConnectedPeersResult;
   get_leader_status: GetLeaderStatusResult;
   get_state: GetStateResult;
+  open_pairing: OpenPairingResult;
   ping_peer: PingPeerResult;
+  rotate_room_key: RotateRoomKeyResult;
   send_control_message: SendControlMessageResult;
   start_peer: StartPeerResult;
   stop_peer: StopPeerResult;

@@ -1,0 +1,146 @@
+"""Keyed rooms that a volunteer joins by typing six digits (docs/api.md,
+"Keyed rooms and pairing"): real sidecars in lab namespaces."""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.room import (
+    CONTROLLER,
+    LabPeer,
+    Room,
+    agree_on,
+    connected,
+    disconnects,
+    display,
+    leader_named_since,
+    messages,
+    star,
+)
+from tests.sidecar_proc import RpcFailure
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(120)]
+
+SETUP_S = 10.0
+
+
+def notes(peer: LabPeer, method: str) -> list[dict[str, Any]]:
+    return [n["params"] for _, n in peer.client.history if n["method"] == method]
+
+
+def holds_key(peer: LabPeer, key: str) -> bool:
+    return any(n["room_key"] == key for n in notes(peer, "webrtc:room_key"))
+
+
+def got_one(peer: LabPeer) -> bool:
+    return len(messages(peer)) == 1
+
+
+async def keyed_controller(room: Room) -> tuple[LabPeer, str]:
+    """A controller that creates the room's key: the key its host was given."""
+    (ctrl,) = await room.start({**CONTROLLER, "create_room_key": True})
+    (created,) = notes(ctrl, "webrtc:room_key")
+    assert created["reason"] == "created" and len(created["room_key"]) >= 43
+    await ctrl.client.wait_until(lambda: ctrl.client.leader_id == ctrl.peer_id, SETUP_S)
+    return ctrl, str(created["room_key"])
+
+
+async def test_a_display_pairs_with_the_controllers_code_then_rejoins_with_the_key(
+    room: Room,
+) -> None:
+    ctrl, key = await keyed_controller(room)
+    window = await ctrl.client.call("open_pairing", {})
+    assert len(window["code"]) == 6 and window["tries_left"] == 3 and window["uses_left"] == 1
+    assert (await ctrl.status())["pairing"]["code"] == window["code"]
+
+    disp = await room.spawn({**display("Lobby", "lobby"), "pairing_code": window["code"]})
+    await disp.start()  # returns once paired and in the room
+    (paired,) = notes(disp, "webrtc:paired")
+    assert paired["room_key"] == key
+    await connected([ctrl, disp], star(ctrl, [disp]), SETUP_S)
+    await agree_on([ctrl, disp], ctrl, SETUP_S)
+    assert (await disp.status())["keyed"] is True
+    reasons = [n["reason"] for n in notes(ctrl, "webrtc:pairing")]
+    assert reasons == ["opened", "tried", "paired"]
+    assert (await ctrl.status())["pairing"] is None  # its one use is spent
+
+    # Its host stored the key: restarted with it, the display joins without pairing.
+    await disp.client.call("stop_peer")
+    disp.params = {**display("Lobby", "lobby"), "room_key": paired["room_key"]}
+    started = time.monotonic()
+    await disp.start()
+    await disp.client.wait_until(lambda: disp.client.leader_id == ctrl.peer_id, SETUP_S)
+    assert time.monotonic() - started < SETUP_S
+    assert len(notes(disp, "webrtc:paired")) == 1
+
+
+async def test_wrong_codes_close_the_window_and_the_room_carries_on(room: Room) -> None:
+    ctrl, key = await keyed_controller(room)
+    member = await room.spawn({**display("Audience"), "room_key": key})
+    await member.start()
+    await connected([ctrl, member], star(ctrl, [member]), SETUP_S)
+    window = await ctrl.client.call("open_pairing", {})
+    wrong = f"{(int(window['code']) + 1) % 1_000_000:06d}"
+    guesser = await room.spawn({**display("Guest phone"), "pairing_code": wrong})
+    for _ in range(3):  # each start is one guess: the member refuses the confirmation
+        with pytest.raises(RpcFailure) as refused:
+            await guesser.start()
+        assert refused.value.error["code"] == -32005
+        assert "wrong code" in refused.value.error["message"]
+    await ctrl.client.wait_until(
+        lambda: any(n["reason"] == "exhausted" for n in notes(ctrl, "webrtc:pairing")), 5
+    )
+    assert (await ctrl.status())["pairing"] is None
+    # The right code now finds no open window.
+    guesser.params = {**display("Guest phone"), "pairing_code": window["code"]}
+    with pytest.raises(RpcFailure) as closed:
+        await guesser.start()
+    assert closed.value.error["code"] == -32005
+    assert "no member" in closed.value.error["message"] or "closed" in closed.value.error["message"]
+    # The room never noticed.
+    await ctrl.client.call("send_control_message", {"payload": "still here", "to": member.peer_id})
+    await member.client.wait_until(lambda: len(messages(member)) == 1, 5)
+    assert disconnects(ctrl) == [] and disconnects(member) == []
+
+
+async def test_rotation_keeps_the_members_present_and_shuts_out_the_absent_one(
+    room: Room,
+) -> None:
+    ctrl, key = await keyed_controller(room)
+    present = [await room.spawn({**display(n), "room_key": key}) for n in ("One", "Two", "Three")]
+    absent = await room.spawn({**display("Absent", "stage"), "room_key": key})
+    for peer in [*present, absent]:
+        await peer.start()
+    everyone = [ctrl, *present, absent]
+    await connected(everyone, star(ctrl, [*present, absent]), SETUP_S)
+    await absent.client.call("stop_peer")  # switched off for the service
+
+    await ctrl.client.call("rotate_room_key")
+    (rotated,) = notes(ctrl, "webrtc:room_key")[1:]
+    new_key = rotated["room_key"]
+    assert rotated["reason"] == "rotated" and new_key != key
+    for peer in present:
+        await peer.client.wait_until(functools.partial(holds_key, peer, new_key), 5)
+    # The three keep talking.
+    sent = await ctrl.client.call("send_control_message", {"payload": "after the rotation"})
+    assert set(sent["sent_to"]) == {p.peer_id for p in present}
+    for peer in present:
+        await peer.client.wait_until(functools.partial(got_one, peer), 5)
+
+    # The absent one, back with the old key, is alone.
+    since = time.monotonic()
+    await absent.start()
+    await absent.client.wait_until(lambda: leader_named_since(absent, absent, since), SETUP_S)
+    assert absent.client.peer_ids() == {absent.peer_id}
+    for peer in [ctrl, *present]:
+        assert absent.peer_id not in peer.client.peer_ids()
+    # A member restarted with the new key joins as before.
+    late = present[0]
+    await late.client.call("stop_peer")
+    late.params = {**display("One"), "room_key": new_key}
+    await late.start()
+    await late.client.wait_until(lambda: late.client.leader_id == ctrl.peer_id, SETUP_S)
