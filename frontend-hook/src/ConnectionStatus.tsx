@@ -125,6 +125,18 @@ export function ConnectionStatus({
               ? "Keyed: members only"
               : "Open: any device on this network can join"}
         </dd>
+        {leader.pairing ? (
+          <>
+            <dt>Pairing code</dt>
+            <dd className="mw-status__pairing">
+              <span className="mw-pairing__code" aria-label="Pairing code">
+                {leader.pairing.code}
+              </span>{" "}
+              (until {new Date(leader.pairing.expires_at).toLocaleTimeString()}, {leader.pairing.tries_left}{" "}
+              {leader.pairing.tries_left === 1 ? "try" : "tries"} left)
+            </dd>
+          </>
+        ) : null}
         <dt>Found by</dt>
         <dd className="mw-status__found">{foundByText(leader.foundBy)}</dd>
         <dt>Connected</dt>

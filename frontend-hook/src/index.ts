@@ -27,6 +27,7 @@ export {
   selectState,
   type RetainedState,
 } from "./retained";
+export * as pairing from "./pairing";
 export { WebRTCCommandError, SidecarErrorCode, parseCommandError } from "./errors";
 export {
   roomReducer,

@@ -19,6 +19,8 @@ import type {
   LeaderStatus,
   MessageParams,
   NetworkChangedParams,
+  PairingParams,
+  PairingWindow,
   PeerInfo,
   PeerListChangedParams,
   StateEntry,
@@ -56,6 +58,8 @@ export interface LeaderView {
   keyed: boolean | null;
   /** How this device heard of the leader it follows (mDNS, rendezvous), per get_leader_status. */
   foundBy: readonly FoundBy[];
+  /** This device's open pairing window (its code, for a new device to type), if any. */
+  pairing: PairingWindow | null;
 }
 
 type Phase = "idle" | "starting" | "started" | "error";
@@ -94,6 +98,7 @@ export type RoomAction =
   | { type: "disconnected"; at: number; params: DisconnectedParams }
   | { type: "leader_changed"; at: number; params: LeaderChangedParams }
   | { type: "network_changed"; at: number; params: NetworkChangedParams }
+  | { type: "pairing"; at: number; params: PairingParams }
   | { type: "message"; params: MessageParams; max: number }
   | { type: "state"; at: number; params: StateEntry }
   | { type: "state_snapshot"; issued: number; entries: readonly StateEntry[] }
@@ -116,6 +121,7 @@ const IDLE_LEADER: RoomState["leader"] = {
   signalingUrl: null,
   keyed: null,
   foundBy: [],
+  pairing: null,
 };
 
 export const initialRoomState: RoomState = {
@@ -237,6 +243,7 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
           signalingUrl: prev.leaderId === leaderId ? prev.signalingUrl : null,
           keyed: prev.keyed,
           foundBy: prev.leaderId === leaderId ? prev.foundBy : [],
+          pairing: prev.pairing,
         },
         clocks: { ...state.clocks, leader: action.at },
       };
@@ -264,6 +271,9 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
         clocks: { ...state.clocks, leader: action.at },
       };
     }
+
+    case "pairing":
+      return { ...state, leader: { ...state.leader, pairing: action.params.window ?? null } };
 
     case "message": {
       const max = Math.max(0, Math.floor(action.max));
@@ -376,6 +386,7 @@ function mergeLeaderStatus(state: RoomState, status: LeaderStatus, issued: numbe
         signalingUrl: status.signaling_url,
         keyed: status.state === "idle" ? null : (status.keyed ?? false),
         foundBy: (status.found_by ?? []).slice(),
+        pairing: status.pairing ?? null,
       },
       network:
         status.state === "idle"
@@ -396,6 +407,7 @@ function mergeLeaderStatus(state: RoomState, status: LeaderStatus, issued: numbe
         signalingUrl: prev.signalingUrl ?? status.signaling_url,
         keyed: status.state === "idle" ? prev.keyed : (status.keyed ?? false),
         foundBy: (status.found_by ?? []).slice(),
+        pairing: status.pairing ?? null,
       },
     };
   }

@@ -17,6 +17,10 @@ import type {
   LeaderChangedParams,
   MessageParams,
   NetworkChangedParams,
+  OpenPairingParams,
+  PairedParams,
+  PairingParams,
+  PairingWindow,
   PeerInfo,
   PeerListChangedParams,
   PingPeerParams,
@@ -24,6 +28,7 @@ import type {
   SendResult,
   SidecarMethodResults,
   StartPeerParams,
+  RoomKeyParams,
   StateEntry,
 } from "./generated/sidecar-types";
 import { selectState } from "./retained";
@@ -51,6 +56,9 @@ export interface WebRTCEventPayloads {
   "webrtc:peer_list_changed": PeerListChangedParams;
   "webrtc:network_changed": NetworkChangedParams;
   "webrtc:state": StateEntry;
+  "webrtc:paired": PairedParams;
+  "webrtc:room_key": RoomKeyParams;
+  "webrtc:pairing": PairingParams;
 }
 
 export type WebRTCEventName = keyof WebRTCEventPayloads;
@@ -63,6 +71,9 @@ export const WEBRTC_EVENTS: readonly WebRTCEventName[] = [
   "webrtc:peer_list_changed",
   "webrtc:network_changed",
   "webrtc:state",
+  "webrtc:paired",
+  "webrtc:room_key",
+  "webrtc:pairing",
 ];
 
 /**
@@ -85,6 +96,12 @@ export interface UseWebRTCOptions {
   refreshOnMount?: boolean;
   /** Called with every received message, including those `messages` no longer keeps. */
   onMessage?: (message: MessageParams) => void;
+  /**
+   * Called with the room key whenever this device gets one to keep: it created the room
+   * (`"created"`), paired (`"paired"`), or a member rotated it (`"rotated"`). Store it and
+   * pass it as `room_key` to the next `startPeer`.
+   */
+  onRoomKey?: (roomKey: string, reason: "created" | "paired" | "rotated") => void;
 }
 
 export interface SendMessageOptions {
@@ -130,6 +147,11 @@ export interface UseWebRTCResult {
   setState: (key: string, value: unknown, options?: SetStateOptions) => Promise<SendResult>;
   /** Round-trip time in milliseconds. */
   ping: (peerId: string) => Promise<number>;
+  /** Opens a pairing window of this keyed room: the code a new device starts with. */
+  openPairing: (options?: Partial<OpenPairingParams>) => Promise<PairingWindow>;
+  closePairing: () => Promise<void>;
+  /** Gives every member present a new room key (each host gets it through `onRoomKey`). */
+  rotateRoomKey: () => Promise<void>;
   /** Re-reads get_leader_status, get_connected_peers and get_state. */
   refresh: () => Promise<void>;
   clearError: () => void;
@@ -167,9 +189,11 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
 
   const maxMessagesRef = useRef(maxMessages);
   const onMessageRef = useRef(options.onMessage);
+  const onRoomKeyRef = useRef(options.onRoomKey);
   useEffect(() => {
     maxMessagesRef.current = maxMessages;
     onMessageRef.current = options.onMessage;
+    onRoomKeyRef.current = options.onRoomKey;
   });
 
   const tick = useCallback(() => ++clock.current, []);
@@ -284,6 +308,15 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
       on("webrtc:state", (params) => {
         dispatch({ type: "state", at: tick(), params });
       }),
+      on("webrtc:paired", (params) => {
+        onRoomKeyRef.current?.(params.room_key, "paired");
+      }),
+      on("webrtc:room_key", (params) => {
+        onRoomKeyRef.current?.(params.room_key, params.reason);
+      }),
+      on("webrtc:pairing", (params) => {
+        dispatch({ type: "pairing", at: tick(), params });
+      }),
       on("webrtc:network_changed", (params) => {
         dispatch({ type: "network_changed", at: tick(), params });
         // back online, the election carries on: read where it is
@@ -369,6 +402,19 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
     [call],
   );
 
+  const openPairing = useCallback(
+    (opts: Partial<OpenPairingParams> = {}): Promise<PairingWindow> => call("open_pairing", { ...opts }),
+    [call],
+  );
+
+  const closePairing = useCallback(async (): Promise<void> => {
+    await call("close_pairing");
+  }, [call]);
+
+  const rotateRoomKey = useCallback(async (): Promise<void> => {
+    await call("rotate_room_key");
+  }, [call]);
+
   const clearError = useCallback(() => {
     safeDispatch({ type: "clear_error" });
   }, [safeDispatch]);
@@ -393,6 +439,9 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
     sendMessage,
     setState,
     ping,
+    openPairing,
+    closePairing,
+    rotateRoomKey,
     refresh,
     clearError,
   };

@@ -26,6 +26,7 @@ const boothLeads: LeaderView = {
   signalingUrl: "ws://10.0.0.5:3010",
   keyed: true,
   foundBy: ["mdns"],
+  pairing: null,
 };
 
 /** The cells of the table row whose header (the device column) reads `name`. */
@@ -122,7 +123,7 @@ describe("ConnectionStatus", () => {
     render(
       <ConnectionStatus
         connectionState="idle"
-        leader={{ state: "idle", leaderId: null, isLeader: false, term: 0, leader: null, signalingUrl: null, keyed: null, foundBy: [] }}
+        leader={{ state: "idle", leaderId: null, isLeader: false, term: 0, leader: null, signalingUrl: null, keyed: null, foundBy: [], pairing: null }}
         peers={[]}
         error={new WebRTCCommandError("start_peer", { code: -32602, message: "Invalid params" })}
         title="Network"
@@ -156,7 +157,7 @@ describe("ConnectionStatus", () => {
     render(
       <ConnectionStatus
         connectionState="offline"
-        leader={{ state: "offline", leaderId: null, isLeader: false, term: 3, leader: null, signalingUrl: null, keyed: null, foundBy: [] }}
+        leader={{ state: "offline", leaderId: null, isLeader: false, term: 3, leader: null, signalingUrl: null, keyed: null, foundBy: [], pairing: null }}
         peers={[booth]}
       />,
     );
@@ -207,5 +208,18 @@ describe("ConnectionStatus", () => {
       "Local network discovery (mDNS) and A known address (rendezvous)",
     );
     expect(row(/Booth/).cells.at(-1)).toBe("Connected (through a relay)");
+  });
+
+  it("shows the pairing code while a window is open", () => {
+    render(
+      <ConnectionStatus
+        connectionState="leader"
+        leader={{ ...boothLeads, pairing: { code: "042193", expires_at: 1796112000000, tries_left: 2, uses_left: 1 } }}
+        self={booth}
+        peers={[booth]}
+      />,
+    );
+    expect(screen.getByLabelText("Pairing code").textContent).toBe("042193");
+    expect(screen.getByText(/2 tries left/)).toBeTruthy();
   });
 });

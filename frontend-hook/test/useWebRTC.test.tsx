@@ -741,3 +741,28 @@ describe("after unmount", () => {
     expect(errors).not.toHaveBeenCalled();
   });
 });
+
+describe("keyed rooms", () => {
+  it("hands every room key to onRoomKey and shows the pairing window", async () => {
+    const keys: [string, string][] = [];
+    const window = { code: "042193", expires_at: 1796112000000, tries_left: 3, uses_left: 1 };
+    const tauri = installTauri({ [`${PREFIX}open_pairing`]: () => window });
+    const { result } = await mountHook({ onRoomKey: (key, reason) => keys.push([key, reason]) });
+    await act(async () => {
+      expect(await result.current.openPairing({ ttl_s: 60 })).toEqual(window);
+    });
+    expect(tauri.commands().find((c) => c.cmd.endsWith("open_pairing"))?.args).toStrictEqual({ ttl_s: 60 });
+    await fire("webrtc:pairing", { state: "open", reason: "opened", window });
+    expect(result.current.leader.pairing).toEqual(window);
+    await fire("webrtc:pairing", { state: "closed", reason: "paired", window: null });
+    expect(result.current.leader.pairing).toBeNull();
+    await fire("webrtc:room_key", { room_key: "k".repeat(43), reason: "created" });
+    await fire("webrtc:paired", { room: "default", room_key: "p".repeat(43) });
+    await fire("webrtc:room_key", { room_key: "r".repeat(43), reason: "rotated" });
+    expect(keys).toEqual([
+      ["k".repeat(43), "created"],
+      ["p".repeat(43), "paired"],
+      ["r".repeat(43), "rotated"],
+    ]);
+  });
+});

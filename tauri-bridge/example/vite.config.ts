@@ -1,5 +1,5 @@
 // The page imports the hook's sources from ../../frontend-hook/src.  Those files import
-// `react` and `@tauri-apps/api`: `dedupe` resolves them from this folder's node_modules,
+// `react`, `@tauri-apps/api` and `@noble/*`: `dedupe` resolves them from this folder's node_modules,
 // so there is one React and frontend-hook/node_modules is not needed.
 import { defineConfig } from "vite";
 
@@ -7,7 +7,7 @@ export default defineConfig({
   // The built page is embedded by tauri::generate_context! (tauri.conf.json: frontendDist).
   base: "./",
   esbuild: { jsx: "automatic" },
-  resolve: { dedupe: ["react", "react-dom", "@tauri-apps/api"] },
+  resolve: { dedupe: ["react", "react-dom", "@tauri-apps/api", "@noble/curves", "@noble/hashes", "@noble/ciphers"] },
   server: { strictPort: true, fs: { allow: [".", "../../frontend-hook"] } },
   build: { outDir: "dist", emptyOutDir: true, target: "es2022" },
 });

@@ -5,6 +5,9 @@ const COMMANDS: &[&str] = &[
     "get_connected_peers",
     "get_leader_status",
     "get_state",
+    "open_pairing",
+    "close_pairing",
+    "rotate_room_key",
     "ping_peer",
     "stop_peer",
 ];

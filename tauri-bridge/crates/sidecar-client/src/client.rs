@@ -15,8 +15,8 @@ use crate::error::{Error, Result, RpcError};
 use crate::lines::{Line, LineSplitter, DEFAULT_MAX_LINE};
 use crate::transport::{ChildEvent, ExitInfo, ProcessControl, Spawned, StdinWriter};
 use crate::types::{
-    LeaderStatus, Notification, PeerInfo, PingPeerParams, PingResult, SendControlMessageParams, SendResult,
-    StartPeerParams, StateEntry,
+    LeaderStatus, Notification, OpenPairingParams, PairingWindow, PeerInfo, PingPeerParams, PingResult,
+    SendControlMessageParams, SendResult, StartPeerParams, StateEntry,
 };
 
 const STDERR_TAIL: usize = 20;
@@ -315,6 +315,23 @@ impl Client {
     /// `get_state`: the room's retained state, by key.
     pub async fn get_state(&self) -> Result<Vec<StateEntry>> {
         self.call("get_state", Value::Null).await
+    }
+
+    /// `open_pairing`: a pairing window of this keyed room (its code, for a new device).
+    pub async fn open_pairing(&self, params: &OpenPairingParams) -> Result<PairingWindow> {
+        self.call("open_pairing", to_params("open_pairing", params)?).await
+    }
+
+    /// `close_pairing`.
+    pub async fn close_pairing(&self) -> Result<()> {
+        let _: Value = self.call("close_pairing", Value::Null).await?;
+        Ok(())
+    }
+
+    /// `rotate_room_key`: every member present gets a new key (`webrtc:room_key`).
+    pub async fn rotate_room_key(&self) -> Result<()> {
+        let _: Value = self.call("rotate_room_key", Value::Null).await?;
+        Ok(())
     }
 
     /// `ping_peer`: round trip over the data channel.

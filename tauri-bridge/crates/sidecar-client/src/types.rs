@@ -99,6 +99,53 @@ pub struct LeaderStatus {
     /// What became of each rendezvous target.
     #[serde(default)]
     pub rendezvous: Vec<RendezvousStatus>,
+    /// This device's open pairing window, if any.
+    #[serde(default)]
+    pub pairing: Option<PairingWindow>,
+}
+
+/// An open pairing window (`open_pairing`): the code a new device starts with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingWindow {
+    /// Six digits.
+    pub code: String,
+    /// Milliseconds since the Unix epoch.
+    pub expires_at: u64,
+    pub tries_left: u64,
+    pub uses_left: u64,
+}
+
+/// Params of `open_pairing`; `None` leaves the sidecar's default (120 s, one device).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpenPairingParams {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<u64>,
+}
+
+/// Params of `webrtc:paired`: this device paired; store `room_key` for the next start.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairedParams {
+    pub room: String,
+    pub room_key: String,
+}
+
+/// Params of `webrtc:room_key`: a key to store (`"created"` here, or `"rotated"` by a member).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomKeyParams {
+    pub room_key: String,
+    pub reason: String,
+}
+
+/// Params of `webrtc:pairing`: this device's pairing window changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingParams {
+    /// `"open"` or `"closed"`.
+    pub state: String,
+    /// `"opened"`, `"tried"`, `"paired"`, `"expired"`, `"exhausted"` or `"closed"`.
+    pub reason: String,
+    pub window: Option<PairingWindow>,
 }
 
 /// One rendezvous target of `start_peer` and what became of it.
@@ -176,6 +223,12 @@ pub struct StartPeerParams {
     /// Shared secret of the room; never crosses the network.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub room_key: Option<String>,
+    /// Make a new room key (the room's first device); `webrtc:room_key` carries it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub create_room_key: Option<bool>,
+    /// Join a keyed room by pairing with a member's code (`open_pairing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairing_code: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mesh: Option<MeshPolicy>,
     /// Echo every received control message back to its sender.
@@ -214,6 +267,8 @@ impl StartPeerParams {
             signaling_port: None,
             room: None,
             room_key: None,
+            create_room_key: None,
+            pairing_code: None,
             mesh: None,
             echo: None,
             ice_servers: None,
@@ -382,6 +437,12 @@ pub enum Notification {
     NetworkChanged(NetworkChangedParams),
     /// `webrtc:state`
     State(StateEntry),
+    /// `webrtc:paired`
+    Paired(PairedParams),
+    /// `webrtc:room_key`
+    RoomKey(RoomKeyParams),
+    /// `webrtc:pairing`
+    Pairing(PairingParams),
     /// Any other notification, untyped.
     Other { method: String, params: Value },
 }
@@ -418,9 +479,22 @@ pub mod methods {
     pub const PEER_LIST_CHANGED: &str = "webrtc:peer_list_changed";
     pub const NETWORK_CHANGED: &str = "webrtc:network_changed";
     pub const STATE: &str = "webrtc:state";
+    pub const PAIRED: &str = "webrtc:paired";
+    pub const ROOM_KEY: &str = "webrtc:room_key";
+    pub const PAIRING: &str = "webrtc:pairing";
     /// Every notification method of docs/api.md.
-    pub const ALL: [&str; 7] =
-        [CONNECTED, DISCONNECTED, MESSAGE, STATE, LEADER_CHANGED, PEER_LIST_CHANGED, NETWORK_CHANGED];
+    pub const ALL: [&str; 10] = [
+        CONNECTED,
+        DISCONNECTED,
+        MESSAGE,
+        STATE,
+        LEADER_CHANGED,
+        PEER_LIST_CHANGED,
+        NETWORK_CHANGED,
+        PAIRED,
+        ROOM_KEY,
+        PAIRING,
+    ];
 }
 
 impl Notification {
@@ -440,6 +514,9 @@ impl Notification {
             methods::PEER_LIST_CHANGED => Self::PeerListChanged(serde_json::from_value(params)?),
             methods::NETWORK_CHANGED => Self::NetworkChanged(serde_json::from_value(params)?),
             methods::STATE => Self::State(serde_json::from_value(params)?),
+            methods::PAIRED => Self::Paired(serde_json::from_value(params)?),
+            methods::ROOM_KEY => Self::RoomKey(serde_json::from_value(params)?),
+            methods::PAIRING => Self::Pairing(serde_json::from_value(params)?),
             "" => return Err(serde_json::Error::custom("empty method")),
             other => Self::Other { method: other.to_owned(), params },
         })
@@ -455,6 +532,9 @@ impl Notification {
             Self::PeerListChanged(_) => methods::PEER_LIST_CHANGED,
             Self::NetworkChanged(_) => methods::NETWORK_CHANGED,
             Self::State(_) => methods::STATE,
+            Self::Paired(_) => methods::PAIRED,
+            Self::RoomKey(_) => methods::ROOM_KEY,
+            Self::Pairing(_) => methods::PAIRING,
             Self::Other { method, .. } => method,
         }
     }
@@ -469,6 +549,9 @@ impl Notification {
             Self::PeerListChanged(p) => serde_json::to_value(p),
             Self::NetworkChanged(p) => serde_json::to_value(p),
             Self::State(p) => serde_json::to_value(p),
+            Self::Paired(p) => serde_json::to_value(p),
+            Self::RoomKey(p) => serde_json::to_value(p),
+            Self::Pairing(p) => serde_json::to_value(p),
             Self::Other { params, .. } => Ok(params.clone()),
         };
         r.unwrap_or(Value::Null)

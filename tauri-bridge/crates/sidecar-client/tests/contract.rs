@@ -12,7 +12,8 @@ use serde_json::{json, Map, Value};
 use sidecar_client::types::methods;
 use sidecar_client::{
     ConnectedParams, DisconnectedParams, IceServer, LeaderChangedParams, LeaderStatus, MessageParams,
-    NetworkChangedParams, PeerInfo, PeerListChangedParams, PingPeerParams, PingResult, RendezvousStatus,
+    NetworkChangedParams, OpenPairingParams, PairedParams, PairingParams, PairingWindow, PeerInfo,
+    PeerListChangedParams, PingPeerParams, PingResult, RendezvousStatus, RoomKeyParams,
     SendControlMessageParams, SendResult, StartPeerParams, StateEntry, StateVersion,
 };
 
@@ -80,6 +81,11 @@ fn every_api_type_has_the_schemas_fields() {
     round_trips::<PeerInfo>(&doc, "PeerInfo");
     round_trips::<LeaderStatus>(&doc, "LeaderStatus");
     round_trips::<RendezvousStatus>(&doc, "RendezvousStatus");
+    round_trips::<PairingWindow>(&doc, "PairingWindow");
+    round_trips::<OpenPairingParams>(&doc, "OpenPairingParams");
+    round_trips::<PairedParams>(&doc, "PairedParams");
+    round_trips::<RoomKeyParams>(&doc, "RoomKeyParams");
+    round_trips::<PairingParams>(&doc, "PairingParams");
     round_trips::<IceServer>(&doc, "IceServer");
     round_trips::<StartPeerParams>(&doc, "StartPeerParams");
     round_trips::<SendControlMessageParams>(&doc, "SendControlMessageParams");

@@ -24,6 +24,11 @@ import type {
   SendResult,
   StartPeerParams,
   StateEntry,
+  OpenPairingParams,
+  PairingWindow,
+  PairedParams,
+  RoomKeyParams,
+  PairingParams,
 } from "../../../../frontend-hook/src/generated/sidecar-types";
 
 export type {
@@ -45,6 +50,11 @@ export type {
   StateEntry,
   StateVersion,
   NetworkChangedParams,
+  OpenPairingParams,
+  PairingWindow,
+  PairedParams,
+  RoomKeyParams,
+  PairingParams,
 } from "../../../../frontend-hook/src/generated/sidecar-types";
 
 /** What a failed command rejects with. */
@@ -69,6 +79,12 @@ export interface MobileWorshipEvents {
   "webrtc:network_changed": NetworkChangedParams;
   /** The room's value of a key changed (`value` null: cleared). */
   "webrtc:state": StateEntry;
+  /** This device paired: store `room_key` for the next start. */
+  "webrtc:paired": PairedParams;
+  /** A room key to store: `created` here, or `rotated` by a member. */
+  "webrtc:room_key": RoomKeyParams;
+  /** This device's pairing window changed. */
+  "webrtc:pairing": PairingParams;
   /** Lifecycle of the sidecar process. */
   "mobile-worship:sidecar":
     | { event: "started"; pid: number | null; restart: number }
@@ -95,6 +111,15 @@ export const getLeaderStatus = (): Promise<LeaderStatus> => command("get_leader_
 
 /** The room's retained state as this device holds it, by key. */
 export const getState = (): Promise<StateEntry[]> => command("get_state");
+
+/** Opens a pairing window of this keyed room: the code a new device starts with. */
+export const openPairing = (params: OpenPairingParams = {}): Promise<PairingWindow> =>
+  command("open_pairing", params);
+
+export const closePairing = (): Promise<null> => command("close_pairing");
+
+/** Gives every member present a new room key (`webrtc:room_key` on each). */
+export const rotateRoomKey = (): Promise<null> => command("rotate_room_key");
 
 /** Round trip over the data channel to `peerId`. */
 export const pingPeer = (peerId: string): Promise<PingResult> => command("ping_peer", { peer_id: peerId });

@@ -60,6 +60,22 @@ pub(crate) async fn get_state<R: Runtime>(app: AppHandle<R>) -> Result<Value> {
 }
 
 #[command]
+pub(crate) async fn open_pairing<R: Runtime>(app: AppHandle<R>, request: Request<'_>) -> Result<Value> {
+    let params = params_of(request.body())?;
+    app.mobile_worship().call_json("open_pairing", params).await
+}
+
+#[command]
+pub(crate) async fn close_pairing<R: Runtime>(app: AppHandle<R>) -> Result<Value> {
+    app.mobile_worship().call_json("close_pairing", Value::Null).await
+}
+
+#[command]
+pub(crate) async fn rotate_room_key<R: Runtime>(app: AppHandle<R>) -> Result<Value> {
+    app.mobile_worship().call_json("rotate_room_key", Value::Null).await
+}
+
+#[command]
 pub(crate) async fn ping_peer<R: Runtime>(app: AppHandle<R>, request: Request<'_>) -> Result<Value> {
     let params = params_of(request.body())?;
     app.mobile_worship().call_json("ping_peer", params).await

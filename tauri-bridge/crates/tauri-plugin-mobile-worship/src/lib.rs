@@ -231,6 +231,9 @@ impl Builder {
                 commands::get_connected_peers,
                 commands::get_leader_status,
                 commands::get_state,
+                commands::open_pairing,
+                commands::close_pairing,
+                commands::rotate_room_key,
                 commands::ping_peer,
                 commands::stop_peer,
             ])

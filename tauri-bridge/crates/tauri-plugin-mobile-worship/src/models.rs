@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 pub use sidecar_client::types::{
     ConnectedParams, ConnectionState, DisconnectReason, DisconnectedParams, DisplayClass, IceServer,
     LeaderChangedParams, LeaderState, LeaderStatus, MeshPolicy, MessageParams, NetworkChangedParams,
-    OneOrMany, PeerInfo, PeerListChangedParams, PeerType, PingPeerParams, PingResult,
+    OneOrMany, OpenPairingParams, PairedParams, PairingParams, PairingWindow, PeerInfo,
+    PeerListChangedParams, PeerType, PingPeerParams, PingResult, RendezvousStatus, RoomKeyParams,
     SendControlMessageParams, SendResult, StartPeerParams, StateEntry, StateVersion,
 };
 pub use sidecar_client::{ExitInfo, SidecarEvent};
@@ -16,7 +17,8 @@ pub use sidecar_client::{ExitInfo, SidecarEvent};
 /// Tauri event names the plugin emits: the sidecar's notification methods, unchanged.
 pub mod events {
     pub use sidecar_client::types::methods::{
-        CONNECTED, DISCONNECTED, LEADER_CHANGED, MESSAGE, NETWORK_CHANGED, PEER_LIST_CHANGED, STATE,
+        CONNECTED, DISCONNECTED, LEADER_CHANGED, MESSAGE, NETWORK_CHANGED, PAIRED, PAIRING,
+        PEER_LIST_CHANGED, ROOM_KEY, STATE,
     };
     /// Lifecycle of the sidecar process; payload [`super::SidecarEvent`]
     /// (`{"event": "started" | "exited" | "restarting" | "restart_failed" | "gave_up", ...}`).
