@@ -14,8 +14,9 @@ import signal
 import sys
 import threading
 
-from sidecar.peer import CHANNEL_MODULES, ROOM_MODULES, Peer, import_modules
+from sidecar.peer import Peer
 from sidecar.rpc import RpcServer
+from sidecar.run import CHANNEL_MODULES, ROOM_MODULES, import_modules
 from sidecar.stdio import EOF_MARK, LineItem, StdinReader, StdoutWriter
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import pytest
 import sidecar.channel
 from sidecar.identity import Identity
 from sidecar.messages import Answer, Offer, SignalPeer, StartPeerParams
-from sidecar.peer import _Run
+from sidecar.run import Run as _Run
 
 
 class RecordingChannels:

@@ -24,7 +24,8 @@ from sidecar.messages import (
     StateEntry,
     StateEnvelope,
 )
-from sidecar.peer import Peer, _Run
+from sidecar.peer import Peer
+from sidecar.run import Run as _Run
 
 Behaviour = Literal["sends", "queues", "closed"]
 

@@ -566,7 +566,7 @@ mod tests {
     fn peer_json() -> Value {
         json!({"peer_id": "6f1c", "name": "Stage left", "peer_type": "display",
                "display_class": "stage", "started_at": 1764110000123u64, "is_leader": false,
-               "connection_state": "connected"})
+               "connection_state": "connected", "relayed": false})
     }
 
     #[test]
@@ -591,7 +591,8 @@ mod tests {
     #[test]
     fn leader_status_idle() {
         let v = json!({"state":"idle","leader_id":null,"is_leader":false,"term":0,"leader":null,
-                       "signaling_url":null,"addresses":[],"keyed":false});
+                       "signaling_url":null,"addresses":[],"keyed":false,"found_by":[],
+                       "room_addresses":[],"rendezvous":[],"pairing":null});
         let s: LeaderStatus = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(s.state, LeaderState::Idle);
         assert_eq!(serde_json::to_value(&s).unwrap(), v);
