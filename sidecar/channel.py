@@ -43,6 +43,8 @@ from sidecar.messages import (
     IceTransportPolicy,
     MeshPolicy,
     Offer,
+    PeerSignal,
+    Relay,
     SignalPeer,
     StateEnvelope,
 )
@@ -64,7 +66,6 @@ MAX_LINKS = 64
 OFFER_BURST = 6
 OFFER_REFILL_S = 5.0
 
-PeerSignal = Offer | Answer | Candidate
 SendSignal = Callable[[PeerSignal], bool]
 """Hands a message to the signaling path; False when there is none right now."""
 
@@ -239,6 +240,8 @@ class Channels:
             await link.on_offer(msg)
         elif link is None or (msg.link is not None and msg.link != link.link_id):
             return
+        elif isinstance(msg, Relay):
+            link.on_relay(msg.epoch, msg.data)
         elif isinstance(msg, Answer):
             await link.on_answer(msg)
         elif msg.candidate and (msg.epoch is None or msg.epoch == link.epoch):
@@ -328,6 +331,18 @@ class Channels:
             msg = msgspec.structs.replace(msg, auth=auth)
         return self.send_signal(msg)
 
+    def link_relay(self, link: Link, epoch: int, text: str) -> bool:
+        if self._links.get(link.peer_id) is not link:
+            return False
+        relay = Relay(
+            from_=self.me.peer_id, to=link.peer_id, link=link.link_id, epoch=epoch, data=text
+        )
+        return self.send_signal(relay)
+
+    def via(self, peer_id: str) -> Literal["direct", "relay"]:
+        link = self.link(peer_id)
+        return link.via if link is not None else "direct"
+
     def host_drained(self) -> None:
         """The host reads again: the acks held back go out."""
         for link in list(self._links.values()):
@@ -342,8 +357,8 @@ class Channels:
         """In a keyed room, an offer, answer or candidate carries the MAC of what it
         says, made with the room key by its sender: the leader relays it and
         cannot change it."""
-        if self.room_key is None:
-            return True
+        if self.room_key is None or isinstance(msg, Relay):
+            return True  # a relayed message: sealed on each hop, like every frame
         kind, text = (
             ("candidate", msg.candidate or "")
             if isinstance(msg, Candidate)

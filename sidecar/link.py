@@ -34,6 +34,7 @@ from sidecar.delivery import Inbox, Outbox, Sent
 from sidecar.flow import ACK_DELAY_S, ACK_STALL_S, WINDOW_DATAGRAMS, datagrams
 from sidecar.messages import (
     MAX_PAYLOAD_BYTES,
+    RELAY_SDP,
     AckEnvelope,
     Answer,
     ByeEnvelope,
@@ -47,7 +48,7 @@ from sidecar.messages import (
     SyncEnvelope,
     decode_envelope,
 )
-from sidecar.transport import Transport, TransportEnd
+from sidecar.transport import AnyTransport, RelayTransport, Transport, TransportEnd
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,8 @@ OFFER_RESEND_S = 1.0
 or the other side may have registered anew, while it was on its way."""
 _WATCH_S = 0.25
 PROBE_S = 1.0
+RELAY_AFTER_S = 3.0
+"""A channel to a web peer that has not opened by then goes through the leader."""
 MAX_MESSAGE_BYTES = MAX_PAYLOAD_BYTES + 2048
 """Largest data-channel message taken: a 64 KiB payload and its envelope. aiortc
 does not enforce the size it advertises; a larger message is a broken or
@@ -87,6 +90,10 @@ class LinkEvents(Protocol):
 
     def link_signal(self, link: Link, msg: Offer | Answer) -> bool:
         """Hand an offer or answer to the signaling path; False: no route now."""
+        ...
+
+    def link_relay(self, link: Link, epoch: int, text: str) -> bool:
+        """Carry a message of a relay transport through the leader; False: no route."""
         ...
 
     def host_busy(self) -> bool:
@@ -132,7 +139,10 @@ class Link:
         self._events = events
         self.state: LinkState = "connecting"
         self.epoch = 0
-        self.transport: Transport | None = None
+        self.transport: AnyTransport | None = None
+        self.relay_fallback = remote.port == 0
+        """The other side is a web peer (it serves nothing): when no direct path
+        opens in RELAY_AFTER_S, the channel goes through the leader."""
         self.opened_at: float | None = None
         self.last_heard = time.monotonic()
         self._outbox = Outbox()
@@ -152,7 +162,7 @@ class Link:
         self._peer_busy = False  # its last pong said its host does not read
         self.refused = 0
         """Messages refused: malformed (dropped) or oversize (the channel ended)."""
-        self._retired: list[Transport] = []  # replaced, not closed yet (see _replace_transport)
+        self._retired: list[AnyTransport] = []  # replaced, not closed yet (see _replace_transport)
         self._disposing: set[asyncio.Task[None]] = set()
         self._failed = False  # reported down; the owner closes it
         self._closing = False
@@ -173,12 +183,16 @@ class Link:
 
     # ------------------------------------------------------------ negotiation
 
-    def offer(self) -> None:
-        """(Offerer) Negotiate a new transport: the first, or one that replaces
-        a transport whose path died."""
+    @property
+    def via(self) -> Literal["direct", "relay"]:
+        return "relay" if self.transport is not None and self.transport.relayed else "direct"
+
+    def offer(self, relay: bool = False) -> None:
+        """(Offerer) Negotiate a new transport: the first, one that replaces a
+        transport whose path died, or (`relay`) one through the leader."""
         if self._closing:
             return
-        self._replace_transport(self.epoch + 1)
+        self._replace_transport(self.epoch + 1, relay)
         transport = self.transport
         assert transport is not None
 
@@ -217,7 +231,7 @@ class Link:
             if self._answer_sdp is not None:  # our answer was lost: send it again
                 self._send_answer(self._answer_sdp)
             return
-        self._replace_transport(msg.epoch)
+        self._replace_transport(msg.epoch, relay=msg.sdp == RELAY_SDP)
         transport = self.transport
         assert transport is not None
         try:
@@ -252,10 +266,23 @@ class Link:
         if self.transport is not None:
             await self.transport.add_candidate(text, sdp_mid, index)
 
-    def _replace_transport(self, epoch: int) -> None:
+    def on_relay(self, epoch: int, data: str) -> None:
+        """A message of a relay transport, through the leader."""
+        transport = self.transport
+        if isinstance(transport, RelayTransport) and transport.epoch == epoch:
+            transport.deliver(data)
+
+    def _relay_out(self, epoch: int, text: str) -> bool:
+        return self._events.link_relay(self, epoch, text)
+
+    def _replace_transport(self, epoch: int, relay: bool = False) -> None:
         old = self.transport
         self.epoch = epoch
-        self.transport = Transport(self._configuration, epoch, self)
+        self.transport = (
+            RelayTransport(epoch, self, self._relay_out)
+            if relay
+            else Transport(self._configuration, epoch, self)
+        )
         self._offer_sdp = self._answer_sdp = None
         self._synced_out = self._synced_in = False
         self._outbox.new_transport()
@@ -303,7 +330,7 @@ class Link:
         if dead:
             self._path_dead()
 
-    async def _probe(self, transport: Transport, woke: bool = False) -> None:
+    async def _probe(self, transport: AnyTransport, woke: bool = False) -> None:
         try:
             await self.ping(PROBE_S)
         except (TimeoutError, ConnectionError):
@@ -324,26 +351,26 @@ class Link:
 
     # ---------------------------------------------------------------- traffic
 
-    def transport_open(self, transport: Transport) -> None:
+    def transport_open(self, transport: AnyTransport) -> None:
         if transport is not self.transport:
             return
         self.last_heard = time.monotonic()
         self._send_sync(transport)
 
-    def _send_sync(self, transport: Transport) -> None:
+    def _send_sync(self, transport: AnyTransport) -> None:
         if self._synced_out:
             return
         self._synced_out = True
         self._transmit(transport, SyncEnvelope(received=self._inbox.sync()))
 
-    def transport_closed(self, transport: Transport, reason: TransportEnd) -> None:
+    def transport_closed(self, transport: AnyTransport, reason: TransportEnd) -> None:
         if transport is not self.transport:
             return
         if self.migrating and not self.offerer:
             return  # the offerer replaces it; the deadline bounds the wait
         self._fail(reason)
 
-    def transport_message(self, transport: Transport, data: str | bytes) -> None:
+    def transport_message(self, transport: AnyTransport, data: str | bytes) -> None:
         if transport is not self.transport:
             return  # a replaced transport: its stragglers are sent again after the sync
         self.last_heard = time.monotonic()
@@ -392,7 +419,7 @@ class Link:
             self._events.link_message(self, envelope)
             self._count_for_ack(size)
 
-    def _on_sync(self, transport: Transport, received: int) -> None:
+    def _on_sync(self, transport: AnyTransport, received: int) -> None:
         if self._synced_in:
             self._fail("failed")  # a second sync on one transport
             return
@@ -449,7 +476,7 @@ class Link:
             with contextlib.suppress(ConnectionError):
                 transport.send(_encode(AckEnvelope(count=count)))
 
-    def _transmit(self, transport: Transport, envelope: Any) -> None:
+    def _transmit(self, transport: AnyTransport, envelope: Any) -> None:
         try:
             transport.send(_encode(envelope))
         except ConnectionError:
@@ -461,7 +488,7 @@ class Link:
         for transport in retired:
             self._dispose(transport)
 
-    def _dispose(self, transport: Transport) -> None:
+    def _dispose(self, transport: AnyTransport) -> None:
         """Close a transport in the background; `close()` waits for it."""
         task = asyncio.ensure_future(transport.close())
         self._disposing.add(task)
@@ -563,7 +590,16 @@ class Link:
                     self.last_heard = now
                     self._spawn(self._probe(self.transport, woke=True))
             if self.state == "connecting":
-                if now - started > CONNECT_TIMEOUT_S:
+                relaying = self.transport is not None and self.transport.relayed
+                if (
+                    self.offerer
+                    and self.relay_fallback
+                    and not relaying
+                    and now - started > RELAY_AFTER_S
+                ):
+                    log.info("data channel to %s: no direct path; through the leader", self.peer_id)
+                    self.offer(relay=True)
+                elif now - started > CONNECT_TIMEOUT_S:
                     log.info("data channel to %s did not open in time", self.peer_id)
                     self._fail("failed")
                 elif self._offer_sdp is not None and now - started > OFFER_RESEND_S:

@@ -31,6 +31,7 @@ ConnectionState = Literal["new", "connecting", "connected", "disconnected", "sel
 LeaderState = Literal["idle", "offline", "discovering", "electing", "leader", "follower"]
 MeshPolicy = Literal["controllers", "full"]
 IceTransportPolicy = Literal["all", "relay"]
+ChannelPath = Literal["direct", "relay"]
 FoundBy = Literal["mdns", "rendezvous"]
 RendezvousState = Literal["waiting", "asking", "answered", "unreachable", "refused"]
 RendezvousTarget = Annotated[
@@ -123,6 +124,9 @@ class PeerInfo(_Wire):
     connection_state: ConnectionState
     relayed: bool = False
     """The data channel to this peer goes through a TURN relay."""
+    via: ChannelPath = "direct"
+    """`relay`: the channel travels through the leader's signaling (a web peer
+    whose direct path did not open); `direct`: a WebRTC data channel."""
 
 
 ICE_URL = re.compile(
@@ -498,6 +502,25 @@ class Candidate(_Signal, tag="candidate"):
     auth: Token | None = None
 
 
+class Relay(_Signal, tag="relay"):
+    """One data-channel message of the channel `link` carried through the
+    leader, for a web peer whose direct path did not open: the transport
+    `epoch` is a relay one (an `offer` and `answer` whose SDP is `relay`)."""
+
+    from_: PeerId = field(name="from")
+    to: PeerId
+    link: LinkId
+    epoch: Epoch
+    data: Annotated[str, Meta(max_length=MAX_PAYLOAD_BYTES + 4096)]
+
+
+PeerSignal = Offer | Answer | Candidate | Relay
+"""What peers send one another through the leader."""
+
+RELAY_SDP = "relay"
+"""The SDP of an offer or answer for a transport carried through the leader."""
+
+
 class Heartbeat(_Signal, tag="heartbeat"):
     seq: Count
     term: Term
@@ -594,6 +617,7 @@ SignalMessage = (
     | Offer
     | Answer
     | Candidate
+    | Relay
     | Heartbeat
     | HeartbeatAck
     | Leave

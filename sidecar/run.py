@@ -37,6 +37,7 @@ from sidecar.messages import (
     ParamError,
     PeerInfo,
     PeerListChangedParams,
+    PeerSignal,
     RoomKeyParams,
     RoomKeyReason,
     SignalPeer,
@@ -46,7 +47,7 @@ from sidecar.messages import (
 )
 from sidecar.pairing import Window
 from sidecar.replica import Replica
-from sidecar.session import PeerSignal, Session, Stopped
+from sidecar.session import Session, Stopped
 
 if TYPE_CHECKING:
     # The network stack (aiohttp, zeroconf, aiortc with PyAV) is imported when a
@@ -348,6 +349,7 @@ class Run:
             is_leader=peer.peer_id == self.session.confirmed_leader(),
             connection_state=self.connection_state(peer.peer_id),
             relayed=self.channels.relayed(peer.peer_id) if self.channels else False,
+            via=self.channels.via(peer.peer_id) if self.channels else "direct",
         )
 
 

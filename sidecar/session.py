@@ -34,6 +34,8 @@ from sidecar.messages import (
     Offer,
     PeerList,
     PeerRecord,
+    PeerSignal,
+    Relay,
     Role,
     SignalMessage,
     SignalPeer,
@@ -71,8 +73,6 @@ MAX_ROOM_ADDRESSES = 8
 
 STOP_S = 1.5
 """Bound on leaving the network (the process must be gone within 3 s)."""
-
-PeerSignal = Offer | Answer | Candidate
 
 
 class Stopped(Exception):
@@ -589,7 +589,7 @@ class Session:
 
     def _on_signal(self, msg: SignalMessage) -> None:
         """An offer, answer or candidate for us, from the leader or its server."""
-        if isinstance(msg, Offer | Answer | Candidate):
+        if isinstance(msg, Offer | Answer | Candidate | Relay):
             self.events.signal(msg)
 
     def send_signal(self, msg: PeerSignal) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 from aiortc import (
@@ -29,7 +29,7 @@ from aiortc import (
 from aiortc.sdp import candidate_from_sdp
 
 from sidecar.compat.rtc import Path, selected_path
-from sidecar.messages import ICE_URL, IceServer, IceTransportPolicy
+from sidecar.messages import ICE_URL, RELAY_SDP, IceServer, IceTransportPolicy
 
 LABEL = "live-control"
 CHANNEL_ID = 0
@@ -42,9 +42,9 @@ TransportEnd = Literal["closed", "failed"]
 
 
 class TransportEvents(Protocol):
-    def transport_open(self, transport: Transport) -> None: ...
-    def transport_message(self, transport: Transport, data: str | bytes) -> None: ...
-    def transport_closed(self, transport: Transport, reason: TransportEnd) -> None: ...
+    def transport_open(self, transport: AnyTransport) -> None: ...
+    def transport_message(self, transport: AnyTransport, data: str | bytes) -> None: ...
+    def transport_closed(self, transport: AnyTransport, reason: TransportEnd) -> None: ...
 
 
 def rtc_configuration(
@@ -78,6 +78,8 @@ def ice_server_addresses(ice_servers: Sequence[IceServer]) -> set[str]:
 
 class Transport:
     """An RTCPeerConnection with one ordered, reliable, negotiated channel."""
+
+    relayed = False
 
     def __init__(
         self, configuration: RTCConfiguration, epoch: int, events: TransportEvents
@@ -164,3 +166,67 @@ class Transport:
         if not self.closed:
             self.closed = True
             self._events.transport_closed(self, reason)
+
+
+class RelayTransport:
+    """The channel carried through the leader's signaling (`relay` frames),
+    for a web peer whose direct path did not open: the same envelopes and the
+    same delivery rules as a data channel, one hop longer. It opens when the
+    other side takes it (the answer, or its first message)."""
+
+    relayed = True
+
+    def __init__(
+        self, epoch: int, events: TransportEvents, forward: Callable[[int, str], bool]
+    ) -> None:
+        self.epoch = epoch
+        self._events = events
+        self._forward = forward
+        self.opened = False
+        self.closed = False
+
+    async def offer(self) -> str:
+        return RELAY_SDP
+
+    async def answer(self, sdp: str) -> str:
+        del sdp
+        self._open()
+        return RELAY_SDP
+
+    async def accept_answer(self, sdp: str) -> None:
+        del sdp
+        self._open()
+
+    @property
+    def answered(self) -> bool:
+        return self.opened
+
+    async def add_candidate(self, text: str, sdp_mid: str | None, index: int | None) -> None:
+        del text, sdp_mid, index  # nothing to connect
+
+    def send(self, text: str) -> None:
+        if not self.opened or self.closed:
+            raise ConnectionError("relay not open")
+        if not self._forward(self.epoch, text):
+            raise ConnectionError("no route through the leader now")
+
+    def deliver(self, text: str) -> None:
+        """A `relay` frame of this transport's epoch arrived."""
+        if self.closed:
+            return
+        self._open()
+        self._events.transport_message(self, text)
+
+    def path(self) -> Path | None:
+        return None
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def _open(self) -> None:
+        if not self.opened and not self.closed:
+            self.opened = True
+            self._events.transport_open(self)
+
+
+AnyTransport = Transport | RelayTransport

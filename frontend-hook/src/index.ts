@@ -28,6 +28,8 @@ export {
   type RetainedState,
 } from "./retained";
 export * as pairing from "./pairing";
+export { tauriTransport, webPeerTransport, type PeerTransport } from "./transport";
+export { WebPeer, RpcError, type WebPeerOptions } from "./web/peer";
 export { WebRTCCommandError, SidecarErrorCode, parseCommandError } from "./errors";
 export {
   roomReducer,

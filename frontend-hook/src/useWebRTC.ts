@@ -6,8 +6,6 @@
  * with the JSON-RPC params of docs/api.md as invoke args; events are `webrtc:*`
  * with the notification's params as payload.
  */
-import { invoke, type InvokeArgs } from "@tauri-apps/api/core";
-import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import { useCallback, useEffect, useMemo, useReducer, useRef, useState } from "react";
 
 import { SidecarErrorCode, WebRTCCommandError } from "./errors";
@@ -32,6 +30,7 @@ import type {
   StateEntry,
 } from "./generated/sidecar-types";
 import { selectState } from "./retained";
+import { tauriTransport, type PeerTransport } from "./transport";
 import {
   initialRoomState,
   roomReducer,
@@ -90,6 +89,11 @@ export interface UseWebRTCOptions {
   commandPrefix?: string;
   /** How params are passed. Default `"flat"`. */
   commandArgs?: CommandArgsStyle;
+  /**
+   * How to reach the peer layer; default the Tauri plugin (with `commandPrefix` and
+   * `commandArgs`). `webPeerTransport(new WebPeer({url}))` runs the peer in the page.
+   */
+  transport?: PeerTransport;
   /** How many received messages `messages` keeps (the newest). Default 100. */
   maxMessages?: number;
   /** Read get_leader_status, get_connected_peers and get_state once subscribed. Default true. */
@@ -173,6 +177,8 @@ function deferred(): Deferred {
 export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
   const prefix = options.commandPrefix ?? DEFAULT_COMMAND_PREFIX;
   const argsStyle = options.commandArgs ?? "flat";
+  const given = options.transport;
+  const transport = useMemo(() => given ?? tauriTransport(prefix, argsStyle), [given, prefix, argsStyle]);
   const maxMessages = options.maxMessages ?? DEFAULT_MAX_MESSAGES;
   const refreshOnMount = options.refreshOnMount ?? true;
 
@@ -219,17 +225,15 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
       method: M,
       params?: Record<string, unknown>,
     ): Promise<SidecarMethodResults[M]> => {
-      const args: InvokeArgs | undefined =
-        params === undefined ? undefined : argsStyle === "params" ? { params } : params;
       try {
-        return await invoke<SidecarMethodResults[M]>(`${prefix}${method}`, args);
+        return (await transport.call(method, params)) as SidecarMethodResults[M];
       } catch (raw) {
         const error = new WebRTCCommandError(method, raw);
         safeDispatch({ type: "error", error });
         throw error;
       }
     },
-    [argsStyle, prefix, safeDispatch],
+    [transport, safeDispatch],
   );
 
   const refresh = useCallback(async (): Promise<void> => {
@@ -258,7 +262,7 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
   useEffect(() => {
     let active = true;
     mounted.current = true;
-    const unlisteners: UnlistenFn[] = [];
+    const unlisteners: (() => void)[] = [];
 
     // UnlistenFn is typed `() => void` but returns a promise in @tauri-apps/api v2
     const release = (unlisten: () => unknown) => {
@@ -274,10 +278,10 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
       event: E,
       handle: (payload: WebRTCEventPayloads[E]) => void,
     ): Promise<void> => {
-      let unlisten: UnlistenFn;
+      let unlisten: () => void;
       try {
-        unlisten = await listen<WebRTCEventPayloads[E]>(event, (e) => {
-          if (active) handle(e.payload);
+        unlisten = await transport.listen(event, (payload) => {
+          if (active) handle(payload as WebRTCEventPayloads[E]);
         });
       } catch (raw) {
         const error = new WebRTCCommandError(`listen ${event}`, raw);
@@ -352,9 +356,8 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
       await subscribedOrUnmounted();
       safeDispatch({ type: "start_begin", at: tick() });
       let self: PeerInfo;
-      const args = argsStyle === "params" ? { params } : { ...params };
       try {
-        self = await invoke<SidecarMethodResults["start_peer"]>(`${prefix}start_peer`, args);
+        self = (await transport.call("start_peer", { ...params })) as SidecarMethodResults["start_peer"];
       } catch (raw) {
         const error = new WebRTCCommandError("start_peer", raw);
         const running = error.code === SidecarErrorCode.AlreadyStarted;
@@ -366,7 +369,7 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
       if (mounted.current) refresh().catch(() => undefined);
       return self;
     },
-    [argsStyle, prefix, refresh, safeDispatch, subscribedOrUnmounted, tick],
+    [transport, refresh, safeDispatch, subscribedOrUnmounted, tick],
   );
 
   const stopPeer = useCallback(async (): Promise<void> => {

@@ -21,9 +21,11 @@ from sidecar.messages import (
     Leave,
     Offer,
     PeerList,
+    PeerSignal,
     Register,
     Registered,
     Rekey,
+    Relay,
     Sealed,
     SignalError,
     SignalMessage,
@@ -37,7 +39,6 @@ from sidecar.signaling.protocol import (
     MAX_FRAME_BYTES,
     MISSED_LIMIT,
     CloseCode,
-    PeerSignal,
     call_safely,
     encode_signal,
     tag,
@@ -302,7 +303,7 @@ class SignalingClient:
                 # another leader is a redirect, and the close follows.
                 self._term = msg.term
                 call_safely(self._on_peer_list, msg)
-            case Offer() | Answer() | Candidate():
+            case Offer() | Answer() | Candidate() | Relay():
                 call_safely(self._on_signal, msg)
             case Rekey() if self._sealer is not None:
                 call_safely(self._on_rekey, msg.room_key)

@@ -17,11 +17,8 @@ from typing import TypeVar, get_args
 import msgspec
 
 from sidecar.messages import (
-    Answer,
-    Candidate,
     Challenge,
     HeartbeatAck,
-    Offer,
     PeerList,
     Registered,
     SignalError,
@@ -41,8 +38,6 @@ REGISTER_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 0.5
 """Bound on each closing step (close handshake, server shutdown)."""
 
-PeerSignal = Offer | Answer | Candidate
-"""What peers exchange through the leader to set up their data channels."""
 
 ConnId = int
 """Opaque connection id chosen by the adapter."""

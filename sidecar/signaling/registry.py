@@ -46,10 +46,12 @@ from sidecar.messages import (
     PairingReason,
     PeerList,
     PeerRecord,
+    PeerSignal,
     Query,
     Register,
     Registered,
     Rekey,
+    Relay,
     RoomInfo,
     Sealed,
     SignalError,
@@ -69,7 +71,6 @@ from sidecar.signaling.protocol import (
     SERVER_ONLY,
     CloseCode,
     ConnId,
-    PeerSignal,
     encode_signal,
     tag,
 )
@@ -78,6 +79,9 @@ FRAME_RATE = 20.0
 """Frames per second a connection may send on average."""
 FRAME_BURST = 60
 """Frames a connection may send at once."""
+RELAY_COST = 0.05
+"""What a `relay` frame costs of that budget: a web peer's channel through the
+leader carries its messages, acks and pings (400 frames a second at most)."""
 
 # ----------------------------------------------------------------- actions
 
@@ -455,6 +459,8 @@ class RoomRegistry:
             msg = opened
         elif isinstance(msg, Sealed):
             return [self._error(conn_id, "unexpected", "this room has no key: nothing is sealed")]
+        if isinstance(msg, Relay):  # a channel's traffic: cheaper than a frame
+            conn.tokens = min(float(FRAME_BURST), conn.tokens + 1.0 - RELAY_COST)
         if conn.peer is None:
             if isinstance(msg, Register):
                 return self._register(conn_id, conn, msg, now)
@@ -552,7 +558,10 @@ class RoomRegistry:
                 CloseCode.FORBIDDEN,
                 "bad identity",
             )
-        addresses = self._reachable(msg.peer.addresses, conn.remote)
+        listed = msg.peer.addresses
+        if not listed and msg.peer.port == 0 and conn.remote is not None:
+            listed = [conn.remote]  # a web peer does not know its own address
+        addresses = self._reachable(listed, conn.remote)
         if not addresses:
             return self._refuse(
                 conn_id,
@@ -600,7 +609,7 @@ class RoomRegistry:
         self, conn_id: ConnId, peer: SignalPeer, conn: _Conn, msg: SignalMessage, now: float
     ) -> list[Action]:
         match msg:
-            case Offer() | Answer() | Candidate():
+            case Offer() | Answer() | Candidate() | Relay():
                 return self._forward(conn_id, peer, msg)
             case Heartbeat():
                 conn.last_heartbeat = now

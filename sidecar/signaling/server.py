@@ -19,7 +19,7 @@ from aiohttp import WSMsgType, web
 
 from sidecar.clock import overslept
 from sidecar.compat.web import watched_server
-from sidecar.messages import PeerRecord, SignalError, SignalPeer
+from sidecar.messages import PeerRecord, PeerSignal, SignalError, SignalPeer
 from sidecar.pairing import Window
 from sidecar.signaling.admission import Admission
 from sidecar.signaling.protocol import (
@@ -32,7 +32,6 @@ from sidecar.signaling.protocol import (
     SIGNAL_PATH,
     CloseCode,
     ConnId,
-    PeerSignal,
     call_safely,
     encode_signal,
 )
@@ -46,6 +45,7 @@ from sidecar.signaling.registry import (
     RoomRegistry,
     Send,
 )
+from sidecar.signaling.static import static_response
 
 log = logging.getLogger("sidecar.signaling")
 _T = TypeVar("_T")
@@ -334,7 +334,8 @@ class SignalingServer:
     async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.method == "GET" and request.path == SIGNAL_PATH:
             return await self._handle(request)
-        return web.Response(status=404)
+        page = static_response(request)  # the display page, for web peers
+        return page if page is not None else web.Response(status=404)
 
     async def _handle(self, request: web.BaseRequest) -> web.WebSocketResponse:
         # aiohttp refuses a frame whose size *equals* max_msg_size, hence the + 1.

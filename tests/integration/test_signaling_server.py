@@ -29,6 +29,7 @@ from sidecar.messages import (
     HeartbeatAck,
     Offer,
     PeerList,
+    PeerSignal,
     Register,
     Registered,
     Sealed,
@@ -39,7 +40,7 @@ from sidecar.messages import (
 )
 from sidecar.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, session_key
 from sidecar.signaling.client import JoinFailed, SignalingClient
-from sidecar.signaling.protocol import MAX_FRAME_BYTES, SIGNAL_PATH, PeerSignal, encode_signal
+from sidecar.signaling.protocol import MAX_FRAME_BYTES, SIGNAL_PATH, encode_signal
 from sidecar.signaling.server import SignalingServer
 
 HOST = "127.0.0.1"

@@ -40,6 +40,9 @@ class RecordingChannels:
     def relayed(self, peer_id: str) -> bool:
         return False
 
+    def via(self, peer_id: str) -> str:
+        return "direct"
+
 
 async def test_offers_before_the_channel_layer_are_kept_then_handled_in_order(
     monkeypatch: pytest.MonkeyPatch,

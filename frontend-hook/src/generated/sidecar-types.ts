@@ -460,6 +460,8 @@ export interface PeerInfo {
   connection_state: ConnectionState;
   /** @default false */
   relayed?: boolean;
+  /** @default "direct" */
+  via?: "direct" | "relay";
 }
 
 export interface PeerList {
@@ -688,6 +690,44 @@ export interface Rekey {
   room_key: string;
 }
 
+/**
+ * One data-channel message of the channel `link` carried through the
+ * leader, for a web peer whose direct path did not open: the transport
+ * `epoch` is a relay one (an `offer` and `answer` whose SDP is `relay`).
+ */
+export interface Relay {
+  type: "relay";
+  /**
+   * peer UUID
+   * @minLength 1
+   * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
+   */
+  from: string;
+  /**
+   * peer UUID
+   * @minLength 1
+   * @maxLength 64
+   * @pattern ^[A-Za-z0-9-]+$
+   */
+  to: string;
+  /**
+   * channel id
+   * @minLength 1
+   * @maxLength 64
+   * @pattern ^[A-Za-z0-9]+$
+   */
+  link: string;
+  /**
+   * transport number of a channel
+   * @minimum 1
+   * @maximum 2147483648
+   */
+  epoch: number;
+  /** @maxLength 69632 */
+  data: string;
+}
+
 /** One rendezvous target given to start_peer, and what became of it. */
 export interface RendezvousStatus {
   target: string;
@@ -779,7 +819,7 @@ export interface SignalError {
   message: string;
 }
 
-export type SignalMessage = Challenge | PairHello | PairReply | PairConfirm | PairKey | Rekey | Query | RoomInfo | Register | Registered | PeerList | Offer | Answer | Candidate | Heartbeat | HeartbeatAck | Leave | SignalError | Sealed;
+export type SignalMessage = Challenge | PairHello | PairReply | PairConfirm | PairKey | Rekey | Query | RoomInfo | Register | Registered | PeerList | Offer | Answer | Candidate | Relay | Heartbeat | HeartbeatAck | Leave | SignalError | Sealed;
 
 /**
  * A room member as the leader lists it: enough to rank it and to reach it.

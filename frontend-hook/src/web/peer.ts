@@ -1,0 +1,544 @@
+/**
+ * A web peer: a page that joins a room with nothing installed (docs/api.md,
+ * "Web peers"). It answers the same methods as the sidecar's stdio API and
+ * emits the same notifications, so `useWebRTC` runs over it unchanged.
+ *
+ * It can never lead (a page serves nothing): it asks the device that served it
+ * (or any peer) where the leader is, registers there, keeps a `live-control`
+ * channel with every peer the mesh pairs it with (the browser's own
+ * RTCPeerConnection, or the leader's signaling when no direct path opens), and
+ * when the leader is lost goes to the successor the last peer list names.
+ */
+import type {
+  ControlEnvelope,
+  Envelope,
+  LeaderStatus,
+  MessageParams,
+  PeerInfo,
+  PeerRecord,
+  SendControlMessageParams,
+  SendResult,
+  SignalMessage,
+  SignalPeer,
+  StartPeerParams,
+  StateEntry,
+  StateEnvelope,
+} from "../generated/sidecar-types";
+import { Identity, randomHex, sdpAuth, uuid4 } from "./crypto";
+import { Link, type EndReason } from "./link";
+import { queryRoom, SignalingClient, SignalingError } from "./signaling";
+
+export interface WebPeerOptions {
+  /** A signaling server of the room: `ws://<device address>:<port>/signal` (the page's own host). */
+  url: string;
+  /** STUN/TURN servers for the browser's data channels. */
+  iceServers?: RTCIceServer[];
+}
+
+type Listener = (params: unknown) => void;
+
+/** An error the sidecar's API would answer: its JSON-RPC code, message and data. */
+export class RpcError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+const MAX_PAYLOAD_BYTES = 64 * 1024;
+const SUCCESSOR_TRIES = 3;
+
+function rank(p: SignalPeer): [number, number, string] {
+  return [p.peer_type === "controller" ? 0 : 1, p.started_at, p.peer_id];
+}
+
+function before(a: SignalPeer, b: SignalPeer): boolean {
+  const [x, y] = [rank(a), rank(b)];
+  return x[0] !== y[0] ? x[0] < y[0] : x[1] !== y[1] ? x[1] < y[1] : x[2] < y[2];
+}
+
+function later(a: StateEntry, b: StateEntry | undefined): boolean {
+  if (b === undefined) return true;
+  if (a.version.time !== b.version.time) return a.version.time > b.version.time;
+  if (a.version.counter !== b.version.counter) return a.version.counter > b.version.counter;
+  return a.origin > b.origin;
+}
+
+export class WebPeer {
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private identity: Identity | null = null;
+  private options: StartPeerParams | null = null;
+  private me: SignalPeer | null = null;
+  private client: SignalingClient | null = null;
+  private leaderId: string | null = null;
+  private term = 0;
+  private members: SignalPeer[] = [];
+  private readonly links = new Map<string, Link>();
+  private readonly state = new Map<string, StateEntry>();
+  private clock = { time: 0, counter: 0 };
+  private joinSeq = 0;
+  private stopped = true;
+
+  constructor(private readonly opts: WebPeerOptions) {}
+
+  // ------------------------------------------------------------ events out
+
+  on(event: string, listener: Listener): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    set.add(listener);
+    return () => set.delete(listener);
+  }
+
+  private emit(event: string, params: unknown): void {
+    for (const listener of this.listeners.get(event) ?? []) listener(params);
+  }
+
+  // ------------------------------------------------------------ the API
+
+  /** The sidecar's methods by name (what the hook's transport calls). */
+  async call(method: string, params: Record<string, unknown> = {}): Promise<unknown> {
+    switch (method) {
+      case "start_peer":
+        return this.start(params as unknown as StartPeerParams);
+      case "stop_peer":
+        this.stop();
+        return null;
+      case "send_control_message":
+        return this.send(params as unknown as SendControlMessageParams);
+      case "get_connected_peers":
+        return this.connectedPeers();
+      case "get_leader_status":
+        return this.leaderStatus();
+      case "get_state":
+        return [...this.state.values()].filter((e) => e.value !== null).sort((a, b) => (a.key < b.key ? -1 : 1));
+      case "ping_peer": {
+        const link = this.openLink(String(params.peer_id));
+        if (!link) throw new RpcError(-32003, `Peer not connected: ${String(params.peer_id)}`);
+        return { rtt_ms: Math.round((await link.ping()) * 1000) / 1000 };
+      }
+      default:
+        throw new RpcError(-32601, `Method not found: ${method}`);
+    }
+  }
+
+  async start(options: StartPeerParams): Promise<PeerInfo> {
+    if (!this.stopped) throw new RpcError(-32002, "Peer already started: call stop_peer first");
+    this.stopped = false;
+    this.identity = new Identity();
+    this.options = { room: "default", mesh: "controllers", echo: false, ...options };
+    this.me = {
+      peer_id: this.identity.peerId,
+      name: options.name,
+      peer_type: options.peer_type,
+      display_class: options.display_class ?? null,
+      started_at: Date.now(),
+      addresses: [],
+      port: 0,
+    };
+    await this.findAndJoin(this.opts.url);
+    return this.info(this.me);
+  }
+
+  /** Started, but without a leader now (lost while the page slept, say): start again. */
+  get needsRestart(): boolean {
+    return !this.stopped && this.client === null;
+  }
+
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const link of this.links.values()) link.close(true);
+    this.links.clear();
+    this.client?.close(true, this.me?.peer_id ?? "");
+    this.client = null;
+    this.leaderId = null;
+  }
+
+  // ------------------------------------------------------------ the room
+
+  private get room(): string {
+    return this.options?.room ?? "default";
+  }
+
+  private get key(): string | null {
+    return this.options?.room_key ?? null;
+  }
+
+  /** Ask the peer at `url` where the leader is, then register there. */
+  private async findAndJoin(url: string): Promise<void> {
+    const records = await queryRoom(url, this.room, this.key);
+    const leader = records.find((r) => r.role === "leader");
+    if (!leader) throw new RpcError(-32003, "no leader in this room yet");
+    await this.join(leader);
+  }
+
+  private async join(leader: PeerRecord | SignalPeer): Promise<void> {
+    const identity = this.identity;
+    const me = this.me;
+    if (!identity || !me || this.stopped) return;
+    let lastError: unknown = null;
+    for (const address of leader.addresses ?? []) {
+      const client = new SignalingClient({
+        message: (frame) => {
+          if (this.client === client) this.onFrame(frame);
+        },
+        lost: (reason) => {
+          if (this.client === client) this.onLost(reason);
+        },
+      });
+      this.joinSeq += 1;
+      try {
+        const registered = await client.join(
+          `ws://${address}:${String(leader.port ?? 0)}/signal`,
+          me,
+          this.room,
+          this.key,
+          identity,
+          this.joinSeq,
+        );
+        this.client?.close(false, me.peer_id);
+        this.client = client;
+        this.roomChanged(registered.leader_id, registered.term, registered.peers);
+        return;
+      } catch (err) {
+        lastError = err;
+      }
+    }
+    throw lastError instanceof SignalingError ? new RpcError(-32003, lastError.message) : lastError;
+  }
+
+  private onLost(reason: string): void {
+    if (this.stopped) return;
+    console.info(`mobile-worship: leader lost (${reason})`);
+    const old = this.leaderId;
+    this.client = null;
+    this.leaderId = null;
+    this.emit("webrtc:leader_changed", { leader_id: null, is_leader: false, term: this.term });
+    const successors = this.members
+      .filter((m) => m.peer_id !== old && (m.port ?? 0) > 0 && (m.addresses ?? []).length > 0)
+      .sort((a, b) => (before(a, b) ? -1 : 1));
+    void this.follow(successors, 0);
+  }
+
+  /** Try the successors in order, a few times, then ask the page's device again. */
+  private async follow(successors: SignalPeer[], attempt: number): Promise<void> {
+    for (const next of successors) {
+      if (this.stopped || this.client) return;
+      try {
+        await this.join(next);
+        return;
+      } catch {
+        // not leading (yet), or gone: the next one
+      }
+    }
+    if (this.stopped || this.client) return;
+    try {
+      await this.findAndJoin(this.opts.url);
+    } catch {
+      if (attempt < SUCCESSOR_TRIES * 20) {
+        setTimeout(() => void this.follow(successors, attempt + 1), 500);
+      }
+    }
+  }
+
+  private roomChanged(leaderId: string, term: number, peers: SignalPeer[]): void {
+    const newLeader = leaderId !== this.leaderId;
+    this.leaderId = leaderId;
+    this.term = term;
+    this.members = peers;
+    if (newLeader) this.emit("webrtc:leader_changed", { leader_id: leaderId, is_leader: false, term });
+    const me = this.me;
+    if (!me) return;
+    const everyone = peers.some((p) => p.peer_id === me.peer_id) ? peers : [...peers, me];
+    this.emit("webrtc:peer_list_changed", { peers: everyone.map((p) => this.info(p)) });
+    for (const peer of peers) {
+      if (peer.peer_id === me.peer_id || !this.wants(peer)) continue;
+      if (!this.links.has(peer.peer_id) && me.peer_id < peer.peer_id) this.newLink(peer.peer_id, randomHex(8), true);
+    }
+  }
+
+  private wants(other: SignalPeer): boolean {
+    const me = this.me;
+    if (!me) return false;
+    return this.options?.mesh === "full" || me.peer_type === "controller" || other.peer_type === "controller";
+  }
+
+  private onFrame(frame: SignalMessage): void {
+    const me = this.me;
+    if (!me) return;
+    switch (frame.type) {
+      case "peer_list":
+        if (frame.leader_id !== this.leaderId) {
+          // a redirect: the leader stepped down for another; it closes us next
+          this.members = frame.peers;
+          return;
+        }
+        this.roomChanged(frame.leader_id, frame.term, frame.peers);
+        return;
+      case "offer": {
+        if (frame.to !== me.peer_id || !this.authentic(frame.from, "offer", frame.link, frame.epoch, frame.sdp, frame.auth)) return;
+        let link = this.links.get(frame.from);
+        if (link?.linkId !== frame.link) {
+          link?.close(false);
+          link = this.newLink(frame.from, frame.link, false);
+        }
+        void link.onOffer(frame.sdp, frame.epoch);
+        return;
+      }
+      case "answer": {
+        const link = this.links.get(frame.from);
+        if (link?.linkId !== frame.link) return;
+        if (!this.authentic(frame.from, "answer", frame.link, frame.epoch, frame.sdp, frame.auth)) return;
+        void link.onAnswer(frame.sdp, frame.epoch);
+        return;
+      }
+      case "relay": {
+        const link = this.links.get(frame.from);
+        if (link?.linkId === frame.link) link.onRelay(frame.epoch, frame.data);
+        return;
+      }
+      default:
+        return;
+    }
+  }
+
+  private authentic(
+    from: string,
+    kind: string,
+    link: string,
+    epoch: number,
+    sdp: string,
+    auth: string | null | undefined,
+  ): boolean {
+    const key = this.key;
+    const me = this.me;
+    if (key === null || !me) return true;
+    return auth === sdpAuth(key, kind, from, me.peer_id, link, epoch, sdp);
+  }
+
+  // ------------------------------------------------------------ channels
+
+  private newLink(peerId: string, linkId: string, offerer: boolean): Link {
+    const me = this.me;
+    if (!me) throw new Error("not started");
+    const link = new Link(me.peer_id, peerId, linkId, offerer, this.opts.iceServers ?? [], {
+      up: (l) => {
+        this.onUp(l);
+      },
+      down: (l, reason, unacked) => {
+        this.onDown(l, reason, unacked);
+      },
+      envelope: (l, envelope) => {
+        this.onEnvelope(l, envelope);
+      },
+      signal: (l, kind, sdp, epoch) => {
+        const frame: Record<string, unknown> = { type: kind, from: me.peer_id, to: l.peerId, sdp, link: l.linkId, epoch };
+        if (this.key !== null) frame.auth = sdpAuth(this.key, kind, me.peer_id, l.peerId, l.linkId, epoch, sdp);
+        return this.client?.send(frame) ?? false;
+      },
+      relay: (l, epoch, text) =>
+        this.client?.send({ type: "relay", from: me.peer_id, to: l.peerId, link: l.linkId, epoch, data: text }) ?? false,
+    });
+    this.links.set(peerId, link);
+    if (offerer) link.offer();
+    return link;
+  }
+
+  private openLink(peerId: string): Link | undefined {
+    const link = this.links.get(peerId);
+    return link?.state === "connected" ? link : undefined;
+  }
+
+  private onUp(link: Link): void {
+    const peer = this.members.find((m) => m.peer_id === link.peerId);
+    if (peer) this.emit("webrtc:connected", { peer: this.info(peer) });
+    const entries = [...this.state.values()];
+    if (entries.length > 0) void link.send({ type: "state", entries }).catch(() => undefined);
+  }
+
+  private onDown(link: Link, reason: EndReason, unacked: string[]): void {
+    if (this.links.get(link.peerId) !== link) return;
+    const wasUp = link.state === "connected";
+    this.links.delete(link.peerId);
+    link.close(false);
+    if (wasUp) this.emit("webrtc:disconnected", { peer_id: link.peerId, reason, unacknowledged: unacked });
+    const peer = this.members.find((m) => m.peer_id === link.peerId);
+    const me = this.me;
+    if (!this.stopped && reason !== "left" && peer && me && me.peer_id < peer.peer_id) {
+      setTimeout(() => {
+        if (!this.stopped && !this.links.has(peer.peer_id)) this.newLink(peer.peer_id, randomHex(8), true);
+      }, 500);
+    }
+  }
+
+  private onEnvelope(link: Link, envelope: Envelope): void {
+    if (envelope.type === "state") {
+      this.takeState(link.peerId, envelope.entries);
+      return;
+    }
+    if (envelope.type !== "control") return;
+    if (envelope.retain) {
+      this.takeState(link.peerId, [
+        { key: envelope.retain.key, value: envelope.payload, origin: envelope.from, version: envelope.retain.version },
+      ]);
+    }
+    if (this.options?.echo && !envelope.echo) {
+      const reply: ControlEnvelope = {
+        type: "control",
+        id: uuid4(),
+        from: this.me?.peer_id ?? "",
+        sent_at: Date.now(),
+        payload: envelope.payload,
+        echo: true,
+        retain: null,
+      };
+      void link.send(reply, reply.id).catch(() => undefined);
+    }
+    const message: MessageParams = {
+      from: link.peerId,
+      message_id: envelope.id,
+      payload: envelope.payload,
+      sent_at: envelope.sent_at,
+    };
+    this.emit("webrtc:message", message);
+  }
+
+  // ------------------------------------------------------------ retained state
+
+  private takeState(source: string, entries: StateEntry[]): void {
+    const newer: StateEntry[] = [];
+    for (const entry of entries) {
+      const held = this.state.get(entry.key);
+      if (!later(entry, held)) continue;
+      this.state.set(entry.key, entry);
+      this.seen(entry);
+      newer.push(entry);
+      if (entry.value !== null || (held !== undefined && held.value !== null)) this.emit("webrtc:state", entry);
+    }
+    if (newer.length === 0) return;
+    for (const [peerId, link] of this.links) {
+      if (peerId !== source && link.state === "connected") {
+        const envelope: StateEnvelope = { type: "state", entries: newer };
+        void link.send(envelope).catch(() => undefined);
+      }
+    }
+  }
+
+  private seen(entry: StateEntry): void {
+    const v = entry.version;
+    if (v.time > this.clock.time || (v.time === this.clock.time && v.counter > this.clock.counter)) {
+      this.clock = { time: v.time, counter: v.counter };
+    }
+  }
+
+  private write(key: string, value: unknown): StateEntry {
+    const now = Date.now();
+    this.clock = now > this.clock.time ? { time: now, counter: 0 } : { time: this.clock.time, counter: this.clock.counter + 1 };
+    const entry: StateEntry = { key, value, origin: this.me?.peer_id ?? "", version: { ...this.clock } };
+    const held = this.state.get(key);
+    this.state.set(key, entry);
+    if (value !== null || (held !== undefined && held.value !== null)) this.emit("webrtc:state", entry);
+    return entry;
+  }
+
+  // ------------------------------------------------------------ sending
+
+  async send(params: SendControlMessageParams): Promise<SendResult> {
+    const me = this.me;
+    if (!me || this.stopped) throw new RpcError(-32001, "Peer not started: call start_peer first");
+    const size = new TextEncoder().encode(JSON.stringify(params.payload ?? null)).length;
+    if (size > MAX_PAYLOAD_BYTES) {
+      throw new RpcError(-32004, `Payload too large: ${String(size)} bytes`, { size, limit: MAX_PAYLOAD_BYTES });
+    }
+    const connected = [...this.links.values()].filter((l) => l.state === "connected").map((l) => l.peerId);
+    let targets: string[];
+    if (params.to === null || params.to === undefined) targets = connected;
+    else {
+      const wanted = typeof params.to === "string" ? [params.to] : [...new Set(params.to)];
+      const missing = wanted.filter((p) => !connected.includes(p));
+      if (missing.length > 0) throw new RpcError(-32003, `Peer not connected: ${missing.join(", ")}`, { peer_ids: missing });
+      targets = wanted;
+    }
+    if (params.display_class) {
+      targets = targets.filter((id) => this.members.find((m) => m.peer_id === id)?.display_class === params.display_class);
+    }
+    const id = uuid4();
+    const envelope: ControlEnvelope = {
+      type: "control",
+      id,
+      from: me.peer_id,
+      sent_at: Date.now(),
+      payload: params.payload ?? null,
+      echo: false,
+      retain: null,
+    };
+    if (params.retain) {
+      const entry = this.write(params.retain, params.payload ?? null);
+      envelope.retain = { key: entry.key, version: entry.version };
+      for (const peerId of connected.filter((p) => !targets.includes(p))) {
+        void this.links.get(peerId)?.send({ type: "state", entries: [entry] }).catch(() => undefined);
+      }
+    }
+    const outcomes = await Promise.allSettled(
+      targets.map((p) => this.links.get(p)?.send(envelope, id) ?? Promise.reject(new Error("closed"))),
+    );
+    const sentTo = targets.filter((_, i) => outcomes[i]?.status === "fulfilled");
+    const failed = targets.filter((_, i) => outcomes[i]?.status !== "fulfilled");
+    if (failed.length > 0) {
+      throw new RpcError(-32003, `Peer not connected: ${failed.join(", ")} (channel closed)`, { peer_ids: failed, sent_to: sentTo, message_id: id });
+    }
+    return { message_id: id, sent_to: sentTo };
+  }
+
+  // ------------------------------------------------------------ what we show
+
+  private info(peer: SignalPeer): PeerInfo {
+    const me = this.me;
+    const link = this.links.get(peer.peer_id);
+    return {
+      peer_id: peer.peer_id,
+      name: peer.name,
+      peer_type: peer.peer_type,
+      display_class: peer.display_class,
+      started_at: peer.started_at,
+      is_leader: peer.peer_id === this.leaderId,
+      connection_state: peer.peer_id === me?.peer_id ? "self" : (link?.state ?? "new"),
+      relayed: false,
+      via: link?.via ?? "direct",
+    };
+  }
+
+  /** This page's own PeerInfo, once started. */
+  selfInfo(): PeerInfo | null {
+    return this.me ? this.info(this.me) : null;
+  }
+
+  connectedPeers(): PeerInfo[] {
+    return this.members.filter((m) => this.links.get(m.peer_id)?.state === "connected").map((m) => this.info(m));
+  }
+
+  leaderStatus(): LeaderStatus {
+    const leader = this.members.find((m) => m.peer_id === this.leaderId) ?? null;
+    const first = leader?.addresses?.[0];
+    const url = leader && first ? `ws://${first}:${String(leader.port ?? 0)}` : null;
+    return {
+      state: this.stopped ? "idle" : this.leaderId ? "follower" : "electing",
+      leader_id: this.leaderId,
+      is_leader: false,
+      term: this.term,
+      leader: leader ? this.info(leader) : null,
+      signaling_url: url,
+      addresses: [],
+      keyed: this.key !== null,
+      found_by: ["rendezvous"],
+      room_addresses: [],
+      rendezvous: [],
+      pairing: null,
+    };
+  }
+}
+

@@ -1,0 +1,285 @@
+/**
+ * A web peer's WebSocket to a room's signaling server (docs/protocol.md,
+ * "Signaling"): `query` any peer for the room, `register` at the leader (with
+ * this page's identity; sealed under the room key in a keyed room), heartbeats
+ * every 2 s, and the frames of the data channels' setup and relay.
+ */
+import type {
+  PeerRecord,
+  Registered,
+  SignalMessage,
+  SignalPeer,
+} from "../generated/sidecar-types";
+import { Identity, randomHex, registrationStatement, Sealer, sessionKey } from "./crypto";
+
+export const PROTOCOL_VERSION = 3;
+export const HEARTBEAT_INTERVAL_MS = 2000;
+export const MISSED_LIMIT = 3;
+const JOIN_TIMEOUT_MS = 3000;
+
+export class SignalingError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(`${code}: ${message}`);
+  }
+}
+
+/** A WebSocket that yields frames one by one. */
+class Socket {
+  private readonly queue: SignalMessage[] = [];
+  private waiting: ((frame: SignalMessage | null) => void) | null = null;
+  closed = false;
+  onFrame: ((frame: SignalMessage) => void) | null = null;
+  onClose: ((reason: string) => void) | null = null;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.onmessage = (e: MessageEvent<unknown>) => {
+      if (typeof e.data !== "string") return;
+      let frame: SignalMessage;
+      try {
+        frame = JSON.parse(e.data) as SignalMessage;
+      } catch {
+        return;
+      }
+      if (this.onFrame) this.onFrame(frame);
+      else if (this.waiting) {
+        const w = this.waiting;
+        this.waiting = null;
+        w(frame);
+      } else this.queue.push(frame);
+    };
+    ws.onclose = (e: CloseEvent) => {
+      this.closed = true;
+      const w = this.waiting;
+      this.waiting = null;
+      w?.(null);
+      this.onClose?.(`closed (${String(e.code)}${e.reason ? ` ${e.reason}` : ""})`);
+    };
+  }
+
+  static open(url: string, timeoutMs: number): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      const timer = setTimeout(() => {
+        ws.close();
+        reject(new SignalingError("timeout", `no connection to ${url}`));
+      }, timeoutMs);
+      ws.onopen = () => {
+        clearTimeout(timer);
+        resolve(new Socket(ws));
+      };
+      ws.onerror = () => {
+        clearTimeout(timer);
+        reject(new SignalingError("refused", `cannot connect to ${url}`));
+      };
+    });
+  }
+
+  next(timeoutMs: number): Promise<SignalMessage> {
+    const queued = this.queue.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.closed) return Promise.reject(new SignalingError("refused", "closed"));
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiting = null;
+        reject(new SignalingError("timeout", "no answer"));
+      }, timeoutMs);
+      this.waiting = (frame) => {
+        clearTimeout(timer);
+        if (frame === null) reject(new SignalingError("refused", "closed"));
+        else resolve(frame);
+      };
+    });
+  }
+
+  send(text: string): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(text);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.ws.close();
+  }
+}
+
+/** Seals and opens frames of one session (keyed rooms); plain otherwise. */
+class Session {
+  private readonly sealer: Sealer | null;
+  private first = true;
+
+  constructor(
+    roomKey: string | null,
+    serverNonce: string,
+    room: string,
+    private readonly nonce = randomHex(16),
+  ) {
+    this.sealer = roomKey === null ? null : new Sealer(sessionKey(roomKey, serverNonce, this.nonce, room), "c", "s");
+  }
+
+  frame(msg: object): string {
+    const body = JSON.stringify(msg);
+    if (this.sealer === null) return body;
+    const [seq, mac] = this.sealer.seal(body);
+    const sealed: Record<string, unknown> = { type: "sealed", seq, body, mac };
+    if (this.first) sealed.nonce = this.nonce;
+    this.first = false;
+    return JSON.stringify(sealed);
+  }
+
+  /** The frame inside a sealed one (null: not sealed with the key, or out of sequence). */
+  open(frame: SignalMessage): SignalMessage | null {
+    if (this.sealer === null) return frame;
+    if (frame.type !== "sealed" || !this.sealer.open(frame.seq, frame.body, frame.mac)) return null;
+    try {
+      return JSON.parse(frame.body) as SignalMessage;
+    } catch {
+      return null;
+    }
+  }
+}
+
+function refusal(frame: SignalMessage): SignalingError | null {
+  return frame.type === "error" ? new SignalingError(frame.code, frame.message) : null;
+}
+
+/** What the peer at `url` knows of `room`: its record, then its leader's. */
+export async function queryRoom(url: string, room: string, roomKey: string | null): Promise<PeerRecord[]> {
+  const socket = await Socket.open(url, JOIN_TIMEOUT_MS);
+  try {
+    const challenge = await socket.next(JOIN_TIMEOUT_MS);
+    if (challenge.type !== "challenge") throw new SignalingError("protocol", `expected a challenge, got ${challenge.type}`);
+    const session = new Session(roomKey, challenge.nonce, room);
+    socket.send(session.frame({ type: "query", room, v: PROTOCOL_VERSION }));
+    const raw = await socket.next(JOIN_TIMEOUT_MS);
+    const refused = refusal(raw);
+    if (refused) throw refused;
+    const answer = session.open(raw);
+    if (answer?.type !== "room_info") throw new SignalingError("forbidden", "the answer is not sealed with the room's key");
+    return answer.records.filter((r) => r.room === room);
+  } finally {
+    socket.close();
+  }
+}
+
+export interface SignalingHandlers {
+  message(frame: SignalMessage): void;
+  lost(reason: string): void;
+}
+
+/** A registration at the leader, kept alive by heartbeats until closed or lost. */
+export class SignalingClient {
+  private socket: Socket | null = null;
+  private session: Session | null = null;
+  private beat: ReturnType<typeof setInterval> | null = null;
+  private lastAck = Date.now();
+  private seq = 0;
+  private done = false;
+  term = 0;
+
+  constructor(private readonly handlers: SignalingHandlers) {}
+
+  async join(
+    url: string,
+    me: SignalPeer,
+    room: string,
+    roomKey: string | null,
+    identity: Identity,
+    seq: number,
+  ): Promise<Registered> {
+    const socket = await Socket.open(url, JOIN_TIMEOUT_MS);
+    this.socket = socket;
+    try {
+      const challenge = await socket.next(JOIN_TIMEOUT_MS);
+      if (challenge.type !== "challenge") throw new SignalingError("protocol", `expected a challenge, got ${challenge.type}`);
+      const session = new Session(roomKey, challenge.nonce, room);
+      this.session = session;
+      const signature = identity.sign(registrationStatement(challenge.nonce, me.peer_id, room, seq));
+      socket.send(
+        session.frame({
+          type: "register",
+          peer: me,
+          room,
+          identity: identity.publicKey,
+          signature,
+          v: PROTOCOL_VERSION,
+          seq,
+        }),
+      );
+      for (;;) {
+        const raw = await socket.next(JOIN_TIMEOUT_MS);
+        const refused = refusal(raw);
+        if (refused) throw refused;
+        const frame = session.open(raw);
+        if (frame === null) throw new SignalingError("unproven_leader", "the leader cannot prove the room key");
+        if (frame.type === "registered") {
+          this.term = frame.term;
+          this.listen(socket, session);
+          return frame;
+        }
+      }
+    } catch (err) {
+      socket.close();
+      throw err;
+    }
+  }
+
+  private listen(socket: Socket, session: Session): void {
+    this.lastAck = Date.now();
+    socket.onFrame = (raw) => {
+      const frame = session.open(raw);
+      if (frame === null) {
+        if (raw.type !== "error") this.lose("a frame not sealed with the room key");
+        return;
+      }
+      if (frame.type === "heartbeat_ack") {
+        this.lastAck = Date.now();
+        this.term = Math.max(this.term, frame.term);
+        return;
+      }
+      if (frame.type === "peer_list") this.term = Math.max(this.term, frame.term);
+      this.handlers.message(frame);
+    };
+    socket.onClose = (reason) => {
+      this.lose(`leader ${reason}`);
+    };
+    this.beat = setInterval(() => {
+      if (Date.now() - this.lastAck > HEARTBEAT_INTERVAL_MS * MISSED_LIMIT) {
+        this.lose("no heartbeat ack");
+        return;
+      }
+      this.seq += 1;
+      this.send({ type: "heartbeat", seq: this.seq, term: this.term });
+    }, HEARTBEAT_INTERVAL_MS);
+  }
+
+  get connected(): boolean {
+    return this.socket !== null && !this.socket.closed && !this.done;
+  }
+
+  send(frame: object): boolean {
+    if (!this.connected || this.session === null || this.socket === null) return false;
+    this.socket.send(this.session.frame(frame));
+    return true;
+  }
+
+  private lose(reason: string): void {
+    if (this.done) return;
+    this.done = true;
+    this.stop();
+    this.handlers.lost(reason);
+  }
+
+  close(leave: boolean, peerId: string): void {
+    if (leave && this.connected) this.send({ type: "leave", peer_id: peerId });
+    this.done = true;
+    this.stop();
+    this.socket?.close();
+  }
+
+  private stop(): void {
+    if (this.beat !== null) clearInterval(this.beat);
+    this.beat = null;
+  }
+}

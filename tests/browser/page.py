@@ -1,0 +1,89 @@
+"""A browser page in a lab namespace, driven from the test (tests/browser/page_driver.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tests.lab import Host
+
+DRIVER = Path(__file__).with_name("page_driver.py")
+
+
+def browser_missing() -> str | None:
+    for tool in ("chromium", "chromedriver"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (apt install chromium chromium-driver)"
+    return None
+
+
+class Page:
+    """One headless Chromium showing one page."""
+
+    def __init__(self, process: asyncio.subprocess.Process, profile: str) -> None:
+        self.process = process
+        self.profile = profile
+        self._ids = 0
+
+    @classmethod
+    async def open(cls, host: Host, url: str, timeout: float = 60.0) -> Page:
+        profile = tempfile.mkdtemp(prefix="mw-chromium-")
+        process = await host.spawn_async(
+            [sys.executable, str(DRIVER), url, profile],
+            stderr=asyncio.subprocess.DEVNULL,
+            limit=16 * 1024 * 1024,
+        )
+        page = cls(process, profile)
+        ready = await page._line(timeout)
+        if ready.get("event") != "ready":
+            raise AssertionError(f"the browser did not start: {ready}")
+        return page
+
+    async def _line(self, timeout: float) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+        if not line:
+            raise AssertionError("the browser driver exited")
+        return dict(json.loads(line))
+
+    async def _do(self, limit: float, **cmd: Any) -> Any:
+        assert self.process.stdin is not None
+        self._ids += 1
+        self.process.stdin.write(json.dumps({"id": self._ids, **cmd}).encode() + b"\n")
+        await self.process.stdin.drain()
+        answer = await self._line(limit)
+        if not answer.get("ok"):
+            raise AssertionError(f"in the page: {answer.get('error')}")
+        return answer.get("value")
+
+    async def eval(self, js: str) -> Any:
+        """The value of `js` (a function body: `return …`) in the page."""
+        return await self._do(30.0, op="eval", js=js)
+
+    async def wait(self, js: str, timeout: float = 10.0) -> Any:
+        """Until `js` (a function body) returns something truthy in the page; its value."""
+        return await self._do(timeout + 10.0, op="wait", js=js, timeout=timeout)
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """A method of the page's web peer (what the hook calls)."""
+        return await self.eval(
+            f"return window.__mw.peer.call({json.dumps(method)}, {json.dumps(params or {})});"
+        )
+
+    async def screenshot(self, path: Path) -> None:
+        await self._do(30.0, op="screenshot", path=str(path))
+
+    async def close(self) -> None:
+        with contextlib.suppress(AssertionError, TimeoutError, BrokenPipeError, ConnectionError):
+            await self._do(15.0, op="quit")
+        try:
+            await asyncio.wait_for(self.process.wait(), 10)
+        except TimeoutError:
+            self.process.kill()
+        shutil.rmtree(self.profile, ignore_errors=True)

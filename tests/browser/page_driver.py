@@ -1,0 +1,90 @@
+"""Runs inside a lab namespace: a headless Chromium (Debian's chromium and
+chromedriver, through Selenium) on one page, driven by JSON lines on stdin.
+
+    python page_driver.py <url> <user-data-dir>
+
+Prints {"event": "ready"} once the page is loaded, then answers each command
+with one line: {"id", "ok", "value" | "error"}. Commands: {"op": "eval", "js"}
+(the script's return value), {"op": "wait", "js", "timeout"} (until the
+script returns something truthy; polled in the page every 100 ms),
+{"op": "screenshot", "path"}, {"op": "quit"}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",  # root in a test namespace
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-domain-reliability",
+    "--metrics-recording-only",
+    "--window-size=1280,800",
+]
+
+
+def say(**what: Any) -> None:
+    sys.stdout.write(json.dumps(what) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    url, profile = sys.argv[1], sys.argv[2]
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    try:
+        driver.set_script_timeout(30)
+        driver.get(url)
+        say(event="ready")
+        for line in sys.stdin:
+            cmd = json.loads(line)
+            op = cmd.get("op")
+            try:
+                if op == "quit":
+                    say(id=cmd.get("id"), ok=True, value=None)
+                    break
+                if op == "eval":
+                    value = driver.execute_script(cmd["js"])
+                elif op == "wait":
+                    value = wait(driver, cmd["js"], float(cmd.get("timeout", 10)))
+                elif op == "screenshot":
+                    value = driver.save_screenshot(cmd["path"])
+                else:
+                    raise ValueError(f"unknown op {op!r}")
+                say(id=cmd.get("id"), ok=True, value=value)
+            except Exception as exc:  # reported to the test, which decides
+                say(id=cmd.get("id"), ok=False, error=f"{type(exc).__name__}: {exc}")
+    finally:
+        driver.quit()
+
+
+def wait(driver: webdriver.Chrome, js: str, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = driver.execute_script(js)
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"still false after {timeout} s: {js[:200]}")
+        time.sleep(0.1)  # the page's state, polled: there is no event to await from here
+
+
+if __name__ == "__main__":
+    main()

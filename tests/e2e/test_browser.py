@@ -1,0 +1,164 @@
+"""A browser is a display (docs/api.md, "Web peers"): headless Chromium in its
+own lab namespace opens the page a sidecar serves and joins the room with
+nothing installed, next to real sidecars in other namespaces."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.page import Page, browser_missing
+from tests.e2e.room import CONTROLLER, LabPeer, Room, agree_on, connected_ids, display, messages
+from tests.lab import Host
+
+pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
+
+SETUP_S = 10.0
+
+
+@pytest.fixture
+async def pages(tmp_path: Path) -> AsyncIterator[list[Page]]:
+    """Pages opened by the test; screenshots of each kept when it fails."""
+    if (missing := browser_missing()) is not None:
+        pytest.fail(missing)  # ./scripts/test installs it: its absence is a broken setup
+    opened: list[Page] = []
+    try:
+        yield opened
+    finally:
+        for n, page in enumerate(opened):
+            with contextlib.suppress(AssertionError):
+                await page.screenshot(tmp_path / f"page-{n}.png")
+            await page.close()
+
+
+def lists(peer: LabPeer, peer_id: str) -> bool:
+    return peer_id in peer.client.peer_ids()
+
+
+def page_url(peer: LabPeer, **fragment: str) -> str:
+    return f"http://{peer.host.ip}:3010/#" + "&".join(f"{k}={v}" for k, v in fragment.items())
+
+
+async def open_display(pages: list[Page], host: Host, url: str) -> Page:
+    page = await Page.open(host, url)
+    pages.append(page)
+    return page
+
+
+def peer_id_of(page_info: dict[str, Any]) -> str:
+    return str(page_info["peer_id"])
+
+
+async def browser_self(page: Page) -> dict[str, Any]:
+    """The page's own PeerInfo, once it joined (from its web peer)."""
+    await page.wait(
+        "const p = window.__mw && window.__mw.peer; return !!(p && p.leaderStatus().leader_id);",
+        SETUP_S,
+    )
+    return dict(await page.eval("return window.__mw.peer.selfInfo();"))
+
+
+async def test_a_browser_display_joins_gets_cues_and_echoes_them_directly(
+    room: Room, pages: list[Page]
+) -> None:
+    ctrl, disp = await room.start(CONTROLLER, display("Stage", "stage"))
+    await agree_on([ctrl, disp], ctrl, SETUP_S)
+    page = await open_display(
+        pages, room.lab.add_host("phone"), page_url(ctrl, name="Phone", echo="1")
+    )
+    me = await browser_self(page)
+    phone = peer_id_of(me)
+    # It is in every peer list, and its channel to the controller is direct.
+    await ctrl.client.wait_until(lambda: phone in connected_ids(ctrl), SETUP_S)
+    for peer in (ctrl, disp):
+        await peer.client.wait_until(functools.partial(lists, peer, phone), SETUP_S)
+    (info,) = [p for p in await ctrl.client.call("get_connected_peers") if p["peer_id"] == phone]
+    assert info["via"] == "direct"
+    await page.wait("return document.body.innerText.includes('Connected');", SETUP_S)
+    # A cue shows on the page, and its echo comes back.
+    await ctrl.client.call("send_control_message", {"payload": {"slide": 7}, "to": phone})
+    shown = await page.wait(
+        "const e = document.getElementById('last-message'); return e && e.textContent;", 5
+    )
+    assert json.loads(shown) == {"slide": 7}
+    await ctrl.client.wait_until(lambda: any(m["from"] == phone for m in messages(ctrl)), 5)
+    (echo,) = [m for m in messages(ctrl) if m["from"] == phone]
+    assert echo["payload"] == {"slide": 7}
+
+
+async def test_with_its_udp_blocked_a_browser_joins_through_the_leader(
+    room: Room, pages: list[Page]
+) -> None:
+    ctrl, _ = await room.start(CONTROLLER, display("Stage", "stage"))
+    phone_host = room.lab.add_host("phone")
+    phone_host.run(
+        ["nft", "-f", "-"],
+        input=(
+            "table inet mwl_noudp {\n"
+            " chain in { type filter hook input priority 0; meta l4proto udp drop; }\n"
+            " chain out { type filter hook output priority 0; meta l4proto udp drop; }\n}\n"
+        ),
+        check=True,
+    )
+    started = time.monotonic()
+    page = await open_display(pages, phone_host, page_url(ctrl, name="Phone", echo="1"))
+    phone = peer_id_of(await browser_self(page))
+    await ctrl.client.wait_until(lambda: phone in connected_ids(ctrl), SETUP_S)
+    assert time.monotonic() - started < 5.0 + 5.0  # the page's load, then 5 s at most
+    (info,) = [p for p in await ctrl.client.call("get_connected_peers") if p["peer_id"] == phone]
+    assert info["via"] == "relay"
+    for n in range(3):  # cues both ways: the echo travels back the same path
+        await ctrl.client.call("send_control_message", {"payload": n, "to": phone})
+    await ctrl.client.wait_until(
+        lambda: len([m for m in messages(ctrl) if m["from"] == phone]) == 3, 5
+    )
+    assert [m["payload"] for m in messages(ctrl) if m["from"] == phone] == [0, 1, 2]
+
+
+async def test_when_the_leader_dies_the_browser_follows_the_successor(
+    room: Room, pages: list[Page]
+) -> None:
+    first, second = await room.start(CONTROLLER, {**CONTROLLER, "name": "Second booth"})
+    leader = min([first, second], key=lambda p: (p.info["started_at"], p.peer_id))
+    survivor = second if leader is first else first
+    await agree_on([first, second], leader, SETUP_S)
+    page = await open_display(pages, room.lab.add_host("phone"), page_url(survivor, name="Phone"))
+    phone = peer_id_of(await browser_self(page))
+    await survivor.client.wait_until(lambda: phone in connected_ids(survivor), SETUP_S)
+    leader.client.process.kill()
+    await agree_on([survivor], survivor, SETUP_S)
+    await page.wait(
+        f"return window.__mw.peer.leaderStatus().leader_id === {json.dumps(survivor.peer_id)};",
+        SETUP_S,
+    )
+    await survivor.client.wait_until(lambda: phone in survivor.client.peer_ids(), SETUP_S)
+    await survivor.client.call("send_control_message", {"payload": "still here", "to": phone})
+    last = "const e = document.getElementById('last-message');"
+    await page.wait(f"{last} return !!e && e.textContent === 'still here';", 5)
+
+
+async def test_in_a_keyed_room_only_a_page_with_the_key_joins(
+    room: Room, pages: list[Page]
+) -> None:
+    (ctrl,) = await room.start({**CONTROLLER, "create_room_key": True})
+    key = next(
+        n["params"]["room_key"] for _, n in ctrl.client.history if n["method"] == "webrtc:room_key"
+    )
+    await ctrl.client.wait_until(lambda: ctrl.client.leader_id == ctrl.peer_id, SETUP_S)
+    keyed = await open_display(
+        pages, room.lab.add_host("tv"), page_url(ctrl, name="Lobby TV", key=key)
+    )
+    tv = peer_id_of(await browser_self(keyed))
+    await ctrl.client.wait_until(lambda: tv in connected_ids(ctrl), SETUP_S)
+    stranger = await open_display(pages, room.lab.add_host("guest"), page_url(ctrl, name="Guest"))
+    await stranger.wait("return document.body.innerText.includes('Cannot join yet');", SETUP_S)
+    assert await stranger.eval("return window.__mw.peer.leaderStatus().leader_id;") is None
+    assert await stranger.eval("return window.__mw.peer.connectedPeers().length;") == 0
+    assert len(ctrl.client.peer_ids()) == 2  # the controller and the keyed TV
