@@ -19,6 +19,15 @@ npm run --silent lint
 echo "== frontend: tsc" >&2
 npm run --silent typecheck
 npx --no-install tsc -p tsconfig.guest-js.json  # the Tauri plugin's JS bindings
+echo "== frontend: the display page built into the sidecar is up to date" >&2
+fresh=$(mktemp -d)
+npx --no-install vite build --config display/vite.config.ts --outDir "$fresh" --emptyOutDir --logLevel warn
+if ! diff -r "$fresh" ../sidecar/static/display >/dev/null; then
+  echo "sidecar/static/display is stale: run (cd frontend-hook && npm run build:display)" >&2
+  rm -rf "$fresh"
+  exit 1
+fi
+rm -rf "$fresh"
 echo "== frontend: vitest" >&2
 report=$(mktemp)
 trap 'rm -f "$report"' EXIT

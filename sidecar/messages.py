@@ -282,6 +282,9 @@ class LeaderStatus(_Wire):
     rendezvous: list[RendezvousStatus] = field(default_factory=list)
     pairing: PairingWindow | None = None
     """This device's open pairing window, if any."""
+    display_url: str | None = None
+    """The display page this device serves (`http://<address>:<port>/`): open it
+    on a phone, a tablet or a TV to make it a display of the room."""
 
 
 class PairingWindow(_Wire):

@@ -252,6 +252,11 @@ class Peer:
                 else None
             ),
             found_by=s.found_by,
+            display_url=(
+                f"http://{s.addresses[0]}:{s.server.port}/"
+                if s.addresses and s.server is not None and s.server.port
+                else None
+            ),
             room_addresses=s.room_addresses,
             rendezvous=[
                 RendezvousStatus(

@@ -60,6 +60,8 @@ export interface LeaderView {
   foundBy: readonly FoundBy[];
   /** This device's open pairing window (its code, for a new device to type), if any. */
   pairing: PairingWindow | null;
+  /** The display page this device serves, for a phone or a TV to open (get_leader_status). */
+  displayUrl: string | null;
 }
 
 type Phase = "idle" | "starting" | "started" | "error";
@@ -122,6 +124,7 @@ const IDLE_LEADER: RoomState["leader"] = {
   keyed: null,
   foundBy: [],
   pairing: null,
+  displayUrl: null,
 };
 
 export const initialRoomState: RoomState = {
@@ -244,6 +247,7 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
           keyed: prev.keyed,
           foundBy: prev.leaderId === leaderId ? prev.foundBy : [],
           pairing: prev.pairing,
+          displayUrl: prev.displayUrl,
         },
         clocks: { ...state.clocks, leader: action.at },
       };
@@ -387,6 +391,7 @@ function mergeLeaderStatus(state: RoomState, status: LeaderStatus, issued: numbe
         keyed: status.state === "idle" ? null : (status.keyed ?? false),
         foundBy: (status.found_by ?? []).slice(),
         pairing: status.pairing ?? null,
+        displayUrl: status.display_url ?? null,
       },
       network:
         status.state === "idle"
@@ -408,6 +413,7 @@ function mergeLeaderStatus(state: RoomState, status: LeaderStatus, issued: numbe
         keyed: status.state === "idle" ? prev.keyed : (status.keyed ?? false),
         foundBy: (status.found_by ?? []).slice(),
         pairing: status.pairing ?? null,
+        displayUrl: status.display_url ?? prev.displayUrl,
       },
     };
   }

@@ -27,6 +27,7 @@ const boothLeads: LeaderView = {
   keyed: true,
   foundBy: ["mdns"],
   pairing: null,
+  displayUrl: null,
 };
 
 /** The cells of the table row whose header (the device column) reads `name`. */
@@ -123,7 +124,7 @@ describe("ConnectionStatus", () => {
     render(
       <ConnectionStatus
         connectionState="idle"
-        leader={{ state: "idle", leaderId: null, isLeader: false, term: 0, leader: null, signalingUrl: null, keyed: null, foundBy: [], pairing: null }}
+        leader={{ state: "idle", leaderId: null, isLeader: false, term: 0, leader: null, signalingUrl: null, keyed: null, foundBy: [], pairing: null, displayUrl: null }}
         peers={[]}
         error={new WebRTCCommandError("start_peer", { code: -32602, message: "Invalid params" })}
         title="Network"
@@ -157,7 +158,7 @@ describe("ConnectionStatus", () => {
     render(
       <ConnectionStatus
         connectionState="offline"
-        leader={{ state: "offline", leaderId: null, isLeader: false, term: 3, leader: null, signalingUrl: null, keyed: null, foundBy: [], pairing: null }}
+        leader={{ state: "offline", leaderId: null, isLeader: false, term: 3, leader: null, signalingUrl: null, keyed: null, foundBy: [], pairing: null, displayUrl: null }}
         peers={[booth]}
       />,
     );

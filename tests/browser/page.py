@@ -76,6 +76,10 @@ class Page:
             f"return window.__mw.peer.call({json.dumps(method)}, {json.dumps(params or {})});"
         )
 
+    async def tab(self, url: str) -> str:
+        """Open `url` in another tab of the same browser (evals still go to the first)."""
+        return str(await self._do(60.0, op="tab", url=url))
+
     async def screenshot(self, path: Path) -> None:
         await self._do(30.0, op="screenshot", path=str(path))
 

@@ -7,7 +7,8 @@ Prints {"event": "ready"} once the page is loaded, then answers each command
 with one line: {"id", "ok", "value" | "error"}. Commands: {"op": "eval", "js"}
 (the script's return value), {"op": "wait", "js", "timeout"} (until the
 script returns something truthy; polled in the page every 100 ms),
-{"op": "screenshot", "path"}, {"op": "quit"}.
+{"op": "tab", "url"} (another page in a new tab), {"op": "screenshot", "path"},
+{"op": "quit"}.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ FLAGS = [
     "--disable-domain-reliability",
     "--metrics-recording-only",
     "--window-size=1280,800",
+    # every tab is a display, visible or not: no throttling of background tabs
+    "--disable-background-timer-throttling",
+    "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
 ]
 
 
@@ -64,6 +69,12 @@ def main() -> None:
                     value = driver.execute_script(cmd["js"])
                 elif op == "wait":
                     value = wait(driver, cmd["js"], float(cmd.get("timeout", 10)))
+                elif op == "tab":  # another page in a new tab (the first stays the one driven)
+                    first = driver.current_window_handle
+                    driver.switch_to.new_window("tab")
+                    driver.get(cmd["url"])
+                    value = driver.current_window_handle
+                    driver.switch_to.window(first)
                 elif op == "screenshot":
                     value = driver.save_screenshot(cmd["path"])
                 else:

@@ -100,6 +100,7 @@ async def test_a_retained_message_to_one_display_is_the_value_for_every_peer(roo
     await connected([ctrl, aud, stage], star(ctrl, [aud, stage]), SETUP_S)
     await set_keys(ctrl, {"stage-note": "two more minutes"}, display_class="stage")
     await until([aud, stage], lambda p: state_map(p) == {"stage-note": "two more minutes"}, 5)
+    await stage.client.wait_until(lambda: len(messages(stage)) == 1, 5)  # it follows its state
     assert [m["payload"] for m in messages(stage)] == ["two more minutes"]
     assert messages(aud) == []
     # The target's host has the value before the message that carries it.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -1013,3 +1014,21 @@ async def test_server_closes_a_connection_that_never_registers(
     lurker = await raw(leader.url)
     assert isinstance(await lurker.recv(), Challenge)
     assert await lurker.closed() == (4001, "registration timeout")
+
+
+async def test_every_peer_serves_the_display_page_and_nothing_else(make_leader: MakeLeader) -> None:
+    leader = await make_leader(leading=False)
+    base = f"http://{HOST}:{leader.server.port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/") as page:
+            assert page.status == 200 and page.content_type == "text/html"
+            html = await page.text()
+        asset = re.search(r'src="\./(assets/[^"]+\.js)"', html)
+        assert asset is not None
+        async with http.get(f"{base}/{asset[1]}") as script:
+            assert script.status == 200 and script.content_type == "text/javascript"
+        for path in ("/assets/../../messages.py", "/assets/nope.js", "/etc/passwd", "/signal2"):
+            async with http.get(f"{base}{path}") as missing:
+                assert missing.status == 404, path
+        async with http.post(f"{base}/") as posted:
+            assert posted.status == 404

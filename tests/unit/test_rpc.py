@@ -158,6 +158,7 @@ async def test_idle_status_and_empty_peer_list_before_start() -> None:
         "room_addresses": [],
         "rendezvous": [],
         "pairing": None,
+        "display_url": None,
     }
     assert (await answer(req("get_connected_peers", [])))["result"] == []
 

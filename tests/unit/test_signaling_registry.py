@@ -31,6 +31,7 @@ from sidecar.messages import (
     Register,
     Registered,
     Rekey,
+    Relay,
     RoomInfo,
     Sealed,
     SignalError,
@@ -44,6 +45,7 @@ from sidecar.signaling.protocol import CloseCode, encode_signal
 from sidecar.signaling.registry import (
     FRAME_BURST,
     FRAME_RATE,
+    RELAY_COST,
     Action,
     Close,
     Deliver,
@@ -1171,3 +1173,29 @@ def test_a_members_rekey_goes_to_every_other_member_and_becomes_the_rooms_key() 
     old = Session(hello(reg, 3))
     refused = reg.receive(3, frame(old.seal(register(C, "x"))), 2.0)
     assert errors(refused, 3) == ["forbidden"]
+
+
+# ------------------------------------------------------------------ web peers
+
+
+def test_a_web_peer_registers_with_the_address_its_connection_comes_from() -> None:
+    reg = make()
+    reg.set_networks([ipaddress.IPv4Network("10.0.0.0/24")])
+    nonce = nonce_of(reg.connect(1, 0.0, remote="10.0.0.42"), 1)
+    browser = msgspec.structs.replace(peer("A", addresses=[]), port=0)
+    actions = reg.receive(1, frame(register(browser, nonce)), 0.0)
+    assert registered(actions, 1).peers[1].addresses == ["10.0.0.42"]
+
+
+def test_relay_frames_pass_between_members_and_cost_a_twentieth_of_a_frame() -> None:
+    reg = make()
+    join(reg, 1, A)
+    join(reg, 2, B)
+    relay = Relay(from_=pid("A"), to=pid("B"), link="l1", epoch=2, data='{"type":"ack","count":1}')
+    for n in range(int((FRAME_BURST - 2) / RELAY_COST) - 20):  # far beyond 60 frames at once
+        actions = reg.receive(1, frame(relay), 0.0)
+        assert sent(actions, 2) == [relay], n
+    to_leader = Relay(from_=pid("A"), to=LEADER.peer_id, link="l2", epoch=1, data="x")
+    assert reg.receive(1, frame(to_leader), 0.0) == [Deliver(to_leader)]
+    spoofed = Relay(from_=pid("B"), to=pid("B"), link="l1", epoch=2, data="x")
+    assert errors(reg.receive(1, frame(spoofed), 0.0), 1) == ["spoofed"]

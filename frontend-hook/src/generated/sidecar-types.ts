@@ -216,6 +216,8 @@ export interface LeaderStatus {
   rendezvous?: RendezvousStatus[];
   /** @default null */
   pairing?: PairingWindow | null;
+  /** @default null */
+  display_url?: string | null;
 }
 
 export interface Leave {

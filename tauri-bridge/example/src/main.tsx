@@ -11,9 +11,18 @@ import {
   type PeerType,
 } from "../../../frontend-hook/src";
 import "../../../frontend-hook/src/ConnectionStatus.css";
+import qrcode from "qrcode-generator";
 import "./style.css";
 
 const DISPLAY_CLASSES = Object.keys(DISPLAY_CLASS_LABELS) as DisplayClass[];
+
+/** The display page as a QR code (a data: URL of a GIF), for a phone's camera. */
+function qrDataUrl(text: string): string {
+  const qr = qrcode(0, "M");
+  qr.addData(text);
+  qr.make();
+  return qr.createDataURL(4, 8);
+}
 
 function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -70,6 +79,9 @@ function App() {
         parseCue(cue),
         target === "all" ? {} : { displayClass: target },
       );
+      if (sent.sent_to.length === 0) {
+        throw new Error("reached no peer: nobody is connected (or no display of that class is)");
+      }
       return `sent ${sent.message_id} to ${sent.sent_to.length} peer(s)`;
     });
   };
@@ -165,6 +177,17 @@ function App() {
           {others.length === 0 && <span className="muted">No connected peer to ping.</span>}
         </div>
       </section>
+
+      {webrtc.leader.displayUrl ? (
+        <section>
+          <h2>Add a screen</h2>
+          <p>
+            Open <a href={webrtc.leader.displayUrl}>{webrtc.leader.displayUrl}</a> on a phone, tablet or TV on this
+            network{webrtc.leader.keyed ? " (add #key=… with the room key)" : ""}:
+          </p>
+          <img className="qr" src={qrDataUrl(webrtc.leader.displayUrl)} alt={`QR code of ${webrtc.leader.displayUrl}`} />
+        </section>
+      ) : null}
 
       <section>
         <h2>Room state</h2>

@@ -57,6 +57,13 @@ pub struct PeerInfo {
     /// The open data channel to this peer goes through a TURN relay.
     #[serde(default)]
     pub relayed: bool,
+    /// `"direct"` (a WebRTC data channel) or `"relay"` (through the leader, for a web peer).
+    #[serde(default = "direct")]
+    pub via: String,
+}
+
+fn direct() -> String {
+    "direct".to_owned()
 }
 
 /// Election state of this peer.
@@ -102,6 +109,9 @@ pub struct LeaderStatus {
     /// This device's open pairing window, if any.
     #[serde(default)]
     pub pairing: Option<PairingWindow>,
+    /// The display page this device serves, for a phone, tablet or TV to open.
+    #[serde(default)]
+    pub display_url: Option<String>,
 }
 
 /// An open pairing window (`open_pairing`): the code a new device starts with.
@@ -566,7 +576,7 @@ mod tests {
     fn peer_json() -> Value {
         json!({"peer_id": "6f1c", "name": "Stage left", "peer_type": "display",
                "display_class": "stage", "started_at": 1764110000123u64, "is_leader": false,
-               "connection_state": "connected", "relayed": false})
+               "connection_state": "connected", "relayed": false, "via": "direct"})
     }
 
     #[test]
@@ -592,7 +602,7 @@ mod tests {
     fn leader_status_idle() {
         let v = json!({"state":"idle","leader_id":null,"is_leader":false,"term":0,"leader":null,
                        "signaling_url":null,"addresses":[],"keyed":false,"found_by":[],
-                       "room_addresses":[],"rendezvous":[],"pairing":null});
+                       "room_addresses":[],"rendezvous":[],"pairing":null,"display_url":null});
         let s: LeaderStatus = serde_json::from_value(v.clone()).unwrap();
         assert_eq!(s.state, LeaderState::Idle);
         assert_eq!(serde_json::to_value(&s).unwrap(), v);
