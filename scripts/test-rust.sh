@@ -47,10 +47,13 @@ npm run --silent typecheck
 npm run --silent build
 elapsed $t
 
+# Until the frozen sidecar is built (later, by scripts/test), the example runs the Python
+# one from PATH: the Cargo feature dev-sidecar (example/src-tauri/build.rs).
+dev=(--features mobile-worship-example/dev-sidecar)
 cd "$root/tauri-bridge"
 step "cargo test --workspace --locked"
 t=$SECONDS
-cargo test --workspace --locked
+cargo test --workspace --locked "${dev[@]}"
 elapsed $t
 
 step "cargo fmt --check, cargo clippy -D warnings"
@@ -60,12 +63,12 @@ if ! cargo clippy --version >/dev/null 2>&1 || ! cargo fmt --version >/dev/null 
   rustup component add clippy rustfmt
 fi
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked "${dev[@]}" -- -D warnings
 elapsed $t
 
-step "cargo build --locked -p mobile-worship-example"
+step "cargo build --locked -p mobile-worship-example --features dev-sidecar"
 t=$SECONDS
-cargo build --locked -p mobile-worship-example
+cargo build --locked -p mobile-worship-example --features dev-sidecar
 elapsed $t
 
 leftover=$(ip netns list 2>/dev/null | grep -E '^mwr[0-9]+x' || true)

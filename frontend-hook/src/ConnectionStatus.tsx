@@ -9,7 +9,7 @@ import type { FoundBy, LeaderView, PeerConnectionState } from "./state";
 import type { UseWebRTCResult } from "./useWebRTC";
 
 export type ConnectionStatusProps = Pick<UseWebRTCResult, "connectionState" | "leader" | "peers"> &
-  Partial<Pick<UseWebRTCResult, "self" | "error">> & {
+  Partial<Pick<UseWebRTCResult, "self" | "error" | "restart">> & {
     /** Heading and accessible name of the panel. Default "Connection status". */
     title?: string;
     className?: string;
@@ -89,10 +89,12 @@ export function ConnectionStatus({
   peers,
   self,
   error,
+  restart,
   title = "Connection status",
   className,
 }: ConnectionStatusProps) {
-  const selfId = self?.peer_id ?? peers.find((p) => p.connection_state === "self")?.peer_id ?? null;
+  // the room's own entry first: after a restart it carries the new process's id
+  const selfId = peers.find((p) => p.connection_state === "self")?.peer_id ?? self?.peer_id ?? null;
   const rows = [...peers].sort(byRank(leader.leaderId));
   const connected = peers.filter((p) => p.connection_state === "connected").length;
   const others = peers.filter((p) => p.peer_id !== selfId).length;
@@ -144,6 +146,12 @@ export function ConnectionStatus({
           {connected} of {others} other {others === 1 ? "device" : "devices"}
         </dd>
       </dl>
+      {restart ? (
+        <p className="mw-status__restart">
+          The peer layer restarted at {new Date(restart.at).toLocaleTimeString()}
+          {restart.count > 1 ? ` (${restart.count} restarts since the app started)` : ""}.
+        </p>
+      ) : null}
       {error ? (
         <p role="alert" className="mw-status__error">
           Error: {error.message}
@@ -169,6 +177,7 @@ export function ConnectionStatus({
               return (
                 <tr
                   key={peer.peer_id}
+                  data-peer-id={peer.peer_id}
                   className={cx(
                     "mw-peer",
                     `mw-peer--${peer.peer_type}`,

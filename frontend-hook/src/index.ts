@@ -28,7 +28,15 @@ export {
   type RetainedState,
 } from "./retained";
 export * as pairing from "./pairing";
-export { tauriTransport, webPeerTransport, type PeerTransport } from "./transport";
+export {
+  tauriTransport,
+  webPeerTransport,
+  SIDECAR_EVENT,
+  REJOINED_EVENT,
+  type PeerTransport,
+  type RejoinedEvent,
+  type SidecarLifecycleEvent,
+} from "./transport";
 export { WebPeer, RpcError, type WebPeerOptions } from "./web/peer";
 export { WebRTCCommandError, SidecarErrorCode, parseCommandError } from "./errors";
 export {
@@ -38,6 +46,7 @@ export {
   type LeaderView,
   type NetworkView,
   type PeerConnectionState,
+  type RestartView,
   type RoomState,
   type RoomAction,
 } from "./state";

@@ -72,6 +72,14 @@ export interface NetworkView {
   online: boolean;
 }
 
+/** The peer layer's process was restarted (its sidecar died and the plugin started it again). */
+export interface RestartView {
+  /** Restarts since the app started. */
+  count: number;
+  /** When this device noticed, in milliseconds since the epoch. */
+  at: number;
+}
+
 interface Clocks {
   phase: number;
   leader: number;
@@ -91,6 +99,8 @@ export interface RoomState {
   network: NetworkView | null;
   /** The room's retained state (src/retained.ts). */
   retained: RetainedState;
+  /** The last restart of the peer layer, if any. */
+  restart: RestartView | null;
   clocks: Clocks;
 }
 
@@ -108,6 +118,8 @@ export type RoomAction =
   | { type: "start_ok"; at: number; self: PeerInfo }
   | { type: "start_failed"; at: number; error: WebRTCCommandError; running: boolean }
   | { type: "stop_ok"; at: number }
+  | { type: "sidecar_restarted"; at: number; count: number; when: number }
+  | { type: "rejoined"; at: number; self: PeerInfo | null; error: WebRTCCommandError | null }
   | { type: "leader_status"; issued: number; status: LeaderStatus }
   | { type: "connected_peers"; issued: number; peers: readonly PeerInfo[] }
   | { type: "error"; error: WebRTCCommandError }
@@ -136,6 +148,7 @@ export const initialRoomState: RoomState = {
   error: null,
   network: null,
   retained: initialRetained,
+  restart: null,
   clocks: { phase: 0, leader: 0, room: 0, peers: {} },
 };
 
@@ -161,6 +174,9 @@ function stamp(clocks: Clocks, ids: readonly string[], at: number): Clocks["peer
 }
 
 function selfFrom(state: RoomState, peers: readonly PeerInfo[]): PeerInfo | null {
+  // the room's own word: the sidecar lists this device as `self`
+  const own = peers.find((p) => p.connection_state === "self");
+  if (own !== undefined && state.phase !== "idle") return own;
   if (state.self === null) return null;
   const id = state.self.peer_id;
   return peers.find((p) => p.peer_id === id) ?? state.self;
@@ -305,6 +321,28 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
     case "start_begin":
       return { ...state, phase: "starting", clocks: { ...state.clocks, phase: action.at } };
 
+    case "sidecar_restarted":
+      // A new process with a new peer id: nothing of the old one's room holds. The plugin
+      // rejoins with the last start_peer params (then "rejoined"). Received messages and
+      // the retained state stay: the new process is sent the room's state again.
+      return {
+        ...initialRoomState,
+        phase: state.phase === "idle" ? "idle" : "starting",
+        leader: state.phase === "idle" ? IDLE_LEADER : { ...IDLE_LEADER, state: "discovering" },
+        messages: state.messages,
+        error: state.error,
+        retained: state.retained,
+        restart: { count: action.count, at: action.when },
+        clocks: { phase: action.at, leader: action.at, room: action.at, peers: {} },
+      };
+
+    case "rejoined":
+      if (action.self !== null) return roomReducer(state, { type: "start_ok", at: action.at, self: action.self });
+      if (action.error !== null)
+        return roomReducer(state, { type: "start_failed", at: action.at, error: action.error, running: false });
+      // nothing to rejoin: the app had not started the peer (or stopped it)
+      return { ...state, phase: "idle", leader: IDLE_LEADER, clocks: { ...state.clocks, phase: action.at } };
+
     case "start_ok": {
       const known = state.peers.find((p) => p.peer_id === action.self.peer_id);
       // the room's own entry for this device, if an event brought one, is as new or newer
@@ -340,6 +378,7 @@ export function roomReducer(state: RoomState, action: RoomAction): RoomState {
         messages: state.messages,
         error: state.error,
         network: null,
+        restart: state.restart,
         clocks: { phase: action.at, leader: action.at, room: action.at, peers: {} },
       };
 

@@ -30,7 +30,14 @@ import type {
   StateEntry,
 } from "./generated/sidecar-types";
 import { selectState } from "./retained";
-import { tauriTransport, type PeerTransport } from "./transport";
+import {
+  REJOINED_EVENT,
+  SIDECAR_EVENT,
+  tauriTransport,
+  type PeerTransport,
+  type RejoinedEvent,
+  type SidecarLifecycleEvent,
+} from "./transport";
 import {
   initialRoomState,
   roomReducer,
@@ -40,6 +47,7 @@ import {
   type LeaderView,
   type NetworkView,
   type PeerConnectionState,
+  type RestartView,
   type RoomAction,
 } from "./state";
 
@@ -61,6 +69,12 @@ export interface WebRTCEventPayloads {
 }
 
 export type WebRTCEventName = keyof WebRTCEventPayloads;
+
+/** Every event the hook subscribes to: the sidecar's, and the Tauri plugin's own two. */
+interface SubscribedPayloads extends WebRTCEventPayloads {
+  [SIDECAR_EVENT]: SidecarLifecycleEvent;
+  [REJOINED_EVENT]: RejoinedEvent;
+}
 
 export const WEBRTC_EVENTS: readonly WebRTCEventName[] = [
   "webrtc:connected",
@@ -142,6 +156,11 @@ export interface UseWebRTCResult {
   state: Readonly<Record<string, StateEntry>>;
   /** The last command error, until `clearError()`. */
   error: WebRTCCommandError | null;
+  /**
+   * The last restart of the peer layer (its process died and the plugin started it
+   * again; the room is rejoined with a new peer id), or null.
+   */
+  restart: RestartView | null;
   /** Every event of WEBRTC_EVENTS is subscribed. */
   subscribed: boolean;
   startPeer: (options: StartPeerParams) => Promise<PeerInfo>;
@@ -274,14 +293,14 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
       }
     };
 
-    const on = async <E extends WebRTCEventName>(
+    const on = async <E extends keyof SubscribedPayloads>(
       event: E,
-      handle: (payload: WebRTCEventPayloads[E]) => void,
+      handle: (payload: SubscribedPayloads[E]) => void,
     ): Promise<void> => {
       let unlisten: () => void;
       try {
         unlisten = await transport.listen(event, (payload) => {
-          if (active) handle(payload as WebRTCEventPayloads[E]);
+          if (active) handle(payload as SubscribedPayloads[E]);
         });
       } catch (raw) {
         const error = new WebRTCCommandError(`listen ${event}`, raw);
@@ -325,6 +344,16 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
         dispatch({ type: "network_changed", at: tick(), params });
         // back online, the election carries on: read where it is
         if (params.online && refreshRef.current) refreshRef.current().catch(() => undefined);
+      }),
+      on(SIDECAR_EVENT, (event) => {
+        if (event.event === "started" && event.restart > 0)
+          dispatch({ type: "sidecar_restarted", at: tick(), count: event.restart, when: Date.now() });
+      }),
+      on(REJOINED_EVENT, (event) => {
+        const error = event.error === null ? null : new WebRTCCommandError("start_peer", event.error);
+        dispatch({ type: "rejoined", at: tick(), self: event.peer, error });
+        if (error !== null) return;
+        if (event.peer !== null && refreshRef.current) refreshRef.current().catch(() => undefined);
       }),
     ];
 
@@ -436,6 +465,7 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
     messages: state.messages,
     state: retained,
     error: state.error,
+    restart: state.restart,
     subscribed,
     startPeer,
     stopPeer,

@@ -120,6 +120,27 @@ describe("ConnectionStatus", () => {
     expect(row(/Lobby TV/).cells).toEqual(["Display", "Lobby", "Not connected yet"]);
   });
 
+  it("after a restart: counts only the others, this device once (its new id), and says when", () => {
+    // the hook's self may still be the old process's entry while the room lists the new one
+    const fresh = peer(BOOTH, { peer_id: "11111111-aaaa-4000-8000-00000000000f", connection_state: "self" });
+    const at = new Date(2026, 11, 1, 10, 42, 7).getTime();
+    render(
+      <ConnectionStatus
+        connectionState="leader"
+        leader={{ ...boothLeads, leaderId: fresh.peer_id, leader: fresh }}
+        self={booth}
+        peers={[fresh, stage]}
+        restart={{ count: 1, at }}
+      />,
+    );
+    const connected = screen.getByText("Connected", { selector: "dt" }).nextElementSibling;
+    expect(connected?.textContent).toBe("1 of 1 other device");
+    expect(row(/Booth/).cells).toEqual(["Controller", "—none", "This device"]);
+    expect(screen.getByText(/The peer layer restarted at/).textContent).toBe(
+      `The peer layer restarted at ${new Date(at).toLocaleTimeString()}.`,
+    );
+  });
+
   it("before start: Not started, no leader, an empty room, and the last error as an alert", () => {
     render(
       <ConnectionStatus

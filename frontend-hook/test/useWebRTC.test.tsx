@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { WebRTCCommandError } from "../src/errors";
 import type { LeaderStatus, MessageParams, PeerInfo, SendResult } from "../src/generated/sidecar-types";
+import { REJOINED_EVENT, SIDECAR_EVENT } from "../src/transport";
 import { WEBRTC_EVENTS, useWebRTC, type UseWebRTCOptions } from "../src/useWebRTC";
 import {
   BOOTH,
@@ -35,6 +36,9 @@ async function mountHook(options: UseWebRTCOptions = {}) {
   return rendered;
 }
 
+/** The sidecar's notifications and the plugin's two lifecycle events. */
+const ALL_EVENTS = [...WEBRTC_EVENTS, SIDECAR_EVENT, REJOINED_EVENT];
+
 const message = (n: number): MessageParams => ({
   from: STAGE.peer_id,
   message_id: `m${String(n)}`,
@@ -51,7 +55,7 @@ describe("subscription", () => {
         .listens()
         .map((c) => (c.args as { event: string }).event)
         .sort(),
-    ).toEqual([...WEBRTC_EVENTS].sort());
+    ).toEqual([...ALL_EVENTS].sort());
     expect(
       tauri
         .commands()
@@ -101,7 +105,7 @@ describe("subscription", () => {
     expect(tauri.unlistens()).toHaveLength(0);
     unmount();
     await flush();
-    const n = WEBRTC_EVENTS.length;
+    const n = ALL_EVENTS.length;
     expect(tauri.listens()).toHaveLength(n);
     expect(tauri.unlistens()).toHaveLength(n);
     // unmounted before subscribing: no mount refresh either
@@ -116,7 +120,7 @@ describe("subscription", () => {
     });
     await flush();
     // mount, unmount, mount: the first listeners are released, the second ones stay
-    const n = WEBRTC_EVENTS.length;
+    const n = ALL_EVENTS.length;
     expect(tauri.listens()).toHaveLength(2 * n);
     expect(tauri.unlistens()).toHaveLength(n);
 
@@ -137,7 +141,7 @@ describe("subscription", () => {
       expect(result.current.error).toBeInstanceOf(WebRTCCommandError);
     });
     await flush();
-    expect(result.current.error?.command).toMatch(/^listen webrtc:/);
+    expect(result.current.error?.command).toMatch(/^listen (webrtc|mobile-worship):/);
     expect(result.current.error?.message).toMatch(/__TAURI_INTERNALS__/);
     expect(result.current.subscribed).toBe(false);
   });
@@ -764,5 +768,91 @@ describe("keyed rooms", () => {
       ["p".repeat(43), "paired"],
       ["r".repeat(43), "rotated"],
     ]);
+  });
+});
+
+describe("a restart of the sidecar", () => {
+  const FRESH = peer(BOOTH, { peer_id: "11111111-aaaa-4000-8000-00000000000f", started_at: 1764110009000 });
+
+  async function runningBoothWithStage() {
+    const tauri = installTauri({ [`${PREFIX}start_peer`]: () => BOOTH });
+    const rendered = await mountHook();
+    await act(async () => {
+      await rendered.result.current.startPeer({ name: "Booth", peer_type: "controller", room: "main" });
+    });
+    await fire("webrtc:peer_list_changed", { peers: [BOOTH, STAGE] });
+    await fire("webrtc:leader_changed", { leader_id: BOOTH.peer_id, is_leader: true, term: 1 });
+    return { tauri, ...rendered };
+  }
+
+  it("forgets the old process's room, takes the new id from the rejoin, and says when it restarted", async () => {
+    const { tauri, result } = await runningBoothWithStage();
+    expect(result.current.connectionState).toBe("leader");
+    const before = Date.now();
+    await act(async () => {
+      await emit(SIDECAR_EVENT, { event: "exited", exit: { code: null, signal: 9 } });
+      await emit(SIDECAR_EVENT, { event: "started", pid: 42, restart: 1 });
+    });
+    // nothing of the dead process's room is shown as current
+    expect(result.current.self).toBeNull();
+    expect(result.current.peers).toEqual([]);
+    expect(result.current.connectionState).toBe("starting");
+    expect(result.current.restart?.count).toBe(1);
+    expect(result.current.restart?.at).toBeGreaterThanOrEqual(before);
+
+    // the new process reports its room (itself as "self") before the rejoin returns
+    const stage = peer(STAGE, { connection_state: "connecting" });
+    await fire("webrtc:peer_list_changed", { peers: [FRESH, stage] });
+    tauri.set(`${PREFIX}get_leader_status`, () => ({
+      state: "leader",
+      leader_id: FRESH.peer_id,
+      is_leader: true,
+      term: 1,
+      leader: FRESH,
+      signaling_url: "ws://10.0.0.5:3010",
+    }));
+    tauri.set(`${PREFIX}get_connected_peers`, () => [peer(STAGE)]);
+    const reads = tauri.commands().length;
+    await act(async () => {
+      await emit(REJOINED_EVENT, { restart: 1, peer: FRESH, error: null });
+    });
+    await flush();
+    expect(result.current.self?.peer_id).toBe(FRESH.peer_id);
+    expect(result.current.self?.name).toBe("Booth");
+    expect(result.current.peers.map((p) => p.peer_id)).toEqual([FRESH.peer_id, STAGE.peer_id]);
+    expect(result.current.connectedPeers.map((p) => p.peer_id)).toEqual([STAGE.peer_id]);
+    expect(result.current.connectionState).toBe("leader");
+    expect(result.current.leader.leaderId).toBe(FRESH.peer_id);
+    // the hook read the new process's view
+    expect(tauri.commands().length).toBeGreaterThan(reads);
+  });
+
+  it("a failed rejoin is an error; nothing to rejoin is idle", async () => {
+    const { result } = await runningBoothWithStage();
+    await act(async () => {
+      await emit(SIDECAR_EVENT, { event: "started", pid: 43, restart: 1 });
+      await emit(REJOINED_EVENT, {
+        restart: 1,
+        peer: null,
+        error: { kind: "invalid_params", code: -32602, message: "bad room", data: null },
+      });
+    });
+    expect(result.current.connectionState).toBe("error");
+    expect(result.current.error?.message).toBe("bad room");
+    await act(async () => {
+      await emit(SIDECAR_EVENT, { event: "started", pid: 44, restart: 2 });
+      await emit(REJOINED_EVENT, { restart: 2, peer: null, error: null });
+    });
+    expect(result.current.connectionState).toBe("idle");
+    expect(result.current.restart?.count).toBe(2);
+  });
+
+  it("the first start of the sidecar is no restart", async () => {
+    const { result } = await runningBoothWithStage();
+    await act(async () => {
+      await emit(SIDECAR_EVENT, { event: "started", pid: 41, restart: 0 });
+    });
+    expect(result.current.restart).toBeNull();
+    expect(result.current.connectionState).toBe("leader");
   });
 });

@@ -9,7 +9,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from tests.lab import Host
 
@@ -30,19 +30,33 @@ class Page:
         self.process = process
         self.profile = profile
         self._ids = 0
+        self._lost = False
 
     @classmethod
     async def open(cls, host: Host, url: str, timeout: float = 60.0) -> Page:
         profile = tempfile.mkdtemp(prefix="mw-chromium-")
-        process = await host.spawn_async(
-            [sys.executable, str(DRIVER), url, profile],
-            stderr=asyncio.subprocess.DEVNULL,
-            limit=16 * 1024 * 1024,
-        )
-        page = cls(process, profile)
-        ready = await page._line(timeout)
+        return await cls.launch(host, [sys.executable, str(DRIVER), url, profile], profile, timeout)
+
+    @classmethod
+    async def launch(
+        cls,
+        host: Host,
+        argv: list[str],
+        scratch: str,
+        timeout: float,
+        stderr: int | IO[bytes] = asyncio.subprocess.DEVNULL,
+    ) -> Page:
+        """Any driver that speaks page_driver.py's protocol (`scratch`: removed on close)."""
+        process = await host.spawn_async(argv, stderr=stderr, limit=16 * 1024 * 1024)
+        page = cls(process, scratch)
+        try:
+            ready = await page._line(timeout)
+        except BaseException:
+            await page.close()
+            raise
         if ready.get("event") != "ready":
-            raise AssertionError(f"the browser did not start: {ready}")
+            await page.close()
+            raise AssertionError(f"the driver did not start: {ready}")
         return page
 
     async def _line(self, timeout: float) -> dict[str, Any]:
@@ -54,10 +68,18 @@ class Page:
 
     async def _do(self, limit: float, **cmd: Any) -> Any:
         assert self.process.stdin is not None
+        if self._lost:
+            raise AssertionError("the driver stopped answering earlier")
         self._ids += 1
         self.process.stdin.write(json.dumps({"id": self._ids, **cmd}).encode() + b"\n")
         await self.process.stdin.drain()
-        answer = await self._line(limit)
+        try:
+            answer = await self._line(limit)
+        except TimeoutError:
+            # a late answer would be read as the next command's: this driver is done
+            self._lost = True
+            what = f"no answer from the driver within {limit} s to {cmd.get('op')}"
+            raise AssertionError(what) from None
         if not answer.get("ok"):
             raise AssertionError(f"in the page: {answer.get('error')}")
         return answer.get("value")
@@ -80,12 +102,25 @@ class Page:
         """Open `url` in another tab of the same browser (evals still go to the first)."""
         return str(await self._do(60.0, op="tab", url=url))
 
+    async def click(self, css: str) -> None:
+        await self._do(30.0, op="click", css=css)
+
+    async def type(self, css: str, text: str) -> None:
+        await self._do(30.0, op="type", css=css, text=text)
+
+    async def select(self, css: str, value: str) -> None:
+        await self._do(30.0, op="select", css=css, value=value)
+
+    async def close_window(self) -> None:
+        await self._do(30.0, op="close_window")
+
     async def screenshot(self, path: Path) -> None:
         await self._do(30.0, op="screenshot", path=str(path))
 
     async def close(self) -> None:
-        with contextlib.suppress(AssertionError, TimeoutError, BrokenPipeError, ConnectionError):
-            await self._do(15.0, op="quit")
+        if not self._lost:
+            with contextlib.suppress(AssertionError, BrokenPipeError, ConnectionError):
+                await self._do(15.0, op="quit")
         try:
             await asyncio.wait_for(self.process.wait(), 10)
         except TimeoutError:

@@ -8,7 +8,9 @@ with one line: {"id", "ok", "value" | "error"}. Commands: {"op": "eval", "js"}
 (the script's return value), {"op": "wait", "js", "timeout"} (until the
 script returns something truthy; polled in the page every 100 ms),
 {"op": "tab", "url"} (another page in a new tab), {"op": "screenshot", "path"},
-{"op": "quit"}.
+{"op": "click", "css"}, {"op": "type", "css", "text"}, {"op": "select", "css",
+"value"} (through the UI, as a person would), {"op": "close_window"}, {"op": "quit"}.
+tests/browser/app_driver.py serves the same commands for the Tauri app.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from typing import Any
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.select import Select
 
 FLAGS = [
     "--headless=new",
@@ -58,35 +63,59 @@ def main() -> None:
         driver.set_script_timeout(30)
         driver.get(url)
         say(event="ready")
-        for line in sys.stdin:
-            cmd = json.loads(line)
-            op = cmd.get("op")
-            try:
-                if op == "quit":
-                    say(id=cmd.get("id"), ok=True, value=None)
-                    break
-                if op == "eval":
-                    value = driver.execute_script(cmd["js"])
-                elif op == "wait":
-                    value = wait(driver, cmd["js"], float(cmd.get("timeout", 10)))
-                elif op == "tab":  # another page in a new tab (the first stays the one driven)
-                    first = driver.current_window_handle
-                    driver.switch_to.new_window("tab")
-                    driver.get(cmd["url"])
-                    value = driver.current_window_handle
-                    driver.switch_to.window(first)
-                elif op == "screenshot":
-                    value = driver.save_screenshot(cmd["path"])
-                else:
-                    raise ValueError(f"unknown op {op!r}")
-                say(id=cmd.get("id"), ok=True, value=value)
-            except Exception as exc:  # reported to the test, which decides
-                say(id=cmd.get("id"), ok=False, error=f"{type(exc).__name__}: {exc}")
+        serve(driver)
     finally:
         driver.quit()
 
 
-def wait(driver: webdriver.Chrome, js: str, timeout: float) -> Any:
+def serve(driver: WebDriver) -> None:
+    """Answers the commands on stdin (see the module's docstring) until quit or EOF."""
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        op = cmd.get("op")
+        try:
+            if op == "quit":
+                say(id=cmd.get("id"), ok=True, value=None)
+                return
+            value = do(driver, op, cmd)
+            say(id=cmd.get("id"), ok=True, value=value)
+        except Exception as exc:  # reported to the test, which decides
+            say(id=cmd.get("id"), ok=False, error=f"{type(exc).__name__}: {exc}")
+
+
+def do(driver: WebDriver, op: str | None, cmd: dict[str, Any]) -> Any:
+    if op == "eval":
+        return driver.execute_script(cmd["js"])
+    if op == "wait":
+        return wait(driver, cmd["js"], float(cmd.get("timeout", 10)))
+    if op == "tab":  # another page in a new tab (the first stays the one driven)
+        first = driver.current_window_handle
+        driver.switch_to.new_window("tab")
+        driver.get(cmd["url"])
+        handle = driver.current_window_handle
+        driver.switch_to.window(first)
+        return handle
+    if op == "screenshot":
+        return driver.save_screenshot(cmd["path"])
+    # Through the UI, as a person would: a click, typing into a field, a choice in a list.
+    if op == "click":
+        driver.find_element(By.CSS_SELECTOR, cmd["css"]).click()
+        return None
+    if op == "type":
+        field = driver.find_element(By.CSS_SELECTOR, cmd["css"])
+        field.clear()
+        field.send_keys(cmd["text"])
+        return None
+    if op == "select":
+        Select(driver.find_element(By.CSS_SELECTOR, cmd["css"])).select_by_value(cmd["value"])
+        return None
+    if op == "close_window":
+        driver.close()
+        return None
+    raise ValueError(f"unknown op {op!r}")
+
+
+def wait(driver: WebDriver, js: str, timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = driver.execute_script(js)

@@ -1,8 +1,14 @@
 //! tauri-build copies `bundle.externalBin` (`binaries/mobile-worship-sidecar-<target
-//! triple>`) next to the app binary and fails when it is missing.  The real file is the
-//! frozen (PyInstaller) sidecar that `build/` at the repository root produces; until it is
-//! there, a small development shim is written in its place that runs the repository's
-//! Python sidecar (`.venv/bin/mobile-worship-sidecar`, else `uv run`), or `$MW_SIDECAR_BIN`.
+//! triple>`) next to the app binary and fails when it is missing.  Which sidecar that is,
+//! is chosen explicitly:
+//!
+//! - by default, the frozen (PyInstaller) sidecar that `build/build_sidecar.py` at the
+//!   repository root puts there; the build stops with instructions when it is missing or
+//!   is the development stand-in;
+//! - with the Cargo feature `dev-sidecar`, a development stand-in (a shell script, no path
+//!   of any checkout in it) that runs `mobile-worship-sidecar` from `PATH`, e.g. the
+//!   repository's `.venv/bin` or `uv run`; it is written afresh at every build.
+//!
 //! `binaries/` is git-ignored: nothing generated here is committed.
 //!
 //! The one-folder PyInstaller build also has `binaries/mobile-worship-sidecar-internal/`,
@@ -13,6 +19,8 @@ use std::env;
 use std::path::{Path, PathBuf};
 
 const SIDECAR: &str = "mobile-worship-sidecar";
+/// The stand-in's second line: how a build tells it from the frozen binary.
+const SHIM_MARK: &[u8] = b"# Development stand-in for the frozen";
 
 fn main() {
     ensure_sidecar();
@@ -26,22 +34,33 @@ fn ensure_sidecar() {
     let windows = target.contains("windows");
     let file = format!("{SIDECAR}-{target}{}", if windows { ".exe" } else { "" });
     let path = manifest_dir.join("binaries").join(&file);
-    if path.exists() {
+    println!("cargo:rerun-if-changed={}", path.display());
+    if env::var_os("CARGO_FEATURE_DEV_SIDECAR").is_some() {
+        if windows || !cfg!(unix) {
+            panic!(
+                "the dev-sidecar stand-in is a shell script: on Windows, build the frozen sidecar \
+                 (build/build_sidecar.py), or run a debug build with MW_SIDECAR_BIN set"
+            );
+        }
+        write_shim(&path);
+        println!("cargo:warning=dev-sidecar: the app runs `{SIDECAR}` from PATH (see build.rs)");
         return;
     }
-    if windows || !cfg!(unix) {
-        panic!(
-            "{} is missing: build the frozen sidecar (see build/ at the repository root) and copy it there",
+    let head = std::fs::read(&path).map(|b| b.into_iter().take(256).collect::<Vec<u8>>());
+    match head {
+        Err(_) => panic!(
+            "{} is missing: build the frozen sidecar with `uv run --group build python \
+             build/build_sidecar.py` at the repository root, or build with `--features dev-sidecar` \
+             to run the Python sidecar from PATH",
             path.display()
-        );
+        ),
+        Ok(head) if head.windows(SHIM_MARK.len()).any(|w| w == SHIM_MARK) => panic!(
+            "{} is the development stand-in, but the feature dev-sidecar is off: build the frozen \
+             sidecar (build/build_sidecar.py) or build with `--features dev-sidecar`",
+            path.display()
+        ),
+        Ok(_) => {}
     }
-    let repo =
-        manifest_dir.ancestors().nth(3).expect("example/src-tauri is three levels below the repository root");
-    write_shim(&path, repo);
-    println!(
-        "cargo:warning=wrote a development shim {} that runs the Python sidecar; put the frozen binary there for a release",
-        path.display()
-    );
 }
 
 /// Copies `binaries/mobile-worship-sidecar-internal/` (if any) beside the executable that
@@ -84,25 +103,30 @@ fn copy_tree(src: &Path, dest: &Path) -> std::io::Result<()> {
 }
 
 #[cfg(unix)]
-fn write_shim(path: &Path, repo: &Path) {
+fn write_shim(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    let repo = repo.display().to_string().replace('\'', r"'\''");
+    let mark = std::str::from_utf8(SHIM_MARK).expect("ASCII");
     let script = format!(
         r#"#!/bin/sh
-# Development stand-in for the frozen {SIDECAR}, written by example/src-tauri/build.rs.
-# Replace it with the binary built by build/ (PyInstaller) to ship the app.
-if [ -n "$MW_SIDECAR_BIN" ]; then exec $MW_SIDECAR_BIN "$@"; fi
-ROOT='{repo}'
-if [ -x "$ROOT/.venv/bin/{SIDECAR}" ]; then exec "$ROOT/.venv/bin/{SIDECAR}" "$@"; fi
-exec uv run --quiet --project "$ROOT" {SIDECAR} "$@"
+{mark} {SIDECAR}, written by example/src-tauri/build.rs
+# (Cargo feature dev-sidecar).  It runs the sidecar found on PATH, e.g. with
+# PATH="$REPO/.venv/bin:$PATH", or under `uv run`.
+if ! command -v {SIDECAR} >/dev/null 2>&1; then
+  echo "{SIDECAR} is not on PATH (the app was built with the dev-sidecar feature)" >&2
+  exit 127
+fi
+exec {SIDECAR} "$@"
 "#
     );
-    std::fs::create_dir_all(path.parent().unwrap()).expect("create binaries/");
-    std::fs::write(path, script).expect("write the sidecar shim");
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod the sidecar shim");
+    std::fs::create_dir_all(path.parent().expect("binaries/")).expect("create binaries/");
+    // a frozen binary or an old stand-in may be there: replace it, never write through it
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, script).expect("write the sidecar stand-in");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .expect("chmod the sidecar stand-in");
 }
 
 #[cfg(not(unix))]
-fn write_shim(_path: &Path, _repo: &Path) {
+fn write_shim(_path: &Path) {
     unreachable!()
 }

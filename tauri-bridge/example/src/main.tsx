@@ -108,7 +108,7 @@ function App() {
 
       <section>
         <h2>This device</h2>
-        <form onSubmit={start}>
+        <form id="start" onSubmit={start}>
           <input
             value={name}
             onChange={(e) => setName(e.target.value)}
@@ -148,7 +148,7 @@ function App() {
 
       <section>
         <h2>Send a cue</h2>
-        <form onSubmit={send}>
+        <form id="cue" onSubmit={send}>
           <input value={cue} onChange={(e) => setCue(e.target.value)} aria-label="cue (JSON or text)" />
           <select
             value={target}
@@ -191,7 +191,7 @@ function App() {
 
       <section>
         <h2>Room state</h2>
-        <form onSubmit={setRoomState}>
+        <form id="room-state" onSubmit={setRoomState}>
           <input value={stateKey} onChange={(e) => setStateKey(e.target.value)} maxLength={128} required aria-label="state key" />
           <input value={stateValue} onChange={(e) => setStateValue(e.target.value)} aria-label="state value (JSON or text; empty clears)" />
           <button type="submit">Set</button>

@@ -8,7 +8,9 @@
 //! `webrtc:state`, `webrtc:leader_changed`, `webrtc:peer_list_changed` and
 //! `webrtc:network_changed`
 //! (payload: the notification's params), restarts it with backoff if it dies (and calls `start_peer` again with the last
-//! params), and shuts it down when the app exits.
+//! params, then emits `mobile-worship:rejoined`), and shuts it down when the app exits.
+//! The sidecar's stderr lines and the plugin's supervision decisions are `tracing` events
+//! (reaching `log`, e.g. `tauri-plugin-log`, when no subscriber is set).
 //!
 //! ```ignore
 //! tauri::Builder::default()
@@ -31,7 +33,7 @@ pub mod models;
 mod shell;
 
 pub use error::{Error, Result};
-pub use models::{events, SidecarSource, SidecarStatus};
+pub use models::{events, Rejoined, SidecarSource, SidecarStatus};
 pub use sidecar_client;
 
 use models::*;
@@ -133,18 +135,30 @@ impl<R: Runtime> MobileWorship<R> {
         }
     }
 
-    /// After a restart the new sidecar is idle: join again with the last params.
-    async fn rejoin(&self) {
+    /// After a restart the new sidecar is idle: join again with the last params (the same
+    /// room, key and options; the new process has a new peer id).
+    async fn rejoin(&self, restart: u32) -> Rejoined {
         let params = self.joined().clone();
-        let Some(params) = params.filter(|_| self.rejoin) else { return };
-        let Ok(sup) = self.supervisor() else { return };
-        let rejoined = match sup.client() {
-            Ok(client) => client.call::<PeerInfo>("start_peer", params).await,
+        let Some(params) = params.filter(|_| self.rejoin) else {
+            tracing::info!(restart, "sidecar restarted; no room to rejoin");
+            return Rejoined { restart, peer: None, error: None };
+        };
+        let rejoined = match self.supervisor() {
+            Ok(sup) => match sup.client() {
+                Ok(client) => client.call::<PeerInfo>("start_peer", params).await.map_err(Error::from),
+                Err(e) => Err(Error::from(e)),
+            },
             Err(e) => Err(e),
         };
         match rejoined {
-            Ok(info) => tracing::info!(peer_id = %info.peer_id, "rejoined the room after a sidecar restart"),
-            Err(e) => tracing::warn!(error = %e, "could not rejoin the room after a sidecar restart"),
+            Ok(info) => {
+                tracing::info!(restart, peer_id = %info.peer_id, "rejoined the room after a sidecar restart");
+                Rejoined { restart, peer: Some(info), error: None }
+            }
+            Err(e) => {
+                tracing::warn!(restart, error = %e, "could not rejoin the room after a sidecar restart");
+                Rejoined { restart, peer: None, error: Some(e) }
+            }
         }
     }
 }
@@ -258,7 +272,11 @@ impl Builder {
                     SidecarSource::Command(command) => Supervisor::start(command, config),
                 };
                 let (supervisor, startup_error) = match started {
-                    Ok(s) => (Some(s), None),
+                    Ok(s) => {
+                        // later lifecycle events are logged by `forward`
+                        tracing::info!(pid = ?s.pid(), "sidecar started");
+                        (Some(s), None)
+                    }
                     Err(e) => {
                         // The app still runs; commands answer `unavailable` with the reason.
                         tracing::error!(error = %e, "the mobile-worship sidecar could not be started");
@@ -297,6 +315,22 @@ fn dev_override() -> Option<SidecarSource> {
     sidecar_client::SidecarCommand::from_command_line(&line).map(SidecarSource::Command)
 }
 
+/// The supervisor's decisions, for the app's log (target `tauri_plugin_mobile_worship`).
+fn log_lifecycle(event: &SidecarEvent) {
+    match event {
+        SidecarEvent::Started { pid, restart: 0 } => tracing::info!(?pid, "sidecar started"),
+        SidecarEvent::Started { pid, restart } => tracing::warn!(?pid, restart, "sidecar restarted"),
+        SidecarEvent::Exited { exit } => tracing::warn!(?exit, "sidecar exited"),
+        SidecarEvent::Restarting { attempt, delay_ms } => {
+            tracing::info!(attempt, delay_ms, "sidecar will be restarted")
+        }
+        SidecarEvent::RestartFailed { attempt, error } => {
+            tracing::error!(attempt, %error, "sidecar restart failed")
+        }
+        SidecarEvent::GaveUp { attempts } => tracing::error!(attempts, "sidecar gave up: no more restarts"),
+    }
+}
+
 /// Notifications become Tauri events named like their method; lifecycle events go out as
 /// `mobile-worship:sidecar`, and a restart triggers a rejoin.
 fn forward<R: Runtime>(app: AppHandle<R>, supervisor: &Supervisor) {
@@ -324,11 +358,13 @@ fn forward<R: Runtime>(app: AppHandle<R>, supervisor: &Supervisor) {
         loop {
             match lifecycle.recv().await {
                 Ok(event) => {
+                    log_lifecycle(&event);
                     let _ = app.emit(events::SIDECAR, &event);
                     if let SidecarEvent::Started { restart, .. } = event {
                         if restart > 0 {
                             if let Some(state) = app.try_state::<MobileWorship<R>>() {
-                                state.rejoin().await;
+                                let rejoined = state.rejoin(restart).await;
+                                let _ = app.emit(events::REJOINED, &rejoined);
                             }
                         }
                     }

@@ -23,6 +23,19 @@ pub mod events {
     /// Lifecycle of the sidecar process; payload [`super::SidecarEvent`]
     /// (`{"event": "started" | "exited" | "restarting" | "restart_failed" | "gave_up", ...}`).
     pub const SIDECAR: &str = "mobile-worship:sidecar";
+    /// Sent after every restart, once the plugin tried to rejoin; payload
+    /// [`super::Rejoined`].
+    pub const REJOINED: &str = "mobile-worship:rejoined";
+}
+
+/// Payload of [`events::REJOINED`]: the new sidecar's `start_peer` result with the last
+/// params, its error, or neither when there was nothing to rejoin (never started, stopped,
+/// or rejoining turned off).
+#[derive(Debug, Serialize)]
+pub struct Rejoined {
+    pub restart: u32,
+    pub peer: Option<PeerInfo>,
+    pub error: Option<crate::Error>,
 }
 
 /// Where the sidecar comes from.
@@ -49,4 +62,28 @@ pub struct SidecarStatus {
     pub restarts: u32,
     /// Why it is not running, when it could not be started.
     pub error: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The shape `useWebRTC` reads (frontend-hook/src/transport.ts, `RejoinedEvent`).
+    #[test]
+    fn rejoined_serializes_restart_peer_and_error() {
+        let failed =
+            Rejoined { restart: 2, peer: None, error: Some(crate::Error::Unavailable("no binary".into())) };
+        assert_eq!(
+            serde_json::to_value(&failed).unwrap(),
+            json!({"restart": 2, "peer": null,
+                   "error": {"kind": "unavailable", "code": null,
+                             "message": "the sidecar is unavailable: no binary", "data": null}})
+        );
+        let nothing = Rejoined { restart: 1, peer: None, error: None };
+        assert_eq!(
+            serde_json::to_value(&nothing).unwrap(),
+            json!({"restart": 1, "peer": null, "error": null})
+        );
+    }
 }
