@@ -84,9 +84,9 @@ class Page:
             raise AssertionError(f"in the page: {answer.get('error')}")
         return answer.get("value")
 
-    async def eval(self, js: str) -> Any:
+    async def eval(self, js: str, limit: float = 30.0) -> Any:
         """The value of `js` (a function body: `return …`) in the page."""
-        return await self._do(30.0, op="eval", js=js)
+        return await self._do(limit, op="eval", js=js)
 
     async def wait(self, js: str, timeout: float = 10.0) -> Any:
         """Until `js` (a function body) returns something truthy in the page; its value."""

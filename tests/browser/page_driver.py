@@ -23,6 +23,7 @@ from typing import Any
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
 
@@ -44,6 +45,17 @@ FLAGS = [
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
 ]
+
+
+REPAINT = """
+let n = 0;
+const tick = () => {
+  document.body.style.opacity = n % 2 ? "0.999" : "1";
+  if (++n < 120) requestAnimationFrame(tick);
+  else document.body.style.opacity = "";
+};
+requestAnimationFrame(tick);
+"""
 
 
 def say(**what: Any) -> None:
@@ -96,6 +108,9 @@ def do(driver: WebDriver, op: str | None, cmd: dict[str, Any]) -> Any:
         driver.switch_to.window(first)
         return handle
     if op == "screenshot":
+        # WebKitGTK takes a screenshot at the page's next presentation update, and an idle
+        # page has none: repaint for about two seconds (an invisible flicker) meanwhile.
+        driver.execute_script(REPAINT)
         return driver.save_screenshot(cmd["path"])
     # Through the UI, as a person would: a click, typing into a field, a choice in a list.
     if op == "click":
@@ -103,7 +118,9 @@ def do(driver: WebDriver, op: str | None, cmd: dict[str, Any]) -> Any:
         return None
     if op == "type":
         field = driver.find_element(By.CSS_SELECTOR, cmd["css"])
-        field.clear()
+        # keystrokes, not clear(): a React field only follows input events
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys(Keys.DELETE)
         field.send_keys(cmd["text"])
         return None
     if op == "select":

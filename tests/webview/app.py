@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -50,6 +51,19 @@ const snap = () => ({
   })),
 });
 """
+
+
+PROBES = [
+    ("page", "return [document.visibilityState, document.hasFocus(), document.readyState];"),
+    ("timer", "return new Promise((r) => setTimeout(() => r('fired'), 10));"),
+    (
+        "ipc",
+        "return window.__TAURI_INTERNALS__.invoke('plugin:mobile-worship|get_leader_status')"
+        ".then((s) => s.state);",
+    ),
+    ("frame", "return new Promise((r) => requestAnimationFrame(() => r('fired')));"),
+    ("status", "return document.querySelector('.mw-status').innerText;"),
+]
 
 
 def tauri_driver() -> str | None:
@@ -114,11 +128,13 @@ class App:
         try:
             return await self.page.wait(js, timeout)
         except AssertionError as failure:
+            state = await self.snapshot_or_none()
+            await self.probe(what)
             try:
                 shot: object = await self.screenshot(what)
             except AssertionError as no_shot:
                 shot = f"no screenshot ({no_shot})"
-            state = await self.snapshot_or_none()
+            self.keep_process_list(what)
             raise AssertionError(
                 f"not seen within {timeout} s: {what}\n"
                 f"  page: {json.dumps(state)}\n  screenshot: {shot}"
@@ -192,6 +208,34 @@ class App:
                     loop.remove_reader(fd)
                     os.close(fd)
         return left
+
+    async def probe(self, what: str) -> None:
+        """Whether the page still runs its timers, its IPC and its rendering (artifacts)."""
+        lines = []
+        for name, js in PROBES:
+            try:
+                lines.append(f"{name}: {await self.page.eval(js, 5.0)}")
+            except AssertionError as e:
+                lines.append(f"{name}: {e}")
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        with (self.artifacts / "processes.txt").open("a") as out:
+            out.write(f"== probes when {what} was not seen\n" + "\n".join(lines) + "\n")
+
+    def keep_process_list(self, what: str) -> None:
+        """Every process of the app's namespace (state, CPU, wait channel) into artifacts."""
+        pids = ",".join(str(pid) for pid in _pids_in_netns([self.host.netns]))
+        if not pids:
+            return
+        listing = subprocess.run(
+            ["ps", "-o", "pid,ppid,stat,pcpu,etime,wchan:24,args", "-p", pids],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        with (self.artifacts / "processes.txt").open("a") as out:
+            out.write(f"== when {what} was not seen\n{listing}\n")
 
     def sidecar_pids(self) -> list[int]:
         return [pid for pid, exe in self.processes().items() if exe == "mobile-worship-sidecar"]
