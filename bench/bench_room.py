@@ -25,7 +25,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.harness import cli, report, rounds_of, summary  # noqa: E402
-from tests.e2e.room import CONTROLLER, LabPeer, Room, agree_on, display  # noqa: E402
+from tests.e2e.room import (  # noqa: E402
+    CONTROLLER,
+    LabPeer,
+    Room,
+    agree_on,
+    connected_ids,
+    display,
+)
 from tests.lab import Lab  # noqa: E402
 
 PROBE = REPO / "tests" / "e2e" / "discovery_probe.py"
@@ -62,6 +69,18 @@ async def joiner(room: Room, warm: bool = False) -> float:
     t0 = time.monotonic()
     await new.start()
     await new.client.wait_until(lambda: new.client.leader_id == ctrl.peer_id, WAIT_S)
+    return time.monotonic() - t0
+
+
+async def joiner_channel(room: Room) -> float:
+    """A display joins a running room, cold: start_peer to its channel with the
+    controller open (webrtc:connected), right after the process's first answer."""
+    ctrl, d1 = await room.start(CONTROLLER, display("Audience"))
+    await agree_on([ctrl, d1], ctrl, WAIT_S)
+    new = await room.spawn(display("Lobby", "lobby"))
+    t0 = time.monotonic()
+    await new.start()
+    await new.client.wait_until(lambda: ctrl.peer_id in connected_ids(new), WAIT_S)
     return time.monotonic() - t0
 
 
@@ -156,6 +175,7 @@ SCENARIOS: dict[str, tuple[Scenario, float, float]] = {
     "started_together_leader_agreed": (started_together, 5.0, 1.5),
     "joiner_follows_running_room": (joiner, 2.0, 0.5),
     "joiner_follows_running_room_warm": (warm_joiner, 2.0, 0.5),
+    "joiner_channel_open_cold": (joiner_channel, 2.0, 0.5),
     "leader_killed_new_leader": (leader_killed, 3.0, 1.0),
     "leader_link_down_new_leader": (leader_link_down, 8.0, 6.5),
     "partition_heals_one_leader": (partition_heals, 5.0, 2.0),

@@ -37,7 +37,7 @@ PARENT_POLL_S = 0.25
 
 
 def preload_network_stack() -> None:
-    """Import what start_peer needs (aiohttp, zeroconf, aiortc with PyAV: about
+    """Import what start_peer needs (aiohttp, zeroconf, aiortc without its media side: about
     a second) on a daemon thread once the process is serving, so the first
     answer does not wait for it and a later start_peer does not either. A
     daemon thread: an exit right after start never waits for it."""

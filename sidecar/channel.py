@@ -19,7 +19,7 @@ OFFER_BURST new transports per peer at once and one per OFFER_REFILL_S
 after that; at most MAX_LINKS channels; in a keyed room only offers and
 answers whose SDP MAC (sidecar/roomkey.py) holds.
 
-This module imports aiortc (and with it PyAV): import it lazily, only when a
+This module imports aiortc (without its media side): import it lazily, only when a
 peer starts, so the first JSON-RPC answer does not wait for it.
 """
 

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import msgspec
-from aiortc import RTCConfiguration
 
 from sidecar.clock import overslept
+from sidecar.compat.rtc import RTCConfiguration
 from sidecar.delivery import Inbox, Outbox, Sent
 from sidecar.flow import ACK_DELAY_S, ACK_STALL_S, WINDOW_DATAGRAMS, datagrams
 from sidecar.messages import (

@@ -58,7 +58,7 @@ from sidecar.session import Stopped
 from sidecar.state import StateError, key_problem
 
 if TYPE_CHECKING:
-    # The network stack (aiohttp, zeroconf, aiortc with PyAV) is imported when a
+    # The network stack (aiohttp, zeroconf, aiortc) is imported when a
     # peer starts, not at process start: the host's first request is answered
     # sooner (a frozen sidecar must answer in under 0.5 s). The room (aiohttp,
     # zeroconf: ~0.6 s to import here) is joined without waiting for aiortc

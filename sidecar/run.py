@@ -50,7 +50,7 @@ from sidecar.replica import Replica
 from sidecar.session import Session, Stopped
 
 if TYPE_CHECKING:
-    # The network stack (aiohttp, zeroconf, aiortc with PyAV) is imported when a
+    # The network stack (aiohttp, zeroconf, aiortc) is imported when a
     # peer starts, not at process start: the host's first request is answered
     # sooner (a frozen sidecar must answer in under 0.5 s). The room (aiohttp,
     # zeroconf: ~0.6 s to import here) is joined without waiting for aiortc
@@ -72,7 +72,7 @@ ROOM_MODULES = (
 )
 """Imported by start_peer before it joins the room (aiohttp, zeroconf)."""
 CHANNEL_MODULES = ("sidecar.channel",)
-"""Imported while the room is joined (aiortc with PyAV)."""
+"""Imported while the room is joined (aiortc, without its media side)."""
 
 
 def import_modules(*modules: str) -> None:

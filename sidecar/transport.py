@@ -7,7 +7,8 @@ gives it (opened, a message, closed or failed), once each and never after it
 was closed. `sidecar.link` puts a logical channel on top of one transport at a
 time and replaces it when the network path changes.
 
-This module imports aiortc (and with it PyAV): import it lazily.
+This module imports aiortc (without its media side, see sidecar.compat.media):
+import it lazily.
 """
 
 from __future__ import annotations
@@ -18,17 +19,17 @@ import ipaddress
 from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
-from aiortc import (
+from sidecar.compat.rtc import (
+    Path,
     RTCConfiguration,
     RTCDataChannel,
     RTCIceServer,
     RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
+    candidate_from_sdp,
+    selected_path,
 )
-from aiortc.sdp import candidate_from_sdp
-
-from sidecar.compat.rtc import Path, selected_path
 from sidecar.messages import ICE_URL, RELAY_SDP, IceServer, IceTransportPolicy
 
 LABEL = "live-control"

@@ -1,5 +1,9 @@
 """aiortc and aioice internals (see `sidecar.compat`): where ICE gathers, which
-remote candidates it may check, and which candidate pair carries a connection."""
+remote candidates it may check, and which candidate pair carries a connection.
+
+The sidecar imports aiortc from here only: its media side is replaced by
+stand-ins (`sidecar.compat.media`) before aiortc's first import.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,34 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import aioice.ice
+from sidecar.compat import media
+
+media.install()
+
+import aioice.ice  # noqa: E402 (after the stand-ins)
+from aiortc import (  # noqa: E402
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.sdp import candidate_from_sdp  # noqa: E402
+
+__all__ = [
+    "Path",
+    "RTCConfiguration",
+    "RTCDataChannel",
+    "RTCIceServer",
+    "RTCIceTransportPolicy",
+    "RTCPeerConnection",
+    "RTCSessionDescription",
+    "candidate_from_sdp",
+    "restrict_ice_gathering",
+    "restrict_remote_candidates",
+    "selected_path",
+]
 
 log = logging.getLogger("sidecar.channel")
 

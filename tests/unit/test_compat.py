@@ -19,11 +19,12 @@ def test_installed_versions_are_within_what_compat_was_checked_against() -> None
 
 
 def test_the_internals_are_where_compat_expects_them() -> None:
+    from sidecar.compat import rtc, zc  # first: aiortc without its media side
+
+    # isort: split
     import aioice.ice
     from aiortc import RTCPeerConnection
     from zeroconf._services.registry import ServiceRegistry
-
-    from sidecar.compat import rtc, zc
 
     assert callable(aioice.ice.get_host_addresses)
     assert callable(ServiceRegistry.async_remove)
