@@ -22,16 +22,23 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import msgspec
-from jsonrpcserver import Error, JsonRpcError, Success
-from jsonrpcserver.async_dispatcher import call
-from jsonrpcserver.codes import ERROR_METHOD_NOT_FOUND
-from jsonrpcserver.dispatcher import create_request, to_response
-from jsonrpcserver.response import to_serializable
-from jsonrpcserver.sentinels import NOCONTEXT, NODATA, NOID
 from msgspec import Struct
 
 from sidecar import errors
 from sidecar.api import METHODS, MethodSpec
+from sidecar.compat.jsonrpc import (
+    ERROR_METHOD_NOT_FOUND,
+    NOCONTEXT,
+    NODATA,
+    NOID,
+    Error,
+    JsonRpcError,
+    Success,
+    call,
+    create_request,
+    to_response,
+    to_serializable,
+)
 from sidecar.errors import ApiError
 from sidecar.messages import ParamError, convert_params
 from sidecar.peer import Peer

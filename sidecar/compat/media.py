@@ -29,13 +29,11 @@ exchange messages have no PyAV or FFmpeg library mapped. aiortc is pinned
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
 import os
 import sys
-from collections.abc import Sequence
-from types import ModuleType
 from typing import Any, Literal
+
+from sidecar.compat.standins import MARK, Make, StandIns
 
 Kind = Literal["class", "error", "function"]
 
@@ -66,8 +64,7 @@ STAND_INS: dict[str, dict[str, Kind]] = {
     },
 }
 
-MARK = "__mw_stand_in__"
-"""Set on every stand-in module (tests tell them from the real ones by it)."""
+__all__ = ["MARK", "STAND_INS", "MediaUnavailable", "active", "install"]
 
 
 class MediaUnavailable(RuntimeError):
@@ -78,46 +75,35 @@ def _refuse(what: str) -> MediaUnavailable:
     return MediaUnavailable(f"{what}: this peer carries data channels only (no audio or video)")
 
 
-def _member(module: str, name: str, kind: Kind) -> Any:
-    what = f"{module}.{name}"
-    if kind == "error":
-        return type(name, (Exception,), {"__module__": module})
-    if kind == "function":
+def _make(kind: Kind) -> Make:
+    def make(module: str, name: str) -> Any:
+        what = f"{module}.{name}"
+        if kind == "error":
+            return type(name, (Exception,), {"__module__": module})
+        if kind == "function":
 
-        def refuse(*_args: Any, **_kwargs: Any) -> Any:
+            def refuse(*_args: Any, **_kwargs: Any) -> Any:
+                raise _refuse(what)
+
+            refuse.__name__ = refuse.__qualname__ = name
+            refuse.__module__ = module
+            return refuse
+
+        def init(self: Any, *_args: Any, **_kwargs: Any) -> None:
             raise _refuse(what)
 
-        refuse.__name__ = refuse.__qualname__ = name
-        refuse.__module__ = module
-        return refuse
+        return type(name, (), {"__module__": module, "__init__": init})
 
-    def init(self: Any, *_args: Any, **_kwargs: Any) -> None:
-        raise _refuse(what)
-
-    return type(name, (), {"__module__": module, "__init__": init})
+    return make
 
 
-class _StandIns(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    def find_spec(
-        self,
-        fullname: str,
-        path: Sequence[str] | None,
-        target: ModuleType | None = None,
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in STAND_INS:
-            return None
-        return importlib.machinery.ModuleSpec(fullname, self, is_package=fullname == "av")
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return None  # the default module object
-
-    def exec_module(self, module: ModuleType) -> None:
-        for name, kind in STAND_INS[module.__name__].items():
-            setattr(module, name, _member(module.__name__, name, kind))
-        setattr(module, MARK, True)
-
-
-_FINDER = _StandIns()
+_FINDER = StandIns(
+    {
+        module: {name: _make(kind) for name, kind in names.items()}
+        for module, names in STAND_INS.items()
+    },
+    packages=frozenset({"av"}),
+)
 
 
 def install() -> bool:
@@ -128,10 +114,8 @@ def install() -> bool:
         return False
     if _FINDER in sys.meta_path:
         return True
-    for name in STAND_INS:
-        loaded = sys.modules.get(name)
-        if loaded is not None and not getattr(loaded, MARK, False):
-            return False
+    if _FINDER.real_ones_loaded():
+        return False
     sys.meta_path.insert(0, _FINDER)
     return True
 

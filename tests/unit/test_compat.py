@@ -32,3 +32,35 @@ def test_the_internals_are_where_compat_expects_them() -> None:
     assert isinstance(RTCPeerConnection.sctp, property)
     assert rtc.selected_path(object()) is None  # moved internals read as "unknown"
     assert zc.ptr_query("_x._tcp.local.").questions
+
+
+JSONRPC_PROBE = """
+import json, sys
+import sidecar.rpc  # imports jsonrpcserver through sidecar.compat.jsonrpc
+before = {m: m in sys.modules for m in ("jsonrpcserver", "jsonschema", "http.server")}
+import http.server, jsonschema.validators
+print(json.dumps({
+    "before": before,
+    "real_after": [
+        hasattr(jsonschema.validators, "Draft7Validator"),
+        hasattr(http.server, "SimpleHTTPRequestHandler"),
+    ],
+}))
+"""
+
+
+def test_jsonrpcserver_loads_without_jsonschema_or_http_server_which_stay_importable() -> None:
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", JSONRPC_PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    seen = json.loads(out)
+    assert seen["before"] == {"jsonrpcserver": True, "jsonschema": False, "http.server": False}
+    assert seen["real_after"] == [True, True]
