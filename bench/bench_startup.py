@@ -74,10 +74,14 @@ def breakdown_mb(executable: Path, top: int = 14) -> dict[str, float]:
     for contents in executable.parent.glob("*-internal"):
         for entry in contents.iterdir():
             name = entry.name.removesuffix(".libs")
+            if entry.is_symlink():
+                continue  # counted where it points
             if entry.is_file():
                 total = entry.stat().st_size
             else:
-                total = sum(p.stat().st_size for p in entry.rglob("*") if p.is_file())
+                total = sum(
+                    p.stat().st_size for p in entry.rglob("*") if p.is_file() and not p.is_symlink()
+                )
             sizes[name] = sizes.get(name, 0) + total
     ranked = sorted(sizes.items(), key=lambda kv: -kv[1])
     shown = {name: round(size / 1e6, 1) for name, size in ranked[:top]}
