@@ -135,6 +135,16 @@ impl<R: Runtime> MobileWorship<R> {
         }
     }
 
+    /// A room key this device got (created, paired, rotated) replaces the one of the
+    /// remembered `start_peer` params, so a rejoin after a restart uses it (and not a
+    /// used-up pairing code, nor a key the room has rotated away from).
+    fn remember_room_key(&self, room_key: &str) {
+        let mut joined = self.joined();
+        if let Some(params) = joined.as_mut() {
+            *params = with_room_key(params, room_key);
+        }
+    }
+
     /// After a restart the new sidecar is idle: join again with the last params (the same
     /// room, key and options; the new process has a new peer id).
     async fn rejoin(&self, restart: u32) -> Rejoined {
@@ -315,6 +325,16 @@ fn dev_override() -> Option<SidecarSource> {
     sidecar_client::SidecarCommand::from_command_line(&line).map(SidecarSource::Command)
 }
 
+/// `start_peer` params with `room_key` set to `key` and no `pairing_code`.
+fn with_room_key(params: &Value, key: &str) -> Value {
+    let mut params = params.clone();
+    if let Some(map) = params.as_object_mut() {
+        map.insert("room_key".into(), Value::String(key.into()));
+        map.remove("pairing_code");
+    }
+    params
+}
+
 /// The supervisor's decisions, for the app's log (target `tauri_plugin_mobile_worship`).
 fn log_lifecycle(event: &SidecarEvent) {
     match event {
@@ -342,7 +362,16 @@ fn forward<R: Runtime>(app: AppHandle<R>, supervisor: &Supervisor) {
         loop {
             match notes.recv().await {
                 Ok(note) => {
-                    if let Err(e) = handle.emit(note.method(), note.params_json()) {
+                    let params = note.params_json();
+                    if note.method() == events::PAIRED || note.method() == events::ROOM_KEY {
+                        if let (Some(key), Some(state)) = (
+                            params.get("room_key").and_then(Value::as_str),
+                            handle.try_state::<MobileWorship<R>>(),
+                        ) {
+                            state.remember_room_key(key);
+                        }
+                    }
+                    if let Err(e) = handle.emit(note.method(), params) {
                         tracing::warn!(method = note.method(), error = %e, "could not emit a sidecar notification");
                     }
                 }
@@ -374,4 +403,21 @@ fn forward<R: Runtime>(app: AppHandle<R>, supervisor: &Supervisor) {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_new_room_key_replaces_the_key_and_the_pairing_code_of_the_rejoin() {
+        let paired = json!({"name": "Lobby", "peer_type": "display", "pairing_code": "123456"});
+        assert_eq!(
+            with_room_key(&paired, "k".repeat(22).as_str()),
+            json!({"name": "Lobby", "peer_type": "display", "room_key": "k".repeat(22)})
+        );
+        let keyed = json!({"name": "Booth", "peer_type": "controller", "room_key": "old-key-of-the-room"});
+        assert_eq!(with_room_key(&keyed, "new")["room_key"], json!("new"));
+    }
 }
