@@ -132,6 +132,16 @@ async def test_closing_the_window_leaves_no_process_behind(app: App) -> None:
     assert left == {}, f"still running 10 s after the window closed: {left}"
 
 
+async def test_killing_the_app_leaves_no_sidecar_behind(app: App) -> None:
+    await app.start("Booth")
+    await app.see("s.role === 'Leader'", "Leader", SETUP_S)
+    (app_pid,) = [pid for pid, exe in app.processes().items() if exe == "mobile-worship-example"]
+    assert app.sidecar_pids(), app.processes()
+    os.kill(app_pid, signal.SIGKILL)  # no exit handler runs: the sidecar sees its parent go
+    left = await app.gone(10.0)
+    assert left == {}, f"still running 10 s after the app was killed: {left}"
+
+
 async def test_of_the_test_a_broken_page_fails_with_a_screenshot(app: App) -> None:
     await app.start("Booth")
     await app.see("s.role === 'Leader'", "Leader", SETUP_S)
