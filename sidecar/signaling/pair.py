@@ -5,8 +5,6 @@ refused after the member's confirmation fails to hold."""
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 
 from sidecar.messages import (
@@ -20,13 +18,10 @@ from sidecar.messages import (
 from sidecar.pairing import Initiator, PairingError
 from sidecar.roomkey import new_nonce
 from sidecar.signaling.protocol import (
-    CLOSE_TIMEOUT_S,
-    MAX_FRAME_BYTES,
-    SIGNAL_PATH,
     encode_signal,
     tag,
 )
-from sidecar.signaling.query import QueryFailed, next_frame
+from sidecar.signaling.query import QueryFailed, exchange_with, next_frame
 
 
 class PairFailed(Exception):
@@ -39,25 +34,10 @@ class PairFailed(Exception):
 
 async def pair_with(address: str, port: int, room: str, code: str, timeout: float) -> str:
     """The room key, from the member at `address:port`; raises PairFailed."""
-    url = f"ws://{address}:{port}{SIGNAL_PATH}"
     try:
-        async with (
-            asyncio.timeout(timeout),
-            aiohttp.ClientSession() as session,
-            session.ws_connect(
-                url,
-                max_msg_size=MAX_FRAME_BYTES + 1,
-                compress=0,
-                timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S),
-            ) as ws,
-        ):
-            return await _exchange(ws, room, code)
-    except TimeoutError:
-        raise PairFailed(f"no answer within {timeout} s") from None
+        return await exchange_with(address, port, timeout, lambda ws: _exchange(ws, room, code))
     except QueryFailed as exc:
         raise PairFailed(str(exc)) from None
-    except (aiohttp.ClientError, OSError) as exc:
-        raise PairFailed(f"cannot connect: {exc}") from None
 
 
 async def _exchange(ws: aiohttp.ClientWebSocketResponse, room: str, code: str) -> str:

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import aiohttp
 import msgspec
@@ -50,10 +51,17 @@ class QueryFailed(Exception):
         self.refused = refused
 
 
-async def query_room(
-    address: str, port: int, room: str, room_key: str | None, timeout: float
-) -> list[PeerRecord]:
-    """The records the peer at `address:port` knows of `room`; raises QueryFailed."""
+_T = TypeVar("_T")
+
+
+async def exchange_with(
+    address: str,
+    port: int,
+    timeout: float,
+    talk: Callable[[aiohttp.ClientWebSocketResponse], Awaitable[_T]],
+) -> _T:
+    """One short conversation (`talk`) with the signaling server at
+    `address:port`, all of it within `timeout`; raises QueryFailed."""
     url = f"ws://{address}:{port}{SIGNAL_PATH}"
     try:
         async with (
@@ -66,11 +74,18 @@ async def query_room(
                 timeout=aiohttp.ClientWSTimeout(ws_close=CLOSE_TIMEOUT_S),
             ) as ws,
         ):
-            return await _ask(ws, room, room_key)
+            return await talk(ws)
     except TimeoutError:
         raise QueryFailed(f"no answer within {timeout} s") from None
     except (aiohttp.ClientError, OSError) as exc:
         raise QueryFailed(f"cannot connect: {exc}") from None
+
+
+async def query_room(
+    address: str, port: int, room: str, room_key: str | None, timeout: float
+) -> list[PeerRecord]:
+    """The records the peer at `address:port` knows of `room`; raises QueryFailed."""
+    return await exchange_with(address, port, timeout, lambda ws: _ask(ws, room, room_key))
 
 
 async def _ask(
