@@ -8,7 +8,8 @@ internals is here and nowhere else, with the versions it was checked against
 tests/unit/test_compat.py fails when an installed version leaves them.
 
 `zc` imports zeroconf, `rtc` imports aiortc and aioice (after `media` put its
-stand-ins for PyAV and aiortc's codecs in place), `web` imports aiohttp,
+stand-ins for PyAV and aiortc's codecs in place), `jsonrpc` imports jsonrpcserver
+(without jsonschema and http.server), `web` imports aiohttp,
 `pake` imports cpace (for test vectors only):
 import each only where that stack is loaded anyway.
 """
