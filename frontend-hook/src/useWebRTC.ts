@@ -38,12 +38,10 @@ import {
   type RejoinedEvent,
   type SidecarLifecycleEvent,
 } from "./transport";
+import { selectConnectedPeers, selectConnectionState, selectLeader } from "./selectors";
 import {
   initialRoomState,
   roomReducer,
-  selectConnectedPeers,
-  selectConnectionState,
-  selectLeader,
   type LeaderView,
   type NetworkView,
   type PeerConnectionState,

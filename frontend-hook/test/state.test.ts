@@ -1,14 +1,8 @@
 import { describe, expect, it } from "vitest";
 
 import { WebRTCCommandError, parseCommandError } from "../src/errors";
-import {
-  initialRoomState,
-  roomReducer,
-  selectConnectionState,
-  selectLeader,
-  type RoomAction,
-  type RoomState,
-} from "../src/state";
+import { selectConnectionState, selectLeader } from "../src/selectors";
+import { initialRoomState, roomReducer, type RoomAction, type RoomState } from "../src/state";
 import type { StateEntry } from "../src/generated/sidecar-types";
 import { compareVersions, selectState } from "../src/retained";
 import { BOOTH, IDLE_STATUS, LOBBY, STAGE, peer } from "./helpers";
