@@ -64,6 +64,11 @@ or the other side may have registered anew, while it was on its way."""
 _WATCH_S = 0.25
 PROBE_S = 1.0
 RELAY_AFTER_S = 3.0
+UPGRADE_EVERY_S = 10.0
+"""While a channel goes through the leader, the offerer tries a direct path
+this often (make before break: the relay carries on until the direct one opens)."""
+UPGRADE_WINDOW_S = 6.0
+"""A direct path that has not opened in this long is given up until the next try."""
 """A channel to a web peer that has not opened by then goes through the leader."""
 MAX_MESSAGE_BYTES = MAX_PAYLOAD_BYTES + 2048
 """Largest data-channel message taken: a 64 KiB payload and its envelope. aiortc
@@ -163,6 +168,10 @@ class Link:
         self.refused = 0
         """Messages refused: malformed (dropped) or oversize (the channel ended)."""
         self._retired: list[AnyTransport] = []  # replaced, not closed yet (see _replace_transport)
+        self._upgrade: Transport | None = None  # a direct path tried while relayed
+        self._upgrade_until = 0.0
+        self._next_upgrade = time.monotonic() + UPGRADE_EVERY_S
+        self._tried_epoch = 0  # the epochs of direct paths tried never repeat
         self._disposing: set[asyncio.Task[None]] = set()
         self._failed = False  # reported down; the owner closes it
         self._closing = False
@@ -231,6 +240,10 @@ class Link:
             if self._answer_sdp is not None:  # our answer was lost: send it again
                 self._send_answer(self._answer_sdp)
             return
+        if self._relayed_and_open() and msg.sdp != RELAY_SDP:
+            await self._answer_upgrade(msg)
+            return
+        self._drop_upgrade()
         self._replace_transport(msg.epoch, relay=msg.sdp == RELAY_SDP)
         transport = self.transport
         assert transport is not None
@@ -250,6 +263,14 @@ class Link:
         self._events.link_signal(self, msg)
 
     async def on_answer(self, msg: Answer) -> None:
+        upgrade = self._upgrade
+        if upgrade is not None and msg.epoch == upgrade.epoch:
+            try:
+                await upgrade.accept_answer(msg.sdp)
+            except Exception as exc:
+                log.info("direct path to %s: the answer failed (%s)", self.peer_id, exc)
+                self._drop_upgrade(upgrade)
+            return
         transport = self.transport
         if transport is None or msg.epoch != self.epoch or transport.answered:
             return
@@ -274,6 +295,84 @@ class Link:
 
     def _relay_out(self, epoch: int, text: str) -> bool:
         return self._events.link_relay(self, epoch, text)
+
+    # ------------------------------------------------- from the relay to a direct path
+
+    def _relayed_and_open(self) -> bool:
+        return (
+            self.state == "connected"
+            and not self.migrating
+            and self.transport is not None
+            and self.transport.relayed
+            and self._synced_in
+        )
+
+    def _try_upgrade(self, now: float) -> None:
+        """(Offerer) Offer a direct transport beside the relay that carries the channel."""
+        self._next_upgrade = now + UPGRADE_EVERY_S
+        epoch = self._tried_epoch = max(self.epoch, self._tried_epoch) + 1
+        upgrade = self._upgrade = Transport(self._configuration, epoch, self)
+        self._upgrade_until = now + UPGRADE_WINDOW_S
+
+        async def negotiate() -> None:
+            try:
+                sdp = await upgrade.offer()
+            except Exception as exc:
+                log.info("direct path to %s: no offer (%s)", self.peer_id, exc)
+                self._drop_upgrade(upgrade)
+                return
+            if upgrade is self._upgrade:
+                self._events.link_signal(
+                    self,
+                    Offer(from_=self.me, to=self.peer_id, sdp=sdp, link=self.link_id, epoch=epoch),
+                )
+
+        self._spawn(negotiate())
+
+    async def _answer_upgrade(self, msg: Offer) -> None:
+        """(Answerer) A direct transport offered while the relay carries the channel."""
+        if self._upgrade is not None and self._upgrade.epoch >= msg.epoch:
+            return
+        self._drop_upgrade()
+        upgrade = self._upgrade = Transport(self._configuration, msg.epoch, self)
+        self._upgrade_until = time.monotonic() + UPGRADE_WINDOW_S
+        try:
+            sdp = await upgrade.answer(msg.sdp)
+        except Exception as exc:
+            log.info("direct path to %s: no answer (%s)", self.peer_id, exc)
+            self._drop_upgrade(upgrade)
+            return
+        if upgrade is self._upgrade:
+            self._events.link_signal(
+                self,
+                Answer(from_=self.me, to=self.peer_id, sdp=sdp, link=self.link_id, epoch=msg.epoch),
+            )
+
+    def _drop_upgrade(self, which: AnyTransport | None = None) -> None:
+        upgrade = self._upgrade
+        if upgrade is None or (which is not None and which is not upgrade):
+            return
+        self._upgrade = None
+        self._next_upgrade = time.monotonic() + UPGRADE_EVERY_S
+        self._dispose(upgrade)
+
+    def _promote(self, upgrade: Transport) -> None:
+        """The direct path opened: it carries the channel from now on (the sync on it
+        settles what the relay had in flight, as after any change of transport)."""
+        old = self.transport
+        self._upgrade = None
+        self.epoch = upgrade.epoch
+        self.transport = upgrade
+        self._offer_sdp = self._answer_sdp = None
+        self._synced_out = self._synced_in = False
+        self._outbox.new_transport()
+        if self._ack_timer is not None:
+            self._ack_timer.cancel()
+            self._ack_timer = None
+        self._migrating_until = time.monotonic() + MIGRATE_S
+        if old is not None:
+            self._retired.append(old)  # closed once the direct one syncs
+        log.info("data channel to %s: a direct path opened; off the relay", self.peer_id)
 
     def _replace_transport(self, epoch: int, relay: bool = False) -> None:
         old = self.transport
@@ -352,6 +451,8 @@ class Link:
     # ---------------------------------------------------------------- traffic
 
     def transport_open(self, transport: AnyTransport) -> None:
+        if transport is self._upgrade and isinstance(transport, Transport):
+            self._promote(transport)
         if transport is not self.transport:
             return
         self.last_heard = time.monotonic()
@@ -364,6 +465,10 @@ class Link:
         self._transmit(transport, SyncEnvelope(received=self._inbox.sync()))
 
     def transport_closed(self, transport: AnyTransport, reason: TransportEnd) -> None:
+        if transport is self._upgrade:
+            log.info("direct path to %s did not open (%s); still relayed", self.peer_id, reason)
+            self._drop_upgrade(transport)
+            return
         if transport is not self.transport:
             return
         if self.migrating and not self.offerer:
@@ -371,6 +476,8 @@ class Link:
         self._fail(reason)
 
     def transport_message(self, transport: AnyTransport, data: str | bytes) -> None:
+        if transport is self._upgrade and isinstance(transport, Transport):
+            self._promote(transport)  # the other side's opened first
         if transport is not self.transport:
             return  # a replaced transport: its stragglers are sent again after the sync
         self.last_heard = time.monotonic()
@@ -605,6 +712,17 @@ class Link:
                 elif self._offer_sdp is not None and now - started > OFFER_RESEND_S:
                     self._resend_due(now)
                 continue
+            if self._upgrade is not None and now > self._upgrade_until:
+                log.info("direct path to %s: not open in time; still relayed", self.peer_id)
+                self._drop_upgrade()
+            elif (
+                self.offerer
+                and self.relay_fallback
+                and self._upgrade is None
+                and now >= self._next_upgrade
+                and self._relayed_and_open()
+            ):
+                self._try_upgrade(now)
             if self._migrating_until is not None:
                 if now > self._migrating_until:
                     log.info("data channel to %s: no new transport in time", self.peer_id)
@@ -669,8 +787,9 @@ class Link:
         for pending in self._pings.values():
             if not pending.future.done():
                 pending.future.set_exception(ConnectionError("data channel closed"))
-        closing = [t.close() for t in [*self._retired, transport] if t is not None]
+        closing = [t.close() for t in [*self._retired, transport, self._upgrade] if t is not None]
         self._retired = []
+        self._upgrade = None
         await asyncio.gather(*closing, *self._disposing, return_exceptions=True)
 
 

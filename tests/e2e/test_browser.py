@@ -4,6 +4,7 @@ nothing installed, next to real sidecars in other namespaces."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -15,12 +16,33 @@ from typing import Any
 import pytest
 
 from tests.browser.page import Page, browser_missing
-from tests.e2e.room import CONTROLLER, LabPeer, Room, agree_on, connected_ids, display, messages
+from tests.e2e.room import (
+    CONTROLLER,
+    LabPeer,
+    Room,
+    agree_on,
+    connected_ids,
+    disconnects,
+    display,
+    messages,
+)
 from tests.lab import Host
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 
 SETUP_S = 10.0
+NO_UDP = (
+    "table inet mwl_noudp {\n"
+    " chain in { type filter hook input priority 0; meta l4proto udp drop; }\n"
+    " chain out { type filter hook output priority 0; meta l4proto udp drop; }\n}\n"
+)
+
+
+async def via(peer: LabPeer, peer_id: str) -> str | None:
+    for info in await peer.client.call("get_connected_peers"):
+        if info["peer_id"] == peer_id:
+            return str(info["via"])
+    return None
 
 
 @pytest.fixture
@@ -98,15 +120,7 @@ async def test_with_its_udp_blocked_a_browser_joins_through_the_leader(
 ) -> None:
     ctrl, _ = await room.start(CONTROLLER, display("Stage", "stage"))
     phone_host = room.lab.add_host("phone")
-    phone_host.run(
-        ["nft", "-f", "-"],
-        input=(
-            "table inet mwl_noudp {\n"
-            " chain in { type filter hook input priority 0; meta l4proto udp drop; }\n"
-            " chain out { type filter hook output priority 0; meta l4proto udp drop; }\n}\n"
-        ),
-        check=True,
-    )
+    phone_host.run(["nft", "-f", "-"], input=NO_UDP, check=True)
     started = time.monotonic()
     page = await open_display(pages, phone_host, page_url(ctrl, name="Phone", echo="1"))
     phone = peer_id_of(await browser_self(page))
@@ -115,6 +129,32 @@ async def test_with_its_udp_blocked_a_browser_joins_through_the_leader(
     (info,) = [p for p in await ctrl.client.call("get_connected_peers") if p["peer_id"] == phone]
     assert info["via"] == "relay"
     for n in range(3):  # cues both ways: the echo travels back the same path
+        await ctrl.client.call("send_control_message", {"payload": n, "to": phone})
+    await ctrl.client.wait_until(
+        lambda: len([m for m in messages(ctrl) if m["from"] == phone]) == 3, 5
+    )
+    assert [m["payload"] for m in messages(ctrl) if m["from"] == phone] == [0, 1, 2]
+
+
+async def test_a_relayed_browser_moves_to_a_direct_path_once_udp_works(
+    room: Room, pages: list[Page]
+) -> None:
+    ctrl, _ = await room.start(CONTROLLER, display("Stage", "stage"))
+    phone_host = room.lab.add_host("phone")
+    phone_host.run(["nft", "-f", "-"], input=NO_UDP, check=True)
+    page = await open_display(pages, phone_host, page_url(ctrl, name="Phone", echo="1"))
+    phone = peer_id_of(await browser_self(page))
+    await ctrl.client.wait_until(lambda: phone in connected_ids(ctrl), SETUP_S)
+    assert await via(ctrl, phone) == "relay"
+    phone_host.run(["nft", "delete", "table", "inet", "mwl_noudp"], check=True)
+    # The offerer tries a direct path every 10 s (6 s each) beside the relay.
+    deadline = time.monotonic() + 30.0
+    while await via(ctrl, phone) != "direct":
+        assert time.monotonic() < deadline, "still relayed 30 s after UDP came back"
+        await asyncio.sleep(0.5)  # no event says so: get_connected_peers, polled
+    # The same channel: no disconnect, and cues still go both ways.
+    assert not [d for d in disconnects(ctrl) if d["peer_id"] == phone]
+    for n in range(3):
         await ctrl.client.call("send_control_message", {"payload": n, "to": phone})
     await ctrl.client.wait_until(
         lambda: len([m for m in messages(ctrl) if m["from"] == phone]) == 3, 5

@@ -22,6 +22,10 @@ export const PING_INTERVAL_MS = 2000;
 export const MISSED_PINGS = 3;
 export const CONNECT_TIMEOUT_MS = 10_000;
 export const RELAY_AFTER_MS = 3000;
+/** While relayed, the offerer tries a direct path this often (the relay carries on meanwhile). */
+export const UPGRADE_EVERY_MS = 10_000;
+/** A direct path not open in this long is given up until the next try. */
+export const UPGRADE_WINDOW_MS = 6000;
 const GATHER_TIMEOUT_MS = 3000;
 
 const utf8 = new TextEncoder();
@@ -182,6 +186,11 @@ export class Link {
   private nextPing = Date.now() + PING_INTERVAL_MS;
   private readonly timer: ReturnType<typeof setInterval>;
   private ending = false;
+  // a direct path tried while the relay carries the channel (make before break)
+  private upgrade: DirectTransport | null = null;
+  private upgradeUntil = 0;
+  private nextUpgrade = Date.now() + UPGRADE_EVERY_MS;
+  private triedEpoch = 0;
 
   constructor(
     readonly me: string,
@@ -204,6 +213,7 @@ export class Link {
 
   /** (Offerer) A new transport: direct, or through the leader. */
   offer(relay = false): void {
+    this.dropUpgrade();
     const epoch = this.epoch + 1;
     const transport = this.replace(epoch, relay);
     if (transport instanceof RelayTransport) {
@@ -223,6 +233,11 @@ export class Link {
 
   async onOffer(sdp: string, epoch: number): Promise<void> {
     if (epoch <= this.epoch || this.ending) return;
+    if (this.relayedAndOpen() && sdp !== RELAY_SDP) {
+      await this.answerUpgrade(sdp, epoch);
+      return;
+    }
+    this.dropUpgrade();
     const transport = this.replace(epoch, sdp === RELAY_SDP);
     if (transport instanceof RelayTransport) {
       this.events.signal(this, "answer", RELAY_SDP, epoch);
@@ -239,6 +254,15 @@ export class Link {
   }
 
   async onAnswer(sdp: string, epoch: number): Promise<void> {
+    const upgrade = this.upgrade;
+    if (upgrade?.epoch === epoch) {
+      try {
+        await upgrade.accept(sdp);
+      } catch {
+        this.dropUpgrade(upgrade);
+      }
+      return;
+    }
     const transport = this.transport;
     if (transport?.epoch !== epoch) return;
     if (transport instanceof RelayTransport) {
@@ -259,6 +283,80 @@ export class Link {
       transport.open();
       this.onMessage(transport, data);
     }
+  }
+
+  // ------------------------------------------------ from the relay to a direct path
+
+  private relayedAndOpen(): boolean {
+    return this.state === "connected" && (this.transport?.relayed ?? false) && this.syncedIn;
+  }
+
+  private directBeside(epoch: number): DirectTransport {
+    const upgrade: DirectTransport = new DirectTransport(epoch, this.iceServers, {
+      open: () => {
+        if (upgrade === this.upgrade) this.promote(upgrade);
+      },
+      message: (text) => {
+        if (upgrade === this.upgrade) this.promote(upgrade); // the other side's opened first
+        this.onMessage(upgrade, text);
+      },
+      end: (reason) => {
+        if (upgrade === this.upgrade) this.dropUpgrade(upgrade);
+        else if (upgrade === this.transport) this.fail(reason);
+      },
+    });
+    this.upgrade = upgrade;
+    this.upgradeUntil = Date.now() + UPGRADE_WINDOW_MS;
+    return upgrade;
+  }
+
+  /** (Offerer) Offer a direct transport beside the relay that carries the channel. */
+  private tryUpgrade(now: number): void {
+    this.nextUpgrade = now + UPGRADE_EVERY_MS;
+    const epoch = (this.triedEpoch = Math.max(this.epoch, this.triedEpoch) + 1);
+    const upgrade = this.directBeside(epoch);
+    void upgrade.offer().then(
+      (sdp) => {
+        if (upgrade === this.upgrade) this.events.signal(this, "offer", sdp, epoch);
+      },
+      () => {
+        this.dropUpgrade(upgrade);
+      },
+    );
+  }
+
+  /** (Answerer) A direct transport offered while the relay carries the channel. */
+  private async answerUpgrade(sdp: string, epoch: number): Promise<void> {
+    if (this.upgrade !== null && this.upgrade.epoch >= epoch) return;
+    this.dropUpgrade();
+    const upgrade = this.directBeside(epoch);
+    try {
+      const answer = await upgrade.answer(sdp);
+      if (upgrade === this.upgrade) this.events.signal(this, "answer", answer, epoch);
+    } catch {
+      this.dropUpgrade(upgrade);
+    }
+  }
+
+  private dropUpgrade(which?: DirectTransport): void {
+    const upgrade = this.upgrade;
+    if (upgrade === null || (which !== undefined && which !== upgrade)) return;
+    this.upgrade = null;
+    this.nextUpgrade = Date.now() + UPGRADE_EVERY_MS;
+    upgrade.close();
+  }
+
+  /** The direct path opened: it carries the channel from now on (the sync settles
+   * what the relay had in flight, as after any change of transport). */
+  private promote(upgrade: DirectTransport): void {
+    const old = this.transport;
+    this.upgrade = null;
+    this.epoch = upgrade.epoch;
+    this.transport = upgrade;
+    this.syncedOut = this.syncedIn = false;
+    this.paused = true;
+    if (old !== null) this.retired.push(old);
+    this.onOpen(upgrade);
   }
 
   private replace(epoch: number, relay: boolean): Transport {
@@ -481,6 +579,9 @@ export class Link {
       else if (now - this.started > CONNECT_TIMEOUT_MS) this.fail("failed");
       return;
     }
+    if (this.upgrade !== null && now > this.upgradeUntil) this.dropUpgrade();
+    else if (this.offerer && this.upgrade === null && now >= this.nextUpgrade && this.relayedAndOpen())
+      this.tryUpgrade(now);
     if (now - this.lastHeard > PING_INTERVAL_MS * MISSED_PINGS) {
       this.fail("timeout");
       return;
@@ -514,6 +615,7 @@ export class Link {
     clearInterval(this.timer);
     if (this.ackTimer !== null) clearTimeout(this.ackTimer);
     for (const queued of this.backlog.splice(0)) queued.failed(new Error("channel closed"));
+    this.dropUpgrade();
     setTimeout(() => {
       transport?.close();
       for (const old of this.retired.splice(0)) old.close();
