@@ -1089,7 +1089,7 @@ class Lab:
         for proc in aprocs:
             try:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(proc.wait(), 5.0)  # loaded CI: reaping lags
+                    await asyncio.wait_for(proc.wait(), 15.0)  # loaded CI: reaping lags
                 transport = getattr(proc, "_transport", None)  # no public way to close it
                 if transport is not None:
                     transport.close()
