@@ -359,29 +359,18 @@ class Link:
     def _promote(self, upgrade: Transport) -> None:
         """The direct path opened: it carries the channel from now on (the sync on it
         settles what the relay had in flight, as after any change of transport)."""
-        old = self.transport
         self._upgrade = None
-        self.epoch = upgrade.epoch
-        self.transport = upgrade
-        self._offer_sdp = self._answer_sdp = None
-        self._synced_out = self._synced_in = False
-        self._outbox.new_transport()
-        if self._ack_timer is not None:
-            self._ack_timer.cancel()
-            self._ack_timer = None
-        self._migrating_until = time.monotonic() + MIGRATE_S
+        old = self._switch_to(upgrade)
         if old is not None:
             self._retired.append(old)  # closed once the direct one syncs
         log.info("data channel to %s: a direct path opened; off the relay", self.peer_id)
 
-    def _replace_transport(self, epoch: int, relay: bool = False) -> None:
+    def _switch_to(self, transport: AnyTransport) -> AnyTransport | None:
+        """`transport` carries the channel from now on (nothing synced on it yet, the
+        send window starts over; an open channel migrates); returns the one it replaces."""
         old = self.transport
-        self.epoch = epoch
-        self.transport = (
-            RelayTransport(epoch, self, self._relay_out)
-            if relay
-            else Transport(self._configuration, epoch, self)
-        )
+        self.epoch = transport.epoch
+        self.transport = transport
         self._offer_sdp = self._answer_sdp = None
         self._synced_out = self._synced_in = False
         self._outbox.new_transport()
@@ -390,6 +379,15 @@ class Link:
             self._ack_timer = None
         if self.state == "connected":
             self._migrating_until = time.monotonic() + MIGRATE_S
+        return old
+
+    def _replace_transport(self, epoch: int, relay: bool = False) -> None:
+        old = self._switch_to(
+            RelayTransport(epoch, self, self._relay_out)
+            if relay
+            else Transport(self._configuration, epoch, self)
+        )
+        if self.state == "connected":
             log.info("data channel to %s: new transport %d", self.peer_id, epoch)
         if old is None:
             return

@@ -349,19 +349,12 @@ export class Link {
   /** The direct path opened: it carries the channel from now on (the sync settles
    * what the relay had in flight, as after any change of transport). */
   private promote(upgrade: DirectTransport): void {
-    const old = this.transport;
     this.upgrade = null;
-    this.epoch = upgrade.epoch;
-    this.transport = upgrade;
-    this.syncedOut = this.syncedIn = false;
-    this.paused = true;
-    if (old !== null) this.retired.push(old);
+    this.switchTo(upgrade);
     this.onOpen(upgrade);
   }
 
   private replace(epoch: number, relay: boolean): Transport {
-    const old = this.transport;
-    this.epoch = epoch;
     const transport: Transport = relay
       ? new RelayTransport(
           epoch,
@@ -381,11 +374,19 @@ export class Link {
             if (this.transport === transport) this.fail(reason);
           },
         });
+    this.switchTo(transport);
+    return transport;
+  }
+
+  /** `transport` carries the channel from now on (nothing synced on it yet); the one it
+   * replaces is closed with the link. */
+  private switchTo(transport: Transport): void {
+    const old = this.transport;
+    this.epoch = transport.epoch;
     this.transport = transport;
     this.syncedOut = this.syncedIn = false;
     this.paused = true;
     if (old !== null) this.retired.push(old);
-    return transport;
   }
 
   // ---------------------------------------------------------------- traffic
