@@ -38,6 +38,16 @@ NO_UDP = (
 )
 
 
+async def three_cues_echoed(ctrl: LabPeer, phone: str) -> None:
+    """Cues 0, 1, 2 to the browser `phone`; its echoes come back, in order."""
+    for n in range(3):
+        await ctrl.client.call("send_control_message", {"payload": n, "to": phone})
+    await ctrl.client.wait_until(
+        lambda: len([m for m in messages(ctrl) if m["from"] == phone]) == 3, 5
+    )
+    assert [m["payload"] for m in messages(ctrl) if m["from"] == phone] == [0, 1, 2]
+
+
 async def via(peer: LabPeer, peer_id: str) -> str | None:
     for info in await peer.client.call("get_connected_peers"):
         if info["peer_id"] == peer_id:
@@ -126,14 +136,8 @@ async def test_with_its_udp_blocked_a_browser_joins_through_the_leader(
     phone = peer_id_of(await browser_self(page))
     await ctrl.client.wait_until(lambda: phone in connected_ids(ctrl), SETUP_S)
     assert time.monotonic() - started < 5.0 + 5.0  # the page's load, then 5 s at most
-    (info,) = [p for p in await ctrl.client.call("get_connected_peers") if p["peer_id"] == phone]
-    assert info["via"] == "relay"
-    for n in range(3):  # cues both ways: the echo travels back the same path
-        await ctrl.client.call("send_control_message", {"payload": n, "to": phone})
-    await ctrl.client.wait_until(
-        lambda: len([m for m in messages(ctrl) if m["from"] == phone]) == 3, 5
-    )
-    assert [m["payload"] for m in messages(ctrl) if m["from"] == phone] == [0, 1, 2]
+    assert await via(ctrl, phone) == "relay"
+    await three_cues_echoed(ctrl, phone)  # the echo travels back the same path
 
 
 async def test_a_relayed_browser_moves_to_a_direct_path_once_udp_works(
@@ -154,12 +158,7 @@ async def test_a_relayed_browser_moves_to_a_direct_path_once_udp_works(
         await asyncio.sleep(0.5)  # no event says so: get_connected_peers, polled
     # The same channel: no disconnect, and cues still go both ways.
     assert not [d for d in disconnects(ctrl) if d["peer_id"] == phone]
-    for n in range(3):
-        await ctrl.client.call("send_control_message", {"payload": n, "to": phone})
-    await ctrl.client.wait_until(
-        lambda: len([m for m in messages(ctrl) if m["from"] == phone]) == 3, 5
-    )
-    assert [m["payload"] for m in messages(ctrl) if m["from"] == phone] == [0, 1, 2]
+    await three_cues_echoed(ctrl, phone)
 
 
 async def test_when_the_leader_dies_the_browser_follows_the_successor(
