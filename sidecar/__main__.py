@@ -7,7 +7,7 @@ import asyncio
 import sys
 
 from sidecar import __version__
-from sidecar.logs import LEVELS, setup_logging
+from sidecar.host.logs import LEVELS, setup_logging
 
 USAGE_EPILOG = """\
 commands:
@@ -49,14 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     _utf8_stdio()
     args = parse_args(argv)
     if args.command in ("schema", "openrpc"):
-        from sidecar.schema import json_schema, openrpc_document, to_json
+        from sidecar.host.schema import json_schema, openrpc_document, to_json
 
         document = json_schema() if args.command == "schema" else openrpc_document()
         sys.stdout.write(to_json(document))
         return 0
     listener = setup_logging(args.log_level, args.log_format)
     try:
-        from sidecar.app import serve
+        from sidecar.host.app import serve
 
         return asyncio.run(serve())
     finally:

@@ -1,4 +1,4 @@
-// The display page every desktop peer serves (sidecar/signaling/static.py): a
+// The display page every desktop peer serves (sidecar/net/signaling/static.py): a
 // browser, phone or TV opens http://<any device>:<port>/#name=…&class=…[&room=…][&key=…]
 // and joins the room as a web peer (frontend-hook/src/web), through the same hook
 // as a desktop app. The room key, if any, stays in the URL fragment: never sent.

@@ -4,7 +4,7 @@ Importing the package imports its default request validator (jsonschema, with
 referencing, rpds and attrs) and its HTTP server (http.server): together ~90 ms of
 the ~300 ms before a sidecar's first answer (`python -X importtime`, this
 machine; BENCHMARKS.md, "A lean sidecar"). The sidecar validates each request
-itself (sidecar.rpc: a reason per batch member) and calls jsonrpcserver's
+itself (sidecar.host.rpc: a reason per batch member) and calls jsonrpcserver's
 per-request dispatch, and it serves stdio, not HTTP. So while jsonrpcserver is
 imported, stand-ins answer for `jsonschema`, `jsonschema.validators` and
 `http.server`, and are forgotten right after: anything else in the process that

@@ -4,6 +4,8 @@ are deterministic. The sidecar itself only uses `CPace.start`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cpace import CPace, CPaceError, CPaceRole, _calculate_generator, _scalar_mult_vfy
 
 
@@ -19,3 +21,12 @@ def cpace_with_scalar(
     if share is None:
         raise CPaceError("low-order share")
     return CPace(role=role, sid=sid, ad=b"", scalar=scalar, public_share=share)
+
+
+def with_scalar(scalar: bytes) -> Callable[[CPaceRole, bytes, bytes, bytes], CPace]:
+    """A `sidecar.core.pairing.StartCPace` that uses `scalar`."""
+
+    def start(role: CPaceRole, prs: bytes, sid: bytes, ci: bytes) -> CPace:
+        return cpace_with_scalar(role=role, prs=prs, sid=sid, ci=ci, scalar=scalar)
+
+    return start

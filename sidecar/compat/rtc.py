@@ -41,7 +41,7 @@ __all__ = [
     "selected_path",
 ]
 
-log = logging.getLogger("sidecar.channel")
+log = logging.getLogger("sidecar.net.channels")
 
 _allowed: set[str] = set()
 

@@ -1,6 +1,6 @@
 """aiohttp internals (see `sidecar.compat`): a low-level server whose connections
 are reported as they are accepted and closed, so the signaling server can
-bound them before any HTTP is parsed (sidecar/signaling/admission.py)."""
+bound them before any HTTP is parsed (sidecar/core/admission.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Run one `sidecar.discovery.Discovery` and narrate it as JSON lines (test helper).
+"""Run one `sidecar.net.discovery.Discovery` and narrate it as JSON lines (test helper).
 
 Meant to run inside a test-lab host (mDNS must never run in the root network
 namespace). Prints ``{"event": "ready", ...}`` once imported, then obeys JSON
@@ -37,10 +37,10 @@ if _REPO not in sys.path:
 
 import msgspec  # noqa: E402
 
-from sidecar import netifs  # noqa: E402
-from sidecar.discovery import Discovery  # noqa: E402
-from sidecar.messages import PeerRecord  # noqa: E402
-from sidecar.netview import check_interfaces, usable  # noqa: E402
+from sidecar.contract import PeerRecord  # noqa: E402
+from sidecar.core.netview import check_interfaces, usable  # noqa: E402
+from sidecar.net import netifs  # noqa: E402
+from sidecar.net.discovery import Discovery  # noqa: E402
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -85,7 +85,7 @@ async def main() -> int:
         stream=sys.stderr,
         format="%(relativeCreated)8.1f %(name)s %(levelname)s %(message)s",
     )
-    logging.getLogger("sidecar.discovery").addHandler(_IgnoredToEvents())
+    logging.getLogger("sidecar.net.discovery").addHandler(_IgnoredToEvents())
     if args.zeroconf_debug:  # zeroconf pins its own logger to WARNING
         logging.getLogger("zeroconf").setLevel(logging.DEBUG)
 

@@ -1,6 +1,6 @@
 """mDNS discovery between real processes, each in its own test-lab host.
 
-Every peer is `discovery_probe.py` (one `sidecar.discovery.Discovery`) in its
+Every peer is `discovery_probe.py` (one `sidecar.net.discovery.Discovery`) in its
 own network namespace: zeroconf never runs in the root namespace. Times come
 from the probes' `time.monotonic()`, one clock for every process.
 """
@@ -20,8 +20,8 @@ import msgspec
 import pytest
 from zeroconf.const import _DUPLICATE_PACKET_SUPPRESSION_INTERVAL
 
-from sidecar.messages import PROTOCOL_VERSION, PeerRecord
-from sidecar.txt import encode_txt
+from sidecar.contract import PROTOCOL_VERSION, PeerRecord
+from sidecar.core.txt import encode_txt
 from tests.lab import Host, Lab, expect_line
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(60)]

@@ -244,9 +244,9 @@ async def rtc(args: dict[str, Any]) -> None:
     import aiohttp
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-    from sidecar.identity import Identity, registration_statement
-    from sidecar.messages import Challenge, Offer, Register, SignalPeer, decode_signal
-    from sidecar.signaling.protocol import encode_signal
+    from sidecar.contract import Challenge, Offer, Register, SignalPeer, decode_signal
+    from sidecar.core.identity import Identity, registration_statement
+    from sidecar.core.signaling import encode_signal
 
     target = args["target"]
     me = Identity()

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from sidecar.identity import Identity, registration_statement
-from sidecar.messages import Offer, Register, SignalPeer
-from sidecar.signaling.protocol import encode_signal
+from sidecar.contract import Offer, Register, SignalPeer
+from sidecar.core.identity import Identity, registration_statement
+from sidecar.core.signaling import encode_signal
 from tests.e2e.room import (
     CONTROLLER,
     CueStream,

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from sidecar.messages import PeerRecord
-from sidecar.txt import encode_txt
+from sidecar.contract import PeerRecord
+from sidecar.core.txt import encode_txt
 from tests.e2e.room import (
     CONTROLLER,
     CueStream,

@@ -22,8 +22,7 @@ import msgspec
 import pytest
 from aiohttp import WSMsgType, web
 
-from sidecar.identity import Identity, registration_statement
-from sidecar.messages import (
+from sidecar.contract import (
     Answer,
     Challenge,
     Heartbeat,
@@ -39,10 +38,11 @@ from sidecar.messages import (
     SignalPeer,
     decode_signal,
 )
-from sidecar.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, session_key
-from sidecar.signaling.client import JoinFailed, SignalingClient
-from sidecar.signaling.protocol import MAX_FRAME_BYTES, SIGNAL_PATH, encode_signal
-from sidecar.signaling.server import SignalingServer
+from sidecar.core.identity import Identity, registration_statement
+from sidecar.core.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, session_key
+from sidecar.core.signaling import MAX_FRAME_BYTES, SIGNAL_PATH, encode_signal
+from sidecar.net.signaling.client import JoinFailed, SignalingClient
+from sidecar.net.signaling.server import SignalingServer
 
 HOST = "127.0.0.1"
 ADDRESS = "192.0.2.10"

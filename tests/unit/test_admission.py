@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidecar.signaling.admission import Admission
+from sidecar.core.admission import Admission
 
 
 def test_one_address_holds_a_bounded_number_of_unregistered_connections() -> None:

@@ -6,10 +6,10 @@ import aioice.ice
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidecar.channel import backoff_s, is_offerer, wants
 from sidecar.compat.rtc import restrict_ice_gathering
-from sidecar.messages import IceServer, PeerType, SignalPeer
-from sidecar.transport import rtc_configuration
+from sidecar.contract import IceServer, PeerType, SignalPeer
+from sidecar.core.mesh import backoff_s, is_offerer, wants
+from sidecar.net.transport import rtc_configuration
 
 
 def peer(peer_id: str, peer_type: PeerType) -> SignalPeer:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.clock import SUSPEND_S, overslept
+from sidecar.core.clock import SUSPEND_S, overslept
 
 
 def test_a_busy_loop_is_not_a_suspension_a_stopped_process_is() -> None:

@@ -36,7 +36,7 @@ def test_the_internals_are_where_compat_expects_them() -> None:
 
 JSONRPC_PROBE = """
 import json, sys
-import sidecar.rpc  # imports jsonrpcserver through sidecar.compat.jsonrpc
+import sidecar.host.rpc  # imports jsonrpcserver through sidecar.compat.jsonrpc
 before = {m: m in sys.modules for m in ("jsonrpcserver", "jsonschema", "http.server")}
 import http.server, jsonschema.validators
 print(json.dumps({

@@ -3,7 +3,7 @@
 A simulated channel: the sender's Outbox, the receiver's Inbox, and between them
 a transport whose queues can die at any moment, taking what was in flight with
 them (both the messages and the acks coming back). A new transport then opens
-with the sync exchange of `sidecar.delivery`.
+with the sync exchange of `sidecar.core.delivery`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.delivery import Inbox, Outbox, Sent
-from sidecar.flow import SendWindow
+from sidecar.core.delivery import Inbox, Outbox, Sent
+from sidecar.core.flow import SendWindow
 
 
 @dataclass

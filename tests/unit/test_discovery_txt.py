@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidecar.messages import PROTOCOL_VERSION, ROOM_MAX_BYTES, PeerRecord
-from sidecar.priority import priority_of
-from sidecar.txt import FRESH_S, TXT_ENTRY_MAX, decode_txt, encode_txt, parse_txt
+from sidecar.contract import PROTOCOL_VERSION, ROOM_MAX_BYTES, PeerRecord
+from sidecar.core.priority import priority_of
+from sidecar.core.txt import FRESH_S, TXT_ENTRY_MAX, decode_txt, encode_txt, parse_txt
 
 CONTROLLER = PeerRecord(
     peer_id="0f8b7c2e-1111-4222-8333-944455556666",
@@ -271,7 +271,7 @@ def test_the_room_is_kept_for_the_caller_to_filter() -> None:
 
 
 def test_rejection_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.DEBUG, logger="sidecar.discovery"):
+    with caplog.at_level(logging.DEBUG, logger="sidecar.net.discovery"):
         assert decode(props(role=b"boss")) is None
     assert [r.levelno for r in caplog.records] == [logging.DEBUG]
     assert "role" in caplog.records[0].getMessage()

@@ -13,7 +13,8 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sidecar.election import (
+from sidecar.contract import PeerRecord, PeerType, Role, SignalPeer
+from sidecar.core.election import (
     MAX_RECORDS,
     MAX_SUCCESSORS,
     TERM_ACCEPT_MAX,
@@ -24,7 +25,6 @@ from sidecar.election import (
     Retermed,
     Timing,
 )
-from sidecar.messages import PeerRecord, PeerType, Role, SignalPeer
 
 TIMING = Timing()
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidecar.flow import (
+from sidecar.core.flow import (
     ACK_EVERY_DATAGRAMS,
     DATAGRAM_PAYLOAD_BYTES,
     WINDOW_DATAGRAMS,

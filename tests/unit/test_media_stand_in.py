@@ -95,7 +95,7 @@ def test_no_stand_in_is_left_that_aiortc_does_not_import() -> None:
 
 PROBE = """
 import json, sys
-import sidecar.channel, sidecar.transport  # what a peer imports for its channels
+import sidecar.net.channels, sidecar.net.transport  # what a peer imports for its channels
 from sidecar.compat import media
 from aiortc.codecs import get_encoder, CODECS
 try:

@@ -8,9 +8,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from sidecar import messages as m
-from sidecar.api import METHODS
-from sidecar.schema import json_schema, openrpc_document, to_json
+from sidecar import contract as m
+from sidecar.host.methods import METHODS
+from sidecar.host.schema import json_schema, openrpc_document, to_json
 
 ROOT = Path(__file__).resolve().parents[2]
 

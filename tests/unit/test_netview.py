@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidecar.netview import (
+from sidecar.core.netview import (
     Attach,
     Iface,
     NetView,

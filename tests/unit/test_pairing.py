@@ -1,4 +1,4 @@
-"""Pairing with a short code (sidecar/pairing.py, sidecar/signaling/pairdesk.py):
+"""Pairing with a short code (sidecar/core/pairing.py, sidecar/core/pairdesk.py):
 the exchange, the window's bounds, the vectors shared with the TypeScript
 implementation, and what a captured exchange gives an eavesdropper."""
 
@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from sidecar.compat.pake import generator
-from sidecar.messages import PairConfirm, PairHello, PairKey, PairReply
-from sidecar.pairing import (
+from sidecar.compat.pake import generator, with_scalar
+from sidecar.contract import PairConfirm, PairHello, PairKey, PairReply
+from sidecar.core.pairdesk import PairingDesk, Refusal
+from sidecar.core.pairing import (
     MAX_TRIES,
     Initiator,
     PairingError,
@@ -27,8 +28,7 @@ from sidecar.pairing import (
     new_room_key,
     session_id,
 )
-from sidecar.signaling.pairdesk import PairingDesk, Refusal
-from sidecar.signaling.protocol import encode_signal
+from sidecar.core.signaling import encode_signal
 
 VECTORS = json.loads(
     (Path(__file__).resolve().parents[1] / "vectors" / "pairing.json").read_text(encoding="utf-8")
@@ -86,8 +86,8 @@ def test_the_shared_vectors(vector: dict[str, Any]) -> None:
     assert (
         generator(code.encode(), channel_id(room), session_id(sn, cn)).hex() == vector["generator"]
     )
-    a = Initiator(code, room, sn, cn, scalar=bytes.fromhex(vector["scalar_a"]))
-    b = Responder(code, room, sn, cn, scalar=bytes.fromhex(vector["scalar_b"]))
+    a = Initiator(code, room, sn, cn, start=with_scalar(bytes.fromhex(vector["scalar_a"])))
+    b = Responder(code, room, sn, cn, start=with_scalar(bytes.fromhex(vector["scalar_b"])))
     assert a.share == vector["share_a"]
     share_b, tag_b = b.hello(a.share)
     assert (share_b, tag_b) == (vector["share_b"], vector["tag_b"])
@@ -100,7 +100,7 @@ def test_a_captured_exchange_holds_no_value_computable_from_the_code() -> None:
     """What an eavesdropper who guesses right could compute from the code and the
     public parts (the nonces, the room) must not appear in what it captured:
     otherwise it could test all 10^6 codes offline. See the argument in
-    sidecar/pairing.py; the shares are y*G(code) with secret y, the tags and the
+    sidecar/core/pairing.py; the shares are y*G(code) with secret y, the tags and the
     sealed key are keyed by the Diffie-Hellman result."""
     code = "314159"
     _, frames = exchange(code, code)

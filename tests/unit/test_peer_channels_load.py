@@ -8,14 +8,14 @@ from typing import Any, ClassVar
 
 import pytest
 
-import sidecar.channel
-from sidecar.identity import Identity
-from sidecar.messages import Answer, Offer, SignalPeer, StartPeerParams
-from sidecar.run import Run as _Run
+import sidecar.net.channels
+from sidecar.contract import Answer, Offer, SignalPeer, StartPeerParams
+from sidecar.core.identity import Identity
+from sidecar.node.node import Run as _Run
 
 
 class RecordingChannels:
-    """Stands in for sidecar.channel.Channels: records what it is given."""
+    """Stands in for sidecar.net.channels.Channels: records what it is given."""
 
     made: ClassVar[list[RecordingChannels]] = []
 
@@ -47,7 +47,7 @@ class RecordingChannels:
 async def test_offers_before_the_channel_layer_are_kept_then_handled_in_order(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(sidecar.channel, "Channels", RecordingChannels)
+    monkeypatch.setattr(sidecar.net.channels, "Channels", RecordingChannels)
     me = SignalPeer(
         peer_id="b-me", name="Lobby", peer_type="display", started_at=1, display_class="lobby"
     )

@@ -1,6 +1,6 @@
 """Peer.send against fake channels: who a message went to, and what waits.
 
-A fake stands in for sidecar.channel (no aiortc here): each link sends at
+A fake stands in for sidecar.net.channels (no aiortc here): each link sends at
 once, queues behind its send window, or has closed.
 """
 
@@ -11,10 +11,8 @@ from typing import Any, Literal
 
 import pytest
 
-import sidecar.peer as peer_module
-from sidecar.errors import PeerNotConnected, StateFull
-from sidecar.identity import Identity
-from sidecar.messages import (
+import sidecar.host.service as peer_module
+from sidecar.contract import (
     ControlEnvelope,
     ParamError,
     PeerType,
@@ -24,8 +22,10 @@ from sidecar.messages import (
     StateEntry,
     StateEnvelope,
 )
-from sidecar.peer import Peer
-from sidecar.run import Run as _Run
+from sidecar.core.identity import Identity
+from sidecar.host.errors import PeerNotConnected, StateFull
+from sidecar.host.service import Peer
+from sidecar.node.node import Run as _Run
 
 Behaviour = Literal["sends", "queues", "closed"]
 
@@ -177,7 +177,7 @@ async def test_a_null_payload_clears_the_key() -> None:
 async def test_retained_writes_beyond_the_bounds_are_refused_with_the_reason(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import sidecar.state as state_module
+    import sidecar.core.state as state_module
 
     monkeypatch.setattr(state_module, "MAX_KEYS", 2)
     peer = started_peer({})

@@ -7,7 +7,7 @@ import contextlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidecar.priority import Priority
+from sidecar.core.priority import Priority
 
 priorities = st.builds(
     Priority,

@@ -1,11 +1,11 @@
-"""The rendezvous plan (sidecar/rendezvous.py): which targets are valid, when
+"""The rendezvous plan (sidecar/core/rendezvous.py): which targets are valid, when
 each is asked, and what the host is told of it."""
 
 from __future__ import annotations
 
 import pytest
 
-from sidecar.rendezvous import (
+from sidecar.core.rendezvous import (
     ASK_FIRST_S,
     ASK_IN_ROOM_S,
     ASK_MAX_S,

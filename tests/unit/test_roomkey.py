@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sidecar.identity import Identity, peer_id_of, registration_statement, verify
-from sidecar.roomkey import (
+from sidecar.core.identity import Identity, peer_id_of, registration_statement, verify
+from sidecar.core.roomkey import (
     CLIENT_TO_SERVER,
     SERVER_TO_CLIENT,
     Sealer,

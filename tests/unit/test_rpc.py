@@ -8,11 +8,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from sidecar.api import METHODS, MethodSpec
-from sidecar.messages import NoParams, PingPeerParams
-from sidecar.peer import Peer
-from sidecar.rpc import RpcServer
-from sidecar.stdio import Oversize
+from sidecar.contract import NoParams, PingPeerParams
+from sidecar.host.methods import METHODS, MethodSpec
+from sidecar.host.rpc import RpcServer
+from sidecar.host.service import Peer
+from sidecar.host.stdio import Oversize
 
 
 def make_server(methods: tuple[MethodSpec, ...] = METHODS) -> tuple[RpcServer, list[Any]]:
@@ -222,7 +222,7 @@ async def test_a_crashing_method_is_an_internal_error_and_the_server_lives() -> 
 
 
 async def test_notifications_are_single_json_lines() -> None:
-    from sidecar.messages import LeaderChangedParams
+    from sidecar.contract import LeaderChangedParams
 
     server, written = make_server()
     server.notify(

@@ -11,8 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from sidecar.identity import Identity, registration_statement
-from sidecar.messages import (
+from sidecar.contract import (
     PROTOCOL_VERSION,
     Answer,
     Candidate,
@@ -39,10 +38,9 @@ from sidecar.messages import (
     SignalPeer,
     decode_signal,
 )
-from sidecar.pairing import Initiator, Window
-from sidecar.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, session_key
-from sidecar.signaling.protocol import CloseCode, encode_signal
-from sidecar.signaling.registry import (
+from sidecar.core.identity import Identity, registration_statement
+from sidecar.core.pairing import Initiator, Window
+from sidecar.core.registry import (
     FRAME_BURST,
     FRAME_RATE,
     RELAY_COST,
@@ -55,6 +53,8 @@ from sidecar.signaling.registry import (
     RoomRegistry,
     Send,
 )
+from sidecar.core.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, session_key
+from sidecar.core.signaling import CloseCode, encode_signal
 
 ROOM = "main"
 KEY = "correct horse battery staple"

@@ -1,4 +1,4 @@
-"""The retained-state core (sidecar/state.py): which write wins, and that every
+"""The retained-state core (sidecar/core/state.py): which write wins, and that every
 peer ends with the same map whatever the order, duplicates and partitions."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import sidecar.state as state_module
-from sidecar.state import (
+import sidecar.core.state as state_module
+from sidecar.core.state import (
     MAX_DRIFT_MS,
     MAX_KEY_BYTES,
     Entry,
@@ -179,7 +179,7 @@ class Room:
                 continue
             count -= 1
             if self.peers[to].merge(entry, self.now):
-                self.send_all(to, [entry])  # passed on, as sidecar.replica does
+                self.send_all(to, [entry])  # passed on, as sidecar.core.replica does
             if self.rng.random() < 0.1:
                 keep.append((to, entry))  # a duplicate, later
         self.inflight = keep

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sidecar.stdio import StdoutWriter
+from sidecar.host.stdio import StdoutWriter
 
 
 @pytest.fixture

@@ -11,10 +11,10 @@ from pathlib import Path
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sidecar.identity import Identity, registration_statement, verify
-from sidecar.messages import decode_envelope, decode_signal
-from sidecar.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, sdp_auth, session_key
-from sidecar.signaling.protocol import encode_signal
+from sidecar.contract import decode_envelope, decode_signal
+from sidecar.core.identity import Identity, registration_statement, verify
+from sidecar.core.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, sdp_auth, session_key
+from sidecar.core.signaling import encode_signal
 
 WIRE = json.loads(
     (Path(__file__).resolve().parents[1] / "vectors" / "wire.json").read_text(encoding="utf-8")

@@ -6,7 +6,7 @@
  */
 
 /**
- * Flow control (sidecar/flow.py): the receiver has taken the first `count`
+ * Flow control (sidecar/core/flow.py): the receiver has taken the first `count`
  * control messages of this channel.
  */
 export interface AckEnvelope {
@@ -324,7 +324,7 @@ export interface PairConfirm {
 
 /**
  * Instead of `register`, from a device without the room key: the first
- * CPace message (sidecar/pairing.py). Never sealed.
+ * CPace message (sidecar/core/pairing.py). Never sealed.
  */
 export interface PairHello {
   type: "pair_hello";
@@ -621,7 +621,7 @@ export interface Query {
 /**
  * First frame of a follower. `identity` is its public key (its peer id is
  * the key's hash) and `signature` its signature over the challenge and what
- * it claims (sidecar/identity.py). `seq` grows with each registration of
+ * it claims (sidecar/core/identity.py). `seq` grows with each registration of
  * the peer: a newer one replaces an older connection of the same peer, an
  * older one is refused. In a keyed room it travels sealed.
  */
@@ -775,7 +775,7 @@ export interface RoomKeyParams {
 }
 
 /**
- * A frame of a keyed room's session (sidecar/roomkey.py): `body` is the
+ * A frame of a keyed room's session (sidecar/core/roomkey.py): `body` is the
  * frame's own JSON text, `seq` its number in this direction, `mac` its MAC
  * under the session key. The client's first frame carries its `nonce`.
  */
@@ -963,7 +963,7 @@ export interface StateVersion {
 }
 
 /**
- * First message on every transport of a channel (sidecar/delivery.py): the
+ * First message on every transport of a channel (sidecar/core/delivery.py): the
  * sender has taken the first `received` control messages of the channel.
  */
 export interface SyncEnvelope {

@@ -1,7 +1,7 @@
 /**
  * CPace (draft-irtf-cfrg-cpace), suite CPACE-X25519-SHA512, initiator-responder
  * with explicit mutual confirmation: the same computation as the sidecar's
- * `cpace` package (sidecar/pairing.py), step for step, checked against the
+ * `cpace` package (sidecar/core/pairing.py), step for step, checked against the
  * vectors both test suites share (tests/vectors/pairing.json).
  *
  * Built on @noble/curves (X25519) and @noble/hashes (SHA-512, HMAC): plain

@@ -1,6 +1,6 @@
 /**
  * Pairing a device into a keyed room with a six-digit code: the new device's
- * side of the exchange (docs/protocol.md, "Pairing"; sidecar/pairing.py is the
+ * side of the exchange (docs/protocol.md, "Pairing"; sidecar/core/pairing.py is the
  * member's). Pure: the caller carries the frames over the member's signaling
  * WebSocket (challenge in, `pair_hello` out, `pair_reply` in, `pair_confirm`
  * out, `pair_key` in).

@@ -1,6 +1,6 @@
 /**
- * The cryptography a web peer needs, as the sidecar does it (sidecar/identity.py,
- * sidecar/roomkey.py), on @noble/*: no `crypto.subtle`, which a page served over
+ * The cryptography a web peer needs, as the sidecar does it (sidecar/core/identity.py,
+ * sidecar/core/roomkey.py), on @noble/*: no `crypto.subtle`, which a page served over
  * http from a LAN address does not have.
  */
 import { ed25519 } from "@noble/curves/ed25519.js";
@@ -66,7 +66,7 @@ export function sessionKey(roomKey: string, serverNonce: string, clientNonce: st
   return hmac(sha256, utf8.encode(roomKey), utf8.encode(`mw-session|${serverNonce}|${clientNonce}|${room}`));
 }
 
-/** One side of a sealed signaling session (sidecar/roomkey.py `Sealer`). */
+/** One side of a sealed signaling session (sidecar/core/roomkey.py `Sealer`). */
 export class Sealer {
   private sent = 0;
   private received = 0;

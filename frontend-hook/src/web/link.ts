@@ -1,6 +1,6 @@
 /**
  * One `live-control` channel of a web peer to one other peer: the sidecar's
- * rules (sidecar/link.py, sidecar/delivery.py, sidecar/flow.py) in the browser.
+ * rules (sidecar/net/link.py, sidecar/core/delivery.py, sidecar/core/flow.py) in the browser.
  *
  * A transport (the browser's RTCPeerConnection with its negotiated channel, or
  * the leader's signaling when no direct path opens) carries envelopes; on each

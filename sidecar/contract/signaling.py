@@ -1,0 +1,235 @@
+"""The signaling frames (docs/protocol.md, "Signaling"): on the leader's
+WebSocket, tagged by "type"."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta, field
+
+from sidecar.contract.base import (
+    MAX_MEMBERS,
+    MAX_PAYLOAD_BYTES,
+    PROTOCOL_VERSION,
+    Count,
+    Epoch,
+    LinkId,
+    PairTag,
+    PeerId,
+    RoomKey,
+    RoomName,
+    Share,
+    Term,
+    Token,
+    _Wire,
+)
+from sidecar.contract.records import PeerRecord, SignalPeer
+
+# ------------------------------------------------------------------ signaling
+# Frames on the leader's WebSocket, tagged by "type". The leader opens with
+# `challenge`; a peer that is not registered may only send `register`, whose
+# `proof` (with a room key) is an HMAC-SHA256 of the nonce: the key is never sent.
+
+
+class _Signal(_Wire, tag_field="type"):
+    pass
+
+
+class Challenge(_Signal, tag="challenge"):
+    nonce: Token
+
+
+class Register(_Signal, tag="register"):
+    """First frame of a follower. `identity` is its public key (its peer id is
+    the key's hash) and `signature` its signature over the challenge and what
+    it claims (sidecar/core/identity.py). `seq` grows with each registration of
+    the peer: a newer one replaces an older connection of the same peer, an
+    older one is refused. In a keyed room it travels sealed."""
+
+    peer: SignalPeer
+    room: RoomName
+    identity: Token
+    signature: Token
+    v: Count = PROTOCOL_VERSION
+    seq: Count = 0
+
+
+class Registered(_Signal, tag="registered"):
+    leader_id: PeerId
+    term: Term
+    peers: Annotated[list[SignalPeer], Meta(max_length=MAX_MEMBERS)]
+
+
+class PeerList(_Signal, tag="peer_list"):
+    leader_id: PeerId
+    term: Term
+    peers: Annotated[list[SignalPeer], Meta(max_length=MAX_MEMBERS)]
+
+
+SdpText = Annotated[str, Meta(max_length=64 * 1024)]
+
+
+class Offer(_Signal, tag="offer"):
+    """A new transport for the data channel `link` (`epoch` 1: a new channel;
+    higher: a replacement transport of the same channel). In a keyed room
+    `auth` is the MAC of the SDP that the receiving peer checks itself."""
+
+    from_: PeerId = field(name="from")
+    to: PeerId
+    sdp: SdpText
+    link: LinkId
+    epoch: Epoch
+    auth: Token | None = None
+
+
+class Answer(_Signal, tag="answer"):
+    from_: PeerId = field(name="from")
+    to: PeerId
+    sdp: SdpText
+    link: LinkId
+    epoch: Epoch
+    auth: Token | None = None
+
+
+class Candidate(_Signal, tag="candidate"):
+    from_: PeerId = field(name="from")
+    to: PeerId
+    candidate: Annotated[str, Meta(max_length=1024)] | None
+    sdp_mid: Annotated[str, Meta(max_length=64)] | None = None
+    sdp_mline_index: Annotated[int, Meta(ge=0, le=1024)] | None = None
+    link: LinkId | None = None
+    epoch: Epoch | None = None
+    auth: Token | None = None
+
+
+class Relay(_Signal, tag="relay"):
+    """One data-channel message of the channel `link` carried through the
+    leader, for a web peer whose direct path did not open: the transport
+    `epoch` is a relay one (an `offer` and `answer` whose SDP is `relay`)."""
+
+    from_: PeerId = field(name="from")
+    to: PeerId
+    link: LinkId
+    epoch: Epoch
+    data: Annotated[str, Meta(max_length=MAX_PAYLOAD_BYTES + 4096)]
+
+
+PeerSignal = Offer | Answer | Candidate | Relay
+"""What peers send one another through the leader."""
+
+RELAY_SDP = "relay"
+"""The SDP of an offer or answer for a transport carried through the leader."""
+
+
+class Heartbeat(_Signal, tag="heartbeat"):
+    seq: Count
+    term: Term
+
+
+class HeartbeatAck(_Signal, tag="heartbeat_ack"):
+    seq: Count
+    term: Term
+
+
+class Leave(_Signal, tag="leave"):
+    peer_id: PeerId
+
+
+class SignalError(_Signal, tag="error"):
+    code: Annotated[str, Meta(max_length=64)]
+    message: Annotated[str, Meta(max_length=1024)]
+
+
+class Sealed(_Signal, tag="sealed"):
+    """A frame of a keyed room's session (sidecar/core/roomkey.py): `body` is the
+    frame's own JSON text, `seq` its number in this direction, `mac` its MAC
+    under the session key. The client's first frame carries its `nonce`."""
+
+    seq: Count
+    body: Annotated[str, Meta(max_length=256 * 1024)]
+    mac: Token
+    nonce: Token | None = None
+
+
+class Query(_Signal, tag="query"):
+    """Instead of `register`: what does this peer know of the room? Any peer
+    answers (`room_info`, then it closes), leader or not; in a keyed room the
+    query travels sealed, so only members get an answer."""
+
+    room: RoomName
+    v: Count = PROTOCOL_VERSION
+
+
+MAX_ROOM_INFO = 16
+
+
+class RoomInfo(_Signal, tag="room_info"):
+    """The answer to `query`: the answering peer's record, then its leader's
+    (and, from a leader, its members'), at most MAX_ROOM_INFO."""
+
+    records: Annotated[list[PeerRecord], Meta(max_length=MAX_ROOM_INFO)]
+
+
+class PairHello(_Signal, tag="pair_hello"):
+    """Instead of `register`, from a device without the room key: the first
+    CPace message (sidecar/core/pairing.py). Never sealed."""
+
+    room: RoomName
+    share: Share
+    nonce: Token
+    v: Count = PROTOCOL_VERSION
+
+
+class PairReply(_Signal, tag="pair_reply"):
+    share: Share
+    tag: PairTag
+
+
+class PairConfirm(_Signal, tag="pair_confirm"):
+    tag: PairTag
+
+
+class PairKey(_Signal, tag="pair_key"):
+    """The room key, sealed under the exchange's key; then the server closes."""
+
+    sealed: Annotated[str, Meta(max_length=2048, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class Rekey(_Signal, tag="rekey"):
+    """A member rotates the room key: to the leader, which sends it to every
+    member. Always sealed (only keyed rooms have a key to rotate)."""
+
+    room_key: RoomKey
+
+
+SignalMessage = (
+    Challenge
+    | PairHello
+    | PairReply
+    | PairConfirm
+    | PairKey
+    | Rekey
+    | Query
+    | RoomInfo
+    | Register
+    | Registered
+    | PeerList
+    | Offer
+    | Answer
+    | Candidate
+    | Relay
+    | Heartbeat
+    | HeartbeatAck
+    | Leave
+    | SignalError
+    | Sealed
+)
+
+
+_signal_decoder: msgspec.json.Decoder[SignalMessage] = msgspec.json.Decoder(SignalMessage)
+
+
+def decode_signal(frame: bytes | str) -> SignalMessage:
+    """Decode one signaling frame; raises msgspec.DecodeError or ValidationError."""
+    return _signal_decoder.decode(frame)

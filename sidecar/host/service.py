@@ -1,0 +1,315 @@
+"""The peer: the stdio API's view of this device in the room.
+
+`Peer` answers the API's methods (start, stop, send, ping, status, state,
+pairing) and holds the started run (`sidecar.node.node.Run`), which wires the room
+machinery to the data channels and notifies the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import msgspec
+
+from sidecar.contract import (
+    MAX_PAYLOAD_BYTES,
+    ControlEnvelope,
+    LeaderStatus,
+    OpenPairingParams,
+    PairedParams,
+    PairingWindow,
+    ParamError,
+    PeerInfo,
+    PingResult,
+    RendezvousStatus,
+    RoomKeyParams,
+    SendControlMessageParams,
+    SendResult,
+    SignalPeer,
+    StartPeerParams,
+    StateEntry,
+    payload_size,
+)
+from sidecar.core.identity import Identity
+from sidecar.core.pairing import new_room_key
+from sidecar.core.state import StateError, key_problem
+from sidecar.host.errors import (
+    AlreadyStarted,
+    NotKeyed,
+    NotStarted,
+    PairingFailed,
+    PayloadTooLarge,
+    PeerNotConnected,
+    StateFull,
+)
+from sidecar.node.keys import PairingFailed as KeysPairingFailed
+from sidecar.node.membership import Stopped
+from sidecar.node.node import (
+    ROOM_MODULES,
+    HostFlow,
+    Notify,
+    Run,
+    import_modules,
+    now_ms,
+    window_info,
+)
+
+log = logging.getLogger(__name__)
+
+PING_TIMEOUT_S = 5.0
+SEND_WAIT_S = 10.0
+"""Longest a send waits for a peer's send window: beyond the channel's own
+liveness rule (3 missed pings at 2 s), so only a peer that answers pings but
+never acknowledges messages reaches it."""
+
+
+class Peer:
+    def __init__(self, notify: Notify, host: HostFlow | None = None) -> None:
+        self._notify = notify
+        self._host = host
+        self._run: Run | None = None
+
+    # ----------------------------------------------------------------- the API
+
+    @property
+    def started(self) -> bool:
+        return self._run is not None
+
+    def _started(self) -> Run:
+        if self._run is None:
+            raise NotStarted()
+        return self._run
+
+    async def start(self, options: StartPeerParams) -> PeerInfo:
+        if self._run is not None:
+            raise AlreadyStarted()
+        created: str | None = None
+        if options.create_room_key:  # the room's first device: its key is new
+            created = new_room_key()
+            options = msgspec.structs.replace(options, room_key=created, create_room_key=False)
+        identity = Identity()
+        me = SignalPeer(
+            peer_id=identity.peer_id,
+            name=options.name,
+            peer_type=options.peer_type,
+            display_class=options.display_class,
+            started_at=now_ms(),
+            addresses=[],
+            port=0,
+        )
+        run = Run(options, me, self._notify, identity, self._host)
+        self._run = run
+        # Imported off the loop: requests (get_leader_status…) are still answered.
+        await asyncio.to_thread(import_modules, *ROOM_MODULES)
+        try:
+            if run.stopped:
+                raise Stopped()
+            await run.open()
+            if created is not None:
+                self._notify("webrtc:room_key", RoomKeyParams(room_key=created, reason="created"))
+            if options.pairing_code is not None:
+                key = await run.paired()
+                self._notify("webrtc:paired", PairedParams(room=options.room, room_key=key))
+        except BaseException as exc:
+            if self._run is run:
+                self._run = None
+            await run.close()
+            if isinstance(exc, Stopped):
+                raise NotStarted("stop_peer was called before start_peer completed") from None
+            if isinstance(exc, KeysPairingFailed):
+                raise PairingFailed(str(exc)) from None
+            raise
+        log.info(
+            "peer started",
+            extra={"peer_id": me.peer_id, "room": options.room, "port": run.me.port},
+        )
+        return run.info(run.me)
+
+    # ------------------------------------------------------------ keyed rooms
+
+    def open_pairing(self, params: OpenPairingParams) -> PairingWindow:
+        run = self._started()
+        try:
+            window, expires_ms = run.session.keys.open_window(params.ttl_s, params.uses)
+        except RuntimeError as exc:
+            raise NotKeyed(str(exc)) from None
+        return window_info(window, expires_ms)
+
+    def close_pairing(self) -> None:
+        self._started().session.keys.close_window()
+
+    def rotate_room_key(self) -> None:
+        run = self._started()
+        if run.options.room_key is None:
+            raise NotKeyed("an open room has no key to rotate")
+        try:
+            run.session.keys.rotate()
+        except RuntimeError as exc:
+            raise PeerNotConnected([], f" ({exc})") from None
+
+    async def stop(self) -> None:
+        """Leave the network; idempotent, so EOF after stop_peer is harmless."""
+        run, self._run = self._run, None
+        if run is None:
+            return
+        await run.close()
+        log.info("peer stopped", extra={"peer_id": run.me.peer_id})
+
+    async def send(self, params: SendControlMessageParams) -> SendResult:
+        # No await before every channel has sent or queued the message: requests
+        # read in order go out in order. The answer waits for the queued ones,
+        # which is the backpressure a host flooding a slow peer feels.
+        run = self._started()
+        size = payload_size(params.payload)
+        if size > MAX_PAYLOAD_BYTES:
+            raise PayloadTooLarge(size, MAX_PAYLOAD_BYTES)
+        targets = _targets(run, params)
+        envelope = ControlEnvelope(
+            id=str(uuid.uuid4()), from_=run.me.peer_id, sent_at=now_ms(), payload=params.payload
+        )
+        if params.retain is not None:  # the map changes first, whoever gets the message
+            if why := key_problem(params.retain):
+                raise ParamError("retain", why)
+            try:
+                envelope.retain = run.replica.write(params.retain, params.payload, size)
+            except StateError as exc:
+                raise StateFull(str(exc)) from None
+        sent, queued, failed = _deliver(run, targets, envelope)
+        if params.retain is not None:
+            run.replica.spread(params.retain, skip={p.peer_id for p in targets})
+        stuck = False
+        if queued:
+            try:
+                await asyncio.wait(queued.values(), timeout=SEND_WAIT_S)
+            finally:  # timed out, or this request was cancelled: drop their places
+                for went in queued.values():
+                    stuck |= went.cancel()
+            for peer_id, went in queued.items():
+                if went.cancelled() or went.exception() is not None:
+                    failed.append(peer_id)
+                else:
+                    sent.append(peer_id)
+            order = {peer.peer_id: i for i, peer in enumerate(targets)}
+            sent.sort(key=order.__getitem__)
+        if failed:
+            detail = " (channel closed or not taking messages)" if stuck else " (channel closed)"
+            raise PeerNotConnected(failed, detail, sent_to=sent, message_id=envelope.id)
+        return SendResult(message_id=envelope.id, sent_to=sent)
+
+    def state(self) -> list[StateEntry]:
+        """The room's retained state as this peer holds it, by key."""
+        return self._run.replica.current() if self._run is not None else []
+
+    def connected_peers(self) -> list[PeerInfo]:
+        run = self._run
+        if run is None or run.channels is None:
+            return []
+        return [run.info(peer) for peer in run.channels.connected()]
+
+    def leader_status(self) -> LeaderStatus:
+        run = self._run
+        if run is None:
+            return LeaderStatus(
+                state="idle",
+                leader_id=None,
+                is_leader=False,
+                term=0,
+                leader=None,
+                signaling_url=None,
+                addresses=[],
+                keyed=False,
+            )
+        s = run.session
+        leader_id = s.confirmed_leader()
+        leader = s.find_member(leader_id) if leader_id else None
+        url = None
+        if leader is not None and leader.addresses:
+            url = f"ws://{leader.addresses[0]}:{leader.port}"
+        return LeaderStatus(
+            state=s.state,
+            leader_id=leader_id,
+            is_leader=s.election.is_leader,
+            term=s.election.term,
+            leader=run.info(leader) if leader is not None else None,
+            signaling_url=url,
+            addresses=s.addresses,
+            keyed=s.options.room_key is not None,
+            pairing=(
+                window_info(s.server.pairing, s.keys.wall_ms(s.server.pairing.expires_at))
+                if s.server is not None and s.server.pairing is not None
+                else None
+            ),
+            found_by=s.found_by,
+            display_url=(
+                f"http://{s.addresses[0]}:{s.server.port}/"
+                if s.addresses and s.server is not None and s.server.port
+                else None
+            ),
+            room_addresses=s.room_addresses,
+            rendezvous=[
+                RendezvousStatus(
+                    target=st.target.text,
+                    state=st.state,
+                    addresses=list(st.addresses),
+                    error=st.error,
+                )
+                for st in s.rendezvous.statuses.values()
+            ],
+        )
+
+    async def ping(self, peer_id: str) -> PingResult:
+        run = self._started()
+        link = run.channels.link(peer_id) if run.channels else None
+        if link is None:
+            raise PeerNotConnected([peer_id])
+        try:
+            return PingResult(rtt_ms=round(await link.ping(PING_TIMEOUT_S), 3))
+        except (TimeoutError, ConnectionError):
+            detail = f" (no answer to a ping within {PING_TIMEOUT_S:.0f} s)"
+            raise PeerNotConnected([peer_id], detail) from None
+
+
+def _targets(run: Run, params: SendControlMessageParams) -> list[SignalPeer]:
+    channels = run.channels
+    """Who a message goes to; every peer named must have an open channel."""
+    connected = {p.peer_id: p for p in channels.connected()} if channels else {}
+    if params.to is None:
+        chosen = list(connected.values())
+    else:
+        wanted = [params.to] if isinstance(params.to, str) else list(dict.fromkeys(params.to))
+        missing = [p for p in wanted if p not in connected]
+        if missing:
+            raise PeerNotConnected(missing)
+        chosen = [connected[p] for p in wanted]
+    if params.display_class is not None:
+        chosen = [p for p in chosen if p.display_class == params.display_class]
+    return chosen
+
+
+def _deliver(
+    run: Run, targets: list[SignalPeer], envelope: ControlEnvelope
+) -> tuple[list[str], dict[str, asyncio.Future[None]], list[str]]:
+    """Hand the message to each target's channel, without awaiting anything.
+
+    Returns who it went to, who queued it behind a full send window (with
+    the future of its going), and whose channel had closed meanwhile."""
+    channels = run.channels
+    sent: list[str] = []
+    queued: dict[str, asyncio.Future[None]] = {}
+    failed: list[str] = []
+    for peer in targets:
+        link = channels.link(peer.peer_id) if channels else None
+        try:
+            if link is None:
+                raise ConnectionError(peer.peer_id)
+            went = link.send(envelope)
+        except ConnectionError:
+            failed.append(peer.peer_id)
+            continue
+        if went is None:
+            sent.append(peer.peer_id)
+        else:
+            queued[peer.peer_id] = went
+    return sent, queued, failed
