@@ -524,7 +524,48 @@ export function generate(schema) {
       "\n/** The result type of each JSON-RPC method, from the `<method>_result` entries of the schema. */\n" +
       `export interface SidecarMethodResults {\n${results.join("")}}\n`;
   }
+  if ("Envelope" in defs) {
+    out +=
+      "\n/**\n * The schema of a data-channel envelope (`Envelope` and every `$defs` entry it\n" +
+      " * reaches, without their prose): what src/web/core/envelope.ts checks a\n" +
+      " * received message against, as the sidecar's msgspec decoder does.\n */\n" +
+      `export const ENVELOPE_DEFS: Readonly<Record<string, unknown>> = ${JSON.stringify(reachable(defs, "Envelope"), null, 2)};\n`;
+  }
   return out;
+}
+
+/**
+ * The `$defs` entries reachable from `root`, with `title` and `description` left out.
+ * @param {Schema} defs
+ * @param {string} root
+ * @returns {Schema}
+ */
+function reachable(defs, root) {
+  /** @type {Schema} */
+  const found = {};
+  /** @param {unknown} node @returns {unknown} */
+  const strip = (node) => {
+    if (Array.isArray(node)) return node.map(strip);
+    if (!isObject(node)) return node;
+    /** @type {Schema} */
+    const copy = {};
+    for (const [key, value] of Object.entries(node)) {
+      if (key === "title" || key === "description") continue;
+      if (key === "$ref" && typeof value === "string") visit(value.replace("#/$defs/", ""));
+      copy[key] = key === "properties" && isObject(value)
+        ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, strip(v)]))
+        : strip(value);
+    }
+    return copy;
+  };
+  /** @param {string} name */
+  const visit = (name) => {
+    if (name in found) return;
+    found[name] = {};
+    found[name] = strip(defs[name]);
+  };
+  visit(root);
+  return Object.fromEntries(Object.keys(found).sort().map((k) => [k, found[k]]));
 }
 
 // -------------------------------------------------------------------- CLI

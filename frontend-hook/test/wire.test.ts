@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 import type { Envelope, SignalMessage } from "../src/generated/sidecar-types";
-import { hex, Identity, registrationStatement, sdpAuth, Sealer, sessionKey } from "../src/web/crypto";
+import { hex, Identity, registrationStatement, sdpAuth, Sealer, sessionKey } from "../src/web/core/crypto";
 
 interface Wire {
   identity: { secret_key: string; public_key: string; peer_id: string; statement: string; signature: string };

@@ -14,6 +14,7 @@ from __future__ import annotations
 SUSPEND_S = 2.0
 """Lateness of a timer that means a suspension: an event loop that is merely
 busy is late by milliseconds, a suspended process by the length of its sleep."""
+SUSPEND_MS = SUSPEND_S * 1000
 
 
 def overslept(due: float, now: float) -> float:

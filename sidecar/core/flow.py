@@ -9,12 +9,12 @@ second or more. Delivery then collapses to a few hundred messages a second.
 So the sidecar keeps its own window: the sender lets at most
 `WINDOW_DATAGRAMS` datagrams of control messages be unacknowledged, and the
 receiver acknowledges what it has handed to its host (a cumulative count of
-messages, every `ACK_EVERY_DATAGRAMS` datagrams, or `ACK_DELAY_S` after the
+messages, every `ACK_EVERY_DATAGRAMS` datagrams, or `ACK_DELAY_MS` after the
 last message when fewer came). Pings, pongs and acks themselves are tiny and
 rare and bypass the window. A receiver counts every other message, even one
 it cannot decode, so the counts of both sides always agree.
 
-A window that has data in flight and no ack for ACK_STALL_S while the
+A window that has data in flight and no ack for ACK_STALL_MS while the
 channel is otherwise alive means a broken peer: the link is then failed (and
 renegotiated) rather than left to hold every later message.
 """
@@ -36,11 +36,11 @@ ACK_EVERY_DATAGRAMS = 16
 """A receiver acknowledges at once when this many datagrams are unacknowledged
 (a quarter of the window: the sender never waits on a full window for long)."""
 
-ACK_DELAY_S = 0.02
+ACK_DELAY_MS = 20
 """Otherwise it acknowledges this long after the last message: a trickle of
 cues costs one ack per 20 ms at most, and no sender waits longer than that."""
 
-ACK_STALL_S = 6.0
+ACK_STALL_MS = 6000
 """No ack for this long with data in flight: the peer is broken (the same
 bound as the channel's liveness rule, 3 missed pings at 2 s)."""
 
@@ -77,8 +77,16 @@ class SendWindow:
         self._costs.append(cost)
 
     def stalled_for(self, now: float) -> float:
-        """Seconds the window has had data in flight without an ack (0: none)."""
+        """How long the window has had data in flight without an ack (0: none)."""
         return now - self._progress_at if self.in_flight else 0.0
+
+    def stalled_since(self) -> float | None:
+        """When the window last moved, while data is in flight (None: nothing is)."""
+        return self._progress_at if self.in_flight else None
+
+    def suspended(self, slept: float) -> None:
+        """We were not running for `slept`: that silence was not the receiver's."""
+        self._progress_at += slept
 
     def on_ack(self, count: int, now: float) -> None:
         """The receiver has taken the first `count` messages (cumulative).

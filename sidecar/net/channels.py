@@ -46,9 +46,10 @@ from sidecar.contract import (
     SignalPeer,
     StateEnvelope,
 )
+from sidecar.core.link import LinkState
 from sidecar.core.mesh import backoff_s, is_offerer, wants
 from sidecar.core.roomkey import matches, sdp_auth
-from sidecar.net.link import Link, LinkState, new_link_id
+from sidecar.net.link import Link, new_link_id
 from sidecar.net.transport import ice_server_addresses, rtc_configuration
 
 log = logging.getLogger(__name__)
@@ -129,8 +130,7 @@ class Channels:
     def relayed(self, peer_id: str) -> bool:
         """The channel to `peer_id` runs through a TURN relay (either side's)."""
         link = self.link(peer_id)
-        path = link.transport.path() if link is not None and link.transport else None
-        return path is not None and "relay" in (path.local_type, path.remote_type)
+        return link is not None and link.relayed_by_turn()
 
     def open_links(self) -> list[Link]:
         return [link for link in self._links.values() if link.state == "connected"]
@@ -209,13 +209,13 @@ class Channels:
                 link = self._answering(peer_id, msg)
                 if link is None:
                     return
-            await link.on_offer(msg)
+            link.on_offer(msg)
         elif link is None or (msg.link is not None and msg.link != link.link_id):
             return
         elif isinstance(msg, Relay):
             link.on_relay(msg.epoch, msg.data)
         elif isinstance(msg, Answer):
-            await link.on_answer(msg)
+            link.on_answer(msg)
         elif msg.candidate and (msg.epoch is None or msg.epoch == link.epoch):
             try:
                 await link.on_candidate(msg.candidate, msg.sdp_mid, msg.sdp_mline_index)

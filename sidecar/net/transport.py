@@ -5,7 +5,7 @@ A `Transport` knows nothing of envelopes, windows or peers: it negotiates,
 carries text, and reports upward through the `TransportEvents` its owner
 gives it (opened, a message, closed or failed), once each and never after it
 was closed. `sidecar.net.link` puts a logical channel on top of one transport at a
-time and replaces it when the network path changes.
+time (the rules are `sidecar.core.link`'s).
 
 This module imports aiortc (without its media side, see sidecar.compat.media):
 import it lazily.
@@ -30,7 +30,7 @@ from sidecar.compat.rtc import (
     candidate_from_sdp,
     selected_path,
 )
-from sidecar.contract import ICE_URL, RELAY_SDP, IceServer, IceTransportPolicy
+from sidecar.contract import ICE_URL, IceServer, IceTransportPolicy
 
 LABEL = "live-control"
 CHANNEL_ID = 0
@@ -115,10 +115,6 @@ class Transport:
         if self.pc.signalingState == "have-local-offer":
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
 
-    @property
-    def answered(self) -> bool:
-        return self.pc.signalingState == "stable"
-
     async def add_candidate(self, text: str, sdp_mid: str | None, index: int | None) -> None:
         # aiortc puts every candidate in the SDP (no trickle); this serves
         # peers that do trickle.
@@ -170,64 +166,28 @@ class Transport:
 
 
 class RelayTransport:
-    """The channel carried through the leader's signaling (`relay` frames),
-    for a web peer whose direct path did not open: the same envelopes and the
-    same delivery rules as a data channel, one hop longer. It opens when the
-    other side takes it (the answer, or its first message)."""
+    """The channel carried through the leader's signaling (`relay` frames), for
+    a web peer whose direct path did not open: the same envelopes and the same
+    rules as a data channel (when it counts as open is the link core's), one
+    hop longer. Sending hands a message to the leader; what arrives comes to
+    the link as `relay` frames."""
 
     relayed = True
 
-    def __init__(
-        self, epoch: int, events: TransportEvents, forward: Callable[[int, str], bool]
-    ) -> None:
+    def __init__(self, epoch: int, forward: Callable[[int, str], bool]) -> None:
         self.epoch = epoch
-        self._events = events
         self._forward = forward
-        self.opened = False
         self.closed = False
 
-    async def offer(self) -> str:
-        return RELAY_SDP
-
-    async def answer(self, sdp: str) -> str:
-        del sdp
-        self._open()
-        return RELAY_SDP
-
-    async def accept_answer(self, sdp: str) -> None:
-        del sdp
-        self._open()
-
-    @property
-    def answered(self) -> bool:
-        return self.opened
-
-    async def add_candidate(self, text: str, sdp_mid: str | None, index: int | None) -> None:
-        del text, sdp_mid, index  # nothing to connect
-
     def send(self, text: str) -> None:
-        if not self.opened or self.closed:
-            raise ConnectionError("relay not open")
-        if not self._forward(self.epoch, text):
+        if self.closed or not self._forward(self.epoch, text):
             raise ConnectionError("no route through the leader now")
-
-    def deliver(self, text: str) -> None:
-        """A `relay` frame of this transport's epoch arrived."""
-        if self.closed:
-            return
-        self._open()
-        self._events.transport_message(self, text)
 
     def path(self) -> Path | None:
         return None
 
     async def close(self) -> None:
         self.closed = True
-
-    def _open(self) -> None:
-        if not self.opened and not self.closed:
-            self.opened = True
-            self._events.transport_open(self)
 
 
 AnyTransport = Transport | RelayTransport

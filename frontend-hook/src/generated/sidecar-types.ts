@@ -1018,3 +1018,297 @@ export interface SidecarMethodResults {
   start_peer: StartPeerResult;
   stop_peer: StopPeerResult;
 }
+
+/**
+ * The schema of a data-channel envelope (`Envelope` and every `$defs` entry it
+ * reaches, without their prose): what src/web/core/envelope.ts checks a
+ * received message against, as the sidecar's msgspec decoder does.
+ */
+export const ENVELOPE_DEFS: Readonly<Record<string, unknown>> = {
+  "AckEnvelope": {
+    "type": "object",
+    "properties": {
+      "type": {
+        "enum": [
+          "ack"
+        ]
+      },
+      "count": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 9007199254740991
+      }
+    },
+    "required": [
+      "type",
+      "count"
+    ],
+    "additionalProperties": false
+  },
+  "ByeEnvelope": {
+    "type": "object",
+    "properties": {
+      "type": {
+        "enum": [
+          "bye"
+        ]
+      }
+    },
+    "required": [
+      "type"
+    ],
+    "additionalProperties": false
+  },
+  "ControlEnvelope": {
+    "type": "object",
+    "properties": {
+      "type": {
+        "enum": [
+          "control"
+        ]
+      },
+      "id": {
+        "type": "string",
+        "maxLength": 64,
+        "minLength": 1
+      },
+      "from": {
+        "type": "string",
+        "maxLength": 64,
+        "minLength": 1,
+        "pattern": "^[A-Za-z0-9-]+$"
+      },
+      "sent_at": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 9007199254740991
+      },
+      "payload": {},
+      "echo": {
+        "type": "boolean",
+        "default": false
+      },
+      "retain": {
+        "anyOf": [
+          {
+            "$ref": "#/$defs/Retained"
+          },
+          {
+            "type": "null"
+          }
+        ],
+        "default": null
+      }
+    },
+    "required": [
+      "type",
+      "id",
+      "from",
+      "sent_at",
+      "payload"
+    ],
+    "additionalProperties": false
+  },
+  "Envelope": {
+    "anyOf": [
+      {
+        "$ref": "#/$defs/ControlEnvelope"
+      },
+      {
+        "$ref": "#/$defs/StateEnvelope"
+      },
+      {
+        "$ref": "#/$defs/PingEnvelope"
+      },
+      {
+        "$ref": "#/$defs/PongEnvelope"
+      },
+      {
+        "$ref": "#/$defs/ByeEnvelope"
+      },
+      {
+        "$ref": "#/$defs/AckEnvelope"
+      },
+      {
+        "$ref": "#/$defs/SyncEnvelope"
+      }
+    ],
+    "discriminator": {
+      "propertyName": "type",
+      "mapping": {
+        "control": "#/$defs/ControlEnvelope",
+        "state": "#/$defs/StateEnvelope",
+        "ping": "#/$defs/PingEnvelope",
+        "pong": "#/$defs/PongEnvelope",
+        "bye": "#/$defs/ByeEnvelope",
+        "ack": "#/$defs/AckEnvelope",
+        "sync": "#/$defs/SyncEnvelope"
+      }
+    }
+  },
+  "PingEnvelope": {
+    "type": "object",
+    "properties": {
+      "type": {
+        "enum": [
+          "ping"
+        ]
+      },
+      "seq": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 9007199254740991
+      },
+      "sent_at": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 9007199254740991
+      }
+    },
+    "required": [
+      "type",
+      "seq",
+      "sent_at"
+    ],
+    "additionalProperties": false
+  },
+  "PongEnvelope": {
+    "type": "object",
+    "properties": {
+      "type": {
+        "enum": [
+          "pong"
+        ]
+      },
+      "seq": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 9007199254740991
+      },
+      "sent_at": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 9007199254740991
+      },
+      "busy": {
+        "type": "boolean",
+        "default": false
+      }
+    },
+    "required": [
+      "type",
+      "seq",
+      "sent_at"
+    ],
+    "additionalProperties": false
+  },
+  "Retained": {
+    "type": "object",
+    "properties": {
+      "key": {
+        "type": "string",
+        "maxLength": 128,
+        "minLength": 1,
+        "pattern": "^[^\\x00-\\x1f\\x7f]*$"
+      },
+      "version": {
+        "$ref": "#/$defs/StateVersion"
+      }
+    },
+    "required": [
+      "key",
+      "version"
+    ],
+    "additionalProperties": false
+  },
+  "StateEntry": {
+    "type": "object",
+    "properties": {
+      "key": {
+        "type": "string",
+        "maxLength": 128,
+        "minLength": 1,
+        "pattern": "^[^\\x00-\\x1f\\x7f]*$"
+      },
+      "value": {},
+      "origin": {
+        "type": "string",
+        "maxLength": 64,
+        "minLength": 1,
+        "pattern": "^[A-Za-z0-9-]+$"
+      },
+      "version": {
+        "$ref": "#/$defs/StateVersion"
+      }
+    },
+    "required": [
+      "key",
+      "value",
+      "origin",
+      "version"
+    ],
+    "additionalProperties": false
+  },
+  "StateEnvelope": {
+    "type": "object",
+    "properties": {
+      "type": {
+        "enum": [
+          "state"
+        ]
+      },
+      "entries": {
+        "type": "array",
+        "items": {
+          "$ref": "#/$defs/StateEntry"
+        },
+        "maxItems": 2048
+      }
+    },
+    "required": [
+      "type",
+      "entries"
+    ],
+    "additionalProperties": false
+  },
+  "StateVersion": {
+    "type": "object",
+    "properties": {
+      "time": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 9007199254740991
+      },
+      "counter": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 9007199254740991
+      }
+    },
+    "required": [
+      "time",
+      "counter"
+    ],
+    "additionalProperties": false
+  },
+  "SyncEnvelope": {
+    "type": "object",
+    "properties": {
+      "type": {
+        "enum": [
+          "sync"
+        ]
+      },
+      "received": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 9007199254740991
+      }
+    },
+    "required": [
+      "type",
+      "received"
+    ],
+    "additionalProperties": false
+  }
+};

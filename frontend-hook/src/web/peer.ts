@@ -11,7 +11,7 @@
  */
 import type {
   ControlEnvelope,
-  Envelope,
+  DisconnectReason,
   LeaderStatus,
   MessageParams,
   PeerInfo,
@@ -21,11 +21,13 @@ import type {
   SignalMessage,
   SignalPeer,
   StartPeerParams,
-  StateEntry,
   StateEnvelope,
 } from "../generated/sidecar-types";
-import { Identity, randomHex, sdpAuth, uuid4 } from "./crypto";
-import { Link, type EndReason } from "./link";
+import { Identity, randomHex, sdpAuth, uuid4 } from "./core/crypto";
+import { backoffMs, isOfferer, wants } from "./core/mesh";
+import { Replica } from "./core/replica";
+import { keyProblem, StateError, valueSize } from "./core/state";
+import { Link } from "./link";
 import { queryRoom, SignalingClient, SignalingError } from "./signaling";
 
 export interface WebPeerOptions {
@@ -33,6 +35,9 @@ export interface WebPeerOptions {
   url: string;
   /** STUN/TURN servers for the browser's data channels. */
   iceServers?: RTCIceServer[];
+  /** Whether the page is not taking what the peer gives it: its acks then wait,
+   * so senders wait rather than this page's memory grow (default: never). */
+  hostBusy?: () => boolean;
 }
 
 type Listener = (params: unknown) => void;
@@ -60,13 +65,6 @@ function before(a: SignalPeer, b: SignalPeer): boolean {
   return x[0] !== y[0] ? x[0] < y[0] : x[1] !== y[1] ? x[1] < y[1] : x[2] < y[2];
 }
 
-function later(a: StateEntry, b: StateEntry | undefined): boolean {
-  if (b === undefined) return true;
-  if (a.version.time !== b.version.time) return a.version.time > b.version.time;
-  if (a.version.counter !== b.version.counter) return a.version.counter > b.version.counter;
-  return a.origin > b.origin;
-}
-
 export class WebPeer {
   private readonly listeners = new Map<string, Set<Listener>>();
   private identity: Identity | null = null;
@@ -77,8 +75,8 @@ export class WebPeer {
   private term = 0;
   private members: SignalPeer[] = [];
   private readonly links = new Map<string, Link>();
-  private readonly state = new Map<string, StateEntry>();
-  private clock = { time: 0, counter: 0 };
+  private readonly attempts = new Map<string, number>();
+  private replica: Replica | null = null;
   private joinSeq = 0;
   private stopped = true;
 
@@ -114,7 +112,7 @@ export class WebPeer {
       case "get_leader_status":
         return this.leaderStatus();
       case "get_state":
-        return [...this.state.values()].filter((e) => e.value !== null).sort((a, b) => (a.key < b.key ? -1 : 1));
+        return this.replica?.current() ?? [];
       case "ping_peer": {
         const link = this.openLink(String(params.peer_id));
         if (!link) throw new RpcError(-32003, `Peer not connected: ${String(params.peer_id)}`);
@@ -139,6 +137,15 @@ export class WebPeer {
       addresses: [],
       port: 0,
     };
+    this.replica = new Replica(
+      this.me.peer_id,
+      () => [...this.links.values()].filter((l) => l.state === "connected"),
+      (peerId) => this.openLink(peerId),
+      (entry) => {
+        this.emit("webrtc:state", entry);
+      },
+      () => Date.now(),
+    );
     await this.findAndJoin(this.opts.url);
     return this.info(this.me);
   }
@@ -203,6 +210,7 @@ export class WebPeer {
         this.client?.close(false, me.peer_id);
         this.client = client;
         this.roomChanged(registered.leader_id, registered.term, registered.peers);
+        for (const link of this.links.values()) link.routeChanged();
         return;
       } catch (err) {
         lastError = err;
@@ -257,14 +265,13 @@ export class WebPeer {
     this.emit("webrtc:peer_list_changed", { peers: everyone.map((p) => this.info(p)) });
     for (const peer of peers) {
       if (peer.peer_id === me.peer_id || !this.wants(peer)) continue;
-      if (!this.links.has(peer.peer_id) && me.peer_id < peer.peer_id) this.newLink(peer.peer_id, randomHex(8), true);
+      if (!this.links.has(peer.peer_id) && isOfferer(me.peer_id, peer.peer_id)) this.newLink(peer.peer_id, randomHex(8), true);
     }
   }
 
   private wants(other: SignalPeer): boolean {
     const me = this.me;
-    if (!me) return false;
-    return this.options?.mesh === "full" || me.peer_type === "controller" || other.peer_type === "controller";
+    return me !== null && wants(this.options?.mesh ?? "controllers", me, other);
   }
 
   private onFrame(frame: SignalMessage): void {
@@ -286,14 +293,14 @@ export class WebPeer {
           link?.close(false);
           link = this.newLink(frame.from, frame.link, false);
         }
-        void link.onOffer(frame.sdp, frame.epoch);
+        link.onOffer(frame.sdp, frame.epoch);
         return;
       }
       case "answer": {
         const link = this.links.get(frame.from);
         if (link?.linkId !== frame.link) return;
         if (!this.authentic(frame.from, "answer", frame.link, frame.epoch, frame.sdp, frame.auth)) return;
-        void link.onAnswer(frame.sdp, frame.epoch);
+        link.onAnswer(frame.sdp, frame.epoch);
         return;
       }
       case "relay": {
@@ -325,7 +332,8 @@ export class WebPeer {
   private newLink(peerId: string, linkId: string, offerer: boolean): Link {
     const me = this.me;
     if (!me) throw new Error("not started");
-    const link = new Link(me.peer_id, peerId, linkId, offerer, this.opts.iceServers ?? [], {
+    const setup = { me: me.peer_id, peerId, linkId, offerer, iceServers: this.opts.iceServers ?? [] };
+    const link = new Link(setup, {
       up: (l) => {
         this.onUp(l);
       },
@@ -335,6 +343,9 @@ export class WebPeer {
       envelope: (l, envelope) => {
         this.onEnvelope(l, envelope);
       },
+      idle: (l) => {
+        if (this.links.get(l.peerId) === l) this.replica?.channelIdle(l.peerId);
+      },
       signal: (l, kind, sdp, epoch) => {
         const frame: Record<string, unknown> = { type: kind, from: me.peer_id, to: l.peerId, sdp, link: l.linkId, epoch };
         if (this.key !== null) frame.auth = sdpAuth(this.key, kind, me.peer_id, l.peerId, l.linkId, epoch, sdp);
@@ -342,6 +353,7 @@ export class WebPeer {
       },
       relay: (l, epoch, text) =>
         this.client?.send({ type: "relay", from: me.peer_id, to: l.peerId, link: l.linkId, epoch, data: text }) ?? false,
+      hostBusy: () => this.opts.hostBusy?.() ?? false,
     });
     this.links.set(peerId, link);
     if (offerer) link.offer();
@@ -354,38 +366,38 @@ export class WebPeer {
   }
 
   private onUp(link: Link): void {
+    if (this.links.get(link.peerId) !== link) return;
+    this.attempts.delete(link.peerId);
     const peer = this.members.find((m) => m.peer_id === link.peerId);
     if (peer) this.emit("webrtc:connected", { peer: this.info(peer) });
-    const entries = [...this.state.values()];
-    if (entries.length > 0) void link.send({ type: "state", entries }).catch(() => undefined);
+    this.replica?.channelOpen(link.peerId); // before anything else goes on it
   }
 
-  private onDown(link: Link, reason: EndReason, unacked: string[]): void {
+  private onDown(link: Link, reason: DisconnectReason, unacked: string[]): void {
     if (this.links.get(link.peerId) !== link) return;
     const wasUp = link.state === "connected";
     this.links.delete(link.peerId);
     link.close(false);
+    this.replica?.channelClosed(link.peerId);
     if (wasUp) this.emit("webrtc:disconnected", { peer_id: link.peerId, reason, unacknowledged: unacked });
     const peer = this.members.find((m) => m.peer_id === link.peerId);
     const me = this.me;
-    if (!this.stopped && reason !== "left" && peer && me && me.peer_id < peer.peer_id) {
-      setTimeout(() => {
-        if (!this.stopped && !this.links.has(peer.peer_id)) this.newLink(peer.peer_id, randomHex(8), true);
-      }, 500);
-    }
+    if (this.stopped || reason === "left" || !peer || !me || !isOfferer(me.peer_id, peer.peer_id)) return;
+    const attempt = (this.attempts.get(peer.peer_id) ?? 0) + 1;
+    this.attempts.set(peer.peer_id, attempt);
+    setTimeout(() => {
+      const listed = this.members.some((m) => m.peer_id === peer.peer_id);
+      if (!this.stopped && listed && !this.links.has(peer.peer_id)) this.newLink(peer.peer_id, randomHex(8), true);
+    }, backoffMs(attempt));
   }
 
-  private onEnvelope(link: Link, envelope: Envelope): void {
+  private onEnvelope(link: Link, envelope: ControlEnvelope | StateEnvelope): void {
+    if (this.links.get(link.peerId) !== link) return;
     if (envelope.type === "state") {
-      this.takeState(link.peerId, envelope.entries);
+      this.replica?.receivedState(link.peerId, envelope);
       return;
     }
-    if (envelope.type !== "control") return;
-    if (envelope.retain) {
-      this.takeState(link.peerId, [
-        { key: envelope.retain.key, value: envelope.payload, origin: envelope.from, version: envelope.retain.version },
-      ]);
-    }
+    this.replica?.receivedControl(link.peerId, envelope); // its webrtc:state comes first
     if (this.options?.echo && !envelope.echo) {
       const reply: ControlEnvelope = {
         type: "control",
@@ -396,7 +408,7 @@ export class WebPeer {
         echo: true,
         retain: null,
       };
-      void link.send(reply, reply.id).catch(() => undefined);
+      link.send(reply, reply.id).catch(() => undefined);
     }
     const message: MessageParams = {
       from: link.peerId,
@@ -407,50 +419,12 @@ export class WebPeer {
     this.emit("webrtc:message", message);
   }
 
-  // ------------------------------------------------------------ retained state
-
-  private takeState(source: string, entries: StateEntry[]): void {
-    const newer: StateEntry[] = [];
-    for (const entry of entries) {
-      const held = this.state.get(entry.key);
-      if (!later(entry, held)) continue;
-      this.state.set(entry.key, entry);
-      this.seen(entry);
-      newer.push(entry);
-      if (entry.value !== null || (held !== undefined && held.value !== null)) this.emit("webrtc:state", entry);
-    }
-    if (newer.length === 0) return;
-    for (const [peerId, link] of this.links) {
-      if (peerId !== source && link.state === "connected") {
-        const envelope: StateEnvelope = { type: "state", entries: newer };
-        void link.send(envelope).catch(() => undefined);
-      }
-    }
-  }
-
-  private seen(entry: StateEntry): void {
-    const v = entry.version;
-    if (v.time > this.clock.time || (v.time === this.clock.time && v.counter > this.clock.counter)) {
-      this.clock = { time: v.time, counter: v.counter };
-    }
-  }
-
-  private write(key: string, value: unknown): StateEntry {
-    const now = Date.now();
-    this.clock = now > this.clock.time ? { time: now, counter: 0 } : { time: this.clock.time, counter: this.clock.counter + 1 };
-    const entry: StateEntry = { key, value, origin: this.me?.peer_id ?? "", version: { ...this.clock } };
-    const held = this.state.get(key);
-    this.state.set(key, entry);
-    if (value !== null || (held !== undefined && held.value !== null)) this.emit("webrtc:state", entry);
-    return entry;
-  }
-
   // ------------------------------------------------------------ sending
 
   async send(params: SendControlMessageParams): Promise<SendResult> {
     const me = this.me;
     if (!me || this.stopped) throw new RpcError(-32001, "Peer not started: call start_peer first");
-    const size = new TextEncoder().encode(JSON.stringify(params.payload ?? null)).length;
+    const size = valueSize(params.payload ?? null);
     if (size > MAX_PAYLOAD_BYTES) {
       throw new RpcError(-32004, `Payload too large: ${String(size)} bytes`, { size, limit: MAX_PAYLOAD_BYTES });
     }
@@ -476,16 +450,20 @@ export class WebPeer {
       echo: false,
       retain: null,
     };
-    if (params.retain) {
-      const entry = this.write(params.retain, params.payload ?? null);
-      envelope.retain = { key: entry.key, version: entry.version };
-      for (const peerId of connected.filter((p) => !targets.includes(p))) {
-        void this.links.get(peerId)?.send({ type: "state", entries: [entry] }).catch(() => undefined);
+    const retain = params.retain;
+    if (retain !== null && retain !== undefined) {
+      const why = keyProblem(retain);
+      if (why !== null) throw new RpcError(-32602, "Invalid params", { field: "retain", reason: why });
+      try {
+        envelope.retain = this.replica?.write(retain, params.payload ?? null, size) ?? null;
+      } catch (err) {
+        if (!(err instanceof StateError)) throw err;
+        throw new RpcError(-32004, `Retained state full: ${err.message}`, { field: "retain", reason: err.message });
       }
     }
-    const outcomes = await Promise.allSettled(
-      targets.map((p) => this.links.get(p)?.send(envelope, id) ?? Promise.reject(new Error("closed"))),
-    );
+    const going = targets.map((p) => this.links.get(p)?.send(envelope, id) ?? Promise.reject(new Error("closed")));
+    if (retain !== null && retain !== undefined) this.replica?.spread(retain, new Set(targets));
+    const outcomes = await Promise.allSettled(going);
     const sentTo = targets.filter((_, i) => outcomes[i]?.status === "fulfilled");
     const failed = targets.filter((_, i) => outcomes[i]?.status !== "fulfilled");
     if (failed.length > 0) {

@@ -10,7 +10,7 @@ import type {
   SignalMessage,
   SignalPeer,
 } from "../generated/sidecar-types";
-import { Identity, randomHex, registrationStatement, Sealer, sessionKey } from "./crypto";
+import { Identity, randomHex, registrationStatement, Sealer, sessionKey } from "./core/crypto";
 
 export const PROTOCOL_VERSION = 3;
 export const HEARTBEAT_INTERVAL_MS = 2000;

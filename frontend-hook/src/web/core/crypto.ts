@@ -7,7 +7,7 @@ import { ed25519 } from "@noble/curves/ed25519.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 
-import { b64url } from "../pairing";
+import { b64url } from "../../pairing";
 
 const utf8 = new TextEncoder();
 
