@@ -352,7 +352,55 @@ def run_mesh(trace: dict[str, Any], record: bool = False) -> dict[str, Any]:
     return trace
 
 
-RUNNERS = {"link": run_link, "state": run_state, "mesh": run_mesh}
+# -------------------------------------------------------------- follower traces
+
+
+def run_follower(trace: dict[str, Any], record: bool = False) -> dict[str, Any]:
+    """A follower's registration (sidecar/core/follower.py): `follower` {term,
+    keyed, at}; steps at `at` of `received` {frame}, `unsealed` {error} or
+    `tick`, with `out` ({"beat": {seq, term}}, {"deliver": its type}, {"lost":
+    {reason, silent_ms}}), and optionally `deadline` and `term` after the step."""
+    from sidecar.contract import decode_signal
+    from sidecar.core.follower import Beat, Deliver, FollowerCore, Lost
+
+    setup = trace["follower"]
+    core = FollowerCore(term=setup["term"], now=float(setup.get("at", 0)), keyed=setup["keyed"])
+    for n, step in enumerate(trace["steps"]):
+        ((name, args),) = step["in"].items()
+        now = float(step["at"])
+        if name == "received":
+            core.received(decode_signal(json.dumps(args["frame"])), now)
+        elif name == "unsealed":
+            core.unsealed(args["error"], now)
+        elif name == "tick":
+            core.tick(now)
+        else:
+            raise AssertionError(f"unknown input {name!r}")
+        got: list[Any] = []
+        for o in core.take():
+            if isinstance(o, Beat):
+                got.append({"beat": {"seq": o.seq, "term": o.term}})
+            elif isinstance(o, Deliver):
+                got.append({"deliver": msgspec.to_builtins(o.frame)["type"]})
+            elif isinstance(o, Lost):
+                got.append({"lost": {"reason": o.reason, "silent_ms": o.silent_ms}})
+        where = f"step {n} ({name} at {step['at']})"
+        if record:
+            step["out"] = got
+            if "deadline" in step:
+                step["deadline"] = core.next_deadline()
+            if "term" in step:
+                step["term"] = core.term
+            continue
+        assert got == step["out"], f"{where}: outputs"
+        if "deadline" in step:
+            assert core.next_deadline() == step["deadline"], f"{where}: deadline"
+        if "term" in step:
+            assert core.term == step["term"], f"{where}: term"
+    return trace
+
+
+RUNNERS = {"link": run_link, "state": run_state, "mesh": run_mesh, "follower": run_follower}
 
 
 def _ints(value: Any) -> Any:

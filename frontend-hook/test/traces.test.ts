@@ -9,10 +9,11 @@ import { fileURLToPath } from "node:url";
 
 import { describe, expect, it } from "vitest";
 
+import { FollowerCore } from "../src/web/core/follower";
 import { LinkCore, type Output } from "../src/web/core/link";
 import { backoffMs, isOfferer, wants } from "../src/web/core/mesh";
 import { chunks, entryOf, RoomState, StateError, valueSize, wireOf, type Entry } from "../src/web/core/state";
-import type { MeshPolicy, PeerType, StateEntry } from "../src/generated/sidecar-types";
+import type { MeshPolicy, PeerType, SignalMessage, StateEntry } from "../src/generated/sidecar-types";
 
 const VECTORS = resolve(dirname(fileURLToPath(import.meta.url)), "../../tests/vectors");
 const PAD_MIN = 64;
@@ -318,6 +319,41 @@ describe("mesh traces (tests/vectors/mesh)", () => {
         });
       }
       expect(trace.backoff.map((_, i) => backoffMs(i + 1))).toEqual(trace.backoff);
+    });
+  }
+});
+
+// -------------------------------------------------------------- follower
+
+interface FollowerTrace {
+  follower: { term: number; keyed: boolean; at?: number };
+  steps: (Step & { term?: number })[];
+}
+
+describe("follower traces (tests/vectors/follower)", () => {
+  for (const [name, path] of files("follower")) {
+    it(name, () => {
+      const trace = load(path) as FollowerTrace;
+      const core = new FollowerCore({ term: trace.follower.term, keyed: trace.follower.keyed, now: trace.follower.at ?? 0 });
+      trace.steps.forEach((step, n) => {
+        const [[input, a]] = Object.entries(step.in) as [[string, Args]];
+        const now = step.at ?? 0;
+        if (input === "received") core.received(a.frame as unknown as SignalMessage, now);
+        else if (input === "unsealed") core.unsealed(a.error as boolean, now);
+        else if (input === "tick") core.tick(now);
+        else throw new Error(`unknown input ${input}`);
+        const got = core.take().map((o) =>
+          o.kind === "beat"
+            ? { beat: { seq: o.seq, term: o.term } }
+            : o.kind === "deliver"
+              ? { deliver: o.frame.type }
+              : { lost: { reason: o.reason, silent_ms: o.silentMs } },
+        );
+        const where = `step ${n} (${input} at ${String(step.at)})`;
+        expect(got, `${where}: outputs`).toEqual(step.out);
+        if ("deadline" in step) expect(core.nextDeadline(), `${where}: deadline`).toBe(step.deadline);
+        if ("term" in step) expect(core.term, `${where}: term`).toBe(step.term);
+      });
     });
   }
 });

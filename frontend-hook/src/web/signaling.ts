@@ -1,8 +1,9 @@
 /**
  * A web peer's WebSocket to a room's signaling server (docs/protocol.md,
  * "Signaling"): `query` any peer for the room, `register` at the leader (with
- * this page's identity; sealed under the room key in a keyed room), heartbeats
- * every 2 s, and the frames of the data channels' setup and relay.
+ * this page's identity; sealed under the room key in a keyed room), then the
+ * shell of the follower core (./core/follower.ts: heartbeats every 2 s, when
+ * the leader is lost, which frames count) with one timer.
  */
 import type {
   PeerRecord,
@@ -11,10 +12,9 @@ import type {
   SignalPeer,
 } from "../generated/sidecar-types";
 import { Identity, randomHex, registrationStatement, Sealer, sessionKey } from "./core/crypto";
+import { FollowerCore, type Delivered } from "./core/follower";
 
 export const PROTOCOL_VERSION = 3;
-export const HEARTBEAT_INTERVAL_MS = 2000;
-export const MISSED_LIMIT = 3;
 const JOIN_TIMEOUT_MS = 3000;
 
 export class SignalingError extends Error {
@@ -128,6 +128,10 @@ class Session {
     return JSON.stringify(sealed);
   }
 
+  get keyed(): boolean {
+    return this.sealer !== null;
+  }
+
   /** The frame inside a sealed one (null: not sealed with the key, or out of sequence). */
   open(frame: SignalMessage): SignalMessage | null {
     if (this.sealer === null) return frame;
@@ -164,7 +168,7 @@ export async function queryRoom(url: string, room: string, roomKey: string | nul
 }
 
 export interface SignalingHandlers {
-  message(frame: SignalMessage): void;
+  message(frame: Delivered): void;
   lost(reason: string): void;
 }
 
@@ -172,13 +176,15 @@ export interface SignalingHandlers {
 export class SignalingClient {
   private socket: Socket | null = null;
   private session: Session | null = null;
-  private beat: ReturnType<typeof setInterval> | null = null;
-  private lastAck = Date.now();
-  private seq = 0;
+  private core: FollowerCore | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
   private done = false;
-  term = 0;
 
   constructor(private readonly handlers: SignalingHandlers) {}
+
+  get term(): number {
+    return this.core?.term ?? 0;
+  }
 
   async join(
     url: string,
@@ -214,8 +220,7 @@ export class SignalingClient {
         const frame = session.open(raw);
         if (frame === null) throw new SignalingError("unproven_leader", "the leader cannot prove the room key");
         if (frame.type === "registered") {
-          this.term = frame.term;
-          this.listen(socket, session);
+          this.listen(socket, session, new FollowerCore({ term: frame.term, now: performance.now(), keyed: session.keyed }));
           return frame;
         }
       }
@@ -225,33 +230,43 @@ export class SignalingClient {
     }
   }
 
-  private listen(socket: Socket, session: Session): void {
-    this.lastAck = Date.now();
+  private listen(socket: Socket, session: Session, core: FollowerCore): void {
+    this.core = core;
     socket.onFrame = (raw) => {
       const frame = session.open(raw);
-      if (frame === null) {
-        if (raw.type !== "error") this.lose("a frame not sealed with the room key");
-        return;
-      }
-      if (frame.type === "heartbeat_ack") {
-        this.lastAck = Date.now();
-        this.term = Math.max(this.term, frame.term);
-        return;
-      }
-      if (frame.type === "peer_list") this.term = Math.max(this.term, frame.term);
-      this.handlers.message(frame);
+      if (frame === null) core.unsealed(raw.type === "error", performance.now());
+      else core.received(frame, performance.now());
+      this.carryOut(core);
     };
     socket.onClose = (reason) => {
       this.lose(`leader ${reason}`);
     };
-    this.beat = setInterval(() => {
-      if (Date.now() - this.lastAck > HEARTBEAT_INTERVAL_MS * MISSED_LIMIT) {
-        this.lose("no heartbeat ack");
-        return;
-      }
-      this.seq += 1;
-      this.send({ type: "heartbeat", seq: this.seq, term: this.term });
-    }, HEARTBEAT_INTERVAL_MS);
+    this.arm(core);
+  }
+
+  private carryOut(core: FollowerCore): void {
+    for (const o of core.take()) {
+      if (o.kind === "deliver") this.handlers.message(o.frame);
+      else if (o.kind === "beat") this.send({ type: "heartbeat", seq: o.seq, term: o.term });
+      else if (o.reason === "unsealed") this.lose("a frame not sealed with the room key");
+      else this.lose(`no heartbeat ack for ${(o.silentMs / 1000).toFixed(1)} s`);
+    }
+    this.arm(core);
+  }
+
+  private arm(core: FollowerCore): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const deadline = core.nextDeadline();
+    if (deadline === null || this.done) return;
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        core.tick(performance.now());
+        this.carryOut(core);
+      },
+      Math.max(0, deadline - performance.now()),
+    );
   }
 
   get connected(): boolean {
@@ -279,7 +294,7 @@ export class SignalingClient {
   }
 
   private stop(): void {
-    if (this.beat !== null) clearInterval(this.beat);
-    this.beat = null;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
   }
 }

@@ -1,4 +1,6 @@
-"""A follower's connection to the leader's signaling server (aiohttp)."""
+"""A follower's connection to the leader's signaling server (aiohttp): the join
+handshake, then the shell of `sidecar.core.follower.FollowerCore` (heartbeats,
+loss, which frames count)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,6 @@ from sidecar.contract import (
     Candidate,
     Challenge,
     Heartbeat,
-    HeartbeatAck,
     Leave,
     Offer,
     PeerList,
@@ -30,7 +31,7 @@ from sidecar.contract import (
     SignalPeer,
     decode_signal,
 )
-from sidecar.core.clock import overslept
+from sidecar.core.follower import Beat, Deliver, FollowerCore, Lost
 from sidecar.core.identity import Identity, registration_statement
 from sidecar.core.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, new_nonce, session_key
 from sidecar.core.signaling import (
@@ -111,12 +112,12 @@ class SignalingClient:
         self._me: SignalPeer | None = None
         self._leader_id: str | None = None
         self._term = 0
-        self._last_ack = 0.0
         self._tasks: list[asyncio.Task[None]] = []
         self._teardown: asyncio.Task[None] | None = None
         self._closing = False
         self._lost = False
         self._sealer: Sealer | None = None  # a keyed room's session
+        self._core: FollowerCore | None = None
 
     @property
     def leader_id(self) -> str | None:
@@ -125,7 +126,7 @@ class SignalingClient:
     @property
     def term(self) -> int:
         """The leader's term as last heard (Registered, PeerList, HeartbeatAck)."""
-        return self._term
+        return self._core.term if self._core is not None else self._term
 
     @property
     def connected(self) -> bool:
@@ -178,10 +179,16 @@ class SignalingClient:
         self._me = me
         self._leader_id = registered.leader_id
         self._term = registered.term
-        self._last_ack = asyncio.get_running_loop().time()
+        self._core = FollowerCore(
+            term=registered.term,
+            now=_now_ms(),
+            keyed=self._sealer is not None,
+            interval_ms=self._interval * 1000,
+            missed_limit=self._missed_limit,
+        )
         self._tasks = [
             asyncio.create_task(self._read_loop(ws), name="signaling-client-read"),
-            asyncio.create_task(self._heartbeat_loop(ws), name="signaling-client-heartbeat"),
+            asyncio.create_task(self._clock(ws), name="signaling-client-heartbeat"),
         ]
         return registered
 
@@ -279,6 +286,8 @@ class SignalingClient:
         self._lose(reason.strip())
 
     def _on_frame(self, text: str) -> None:
+        core = self._core
+        assert core is not None
         try:
             received = decode_signal(text)
         except msgspec.DecodeError as exc:
@@ -286,64 +295,57 @@ class SignalingClient:
             return
         msg = self._unseal(received)
         if msg is None:
+            core.unsealed(isinstance(received, SignalError), _now_ms())
             if isinstance(received, SignalError):  # refusals come unsealed
                 log.warning("signaling: leader says %s: %s", received.code, received.message)
-                return
-            self._lose("a frame that is not sealed with the room's key, or out of sequence")
-            return
-        match msg:
-            case HeartbeatAck():
-                self._last_ack = asyncio.get_running_loop().time()
-                self._term = max(self._term, msg.term)
-            case PeerList():
-                if msg.term < self._term:
-                    log.debug("signaling: ignoring a peer list of stale term %d", msg.term)
-                    return
-                # leader_id stays the one we are connected to: a list naming
-                # another leader is a redirect, and the close follows.
-                self._term = msg.term
-                call_safely(self._on_peer_list, msg)
-            case Offer() | Answer() | Candidate() | Relay():
-                call_safely(self._on_signal, msg)
-            case Rekey() if self._sealer is not None:
-                call_safely(self._on_rekey, msg.room_key)
-            case SignalError():
-                log.warning("signaling: leader says %s: %s", msg.code, msg.message)
-            case _:
-                log.debug("signaling: ignoring %s from the leader", tag(msg))
+        else:
+            core.received(msg, _now_ms())
+        self._carry_out(core)
 
-    async def _heartbeat_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        loop = asyncio.get_running_loop()
-        silence_limit = self._interval * self._missed_limit
-        next_beat = loop.time() + self._interval
-        seq = 0
-        while True:
-            # Sleep to the next beat or the moment silence becomes loss, whichever is first.
-            due = max(loop.time(), min(next_beat, self._last_ack + silence_limit))
-            await asyncio.sleep(due - loop.time())
-            now = loop.time()
-            if slept := overslept(due, now):
-                # We were not running (sleep, SIGSTOP): the leader's silence is ours. Beat
-                # now; what it sent meanwhile (an ack, or its close) is read next.
-                log.info("signaling: woke %.1f s late; asking the leader again", slept)
-                self._last_ack = now
-                next_beat = now
-            if now >= self._last_ack + silence_limit:
-                self._lose(f"no heartbeat ack for {now - self._last_ack:.1f} s")
-                return
-            if now >= next_beat:
-                seq += 1
-                next_beat = max(next_beat + self._interval, now)
-                try:
-                    async with asyncio.timeout(self._interval):
-                        await ws.send_str(self._frame(Heartbeat(seq=seq, term=self._term)))
-                except TimeoutError:
-                    # Our socket takes nothing (and, in a keyed room, a frame half sent
-                    # would put the session out of sequence): the leader is lost to us.
-                    self._lose("could not send a heartbeat within an interval")
-                    return
-                except (ConnectionError, aiohttp.ClientError) as exc:
-                    log.debug("signaling: heartbeat not sent: %s", exc)
+    def _carry_out(self, core: FollowerCore) -> None:
+        for output in core.take():
+            match output:
+                case Deliver(PeerList() as peer_list):
+                    # leader_id stays the one we are connected to: a list naming
+                    # another leader is a redirect, and the close follows.
+                    call_safely(self._on_peer_list, peer_list)
+                case Deliver(Rekey() as rekey):
+                    call_safely(self._on_rekey, rekey.room_key)
+                case Deliver(SignalError() as error):
+                    log.warning("signaling: leader says %s: %s", error.code, error.message)
+                case Deliver(Offer() | Answer() | Candidate() | Relay() as signal):
+                    call_safely(self._on_signal, signal)
+                case Beat(seq, term) if self._ws is not None:
+                    self._beat(self._ws, seq, term)
+                case Lost("unsealed"):
+                    self._lose("a frame that is not sealed with the room's key, or out of sequence")
+                case Lost(_, silent_ms):
+                    self._lose(f"no heartbeat ack for {silent_ms / 1000:.1f} s")
+
+    async def _clock(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Wakes the core at its deadline (one timer)."""
+        core = self._core
+        assert core is not None
+        while (deadline := core.next_deadline()) is not None:
+            await asyncio.sleep(max(0.0, (deadline - _now_ms()) / 1000))
+            core.tick(_now_ms())
+            self._carry_out(core)
+
+    def _beat(self, ws: aiohttp.ClientWebSocketResponse, seq: int, term: int) -> None:
+        async def send() -> None:
+            try:
+                async with asyncio.timeout(self._interval):
+                    await ws.send_str(self._frame(Heartbeat(seq=seq, term=term)))
+            except TimeoutError:
+                # Our socket takes nothing (and, in a keyed room, a frame half sent
+                # would put the session out of sequence): the leader is lost to us.
+                self._lose("could not send a heartbeat within an interval")
+            except (ConnectionError, aiohttp.ClientError) as exc:
+                log.debug("signaling: heartbeat not sent: %s", exc)
+
+        task = asyncio.create_task(send(), name="signaling-client-beat")
+        self._tasks.append(task)
+        task.add_done_callback(self._tasks.remove)
 
     def _lose(self, reason: str) -> None:
         if self._closing or self._lost:
@@ -443,3 +445,7 @@ async def _next_join_frame(
     code = _CLOSE_TO_JOIN_CODE.get(close_code, "refused") if close_code else "refused"
     reason = refusal[-1].message if refusal else f"closed with {close_code} {frame.extra or ''}"
     raise JoinFailed(reason.strip(), code)
+
+
+def _now_ms() -> float:
+    return asyncio.get_running_loop().time() * 1000.0
