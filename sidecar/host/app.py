@@ -15,7 +15,7 @@ import sys
 import threading
 
 from sidecar.host.rpc import RpcServer
-from sidecar.host.service import Peer
+from sidecar.host.service import Service
 from sidecar.host.stdio import EOF_MARK, LineItem, StdinReader, StdoutWriter
 from sidecar.node.node import CHANNEL_MODULES, ROOM_MODULES, import_modules
 
@@ -100,11 +100,11 @@ async def serve(in_fd: int = 0, out_fd: int | None = None) -> int:
 
     writer = StdoutWriter(out, stdout_broken, loop)
     server: RpcServer
-    peer = Peer(
+    service = Service(
         notify=lambda method, params, soon=False: server.notify(method, params, soon=soon),
         host=writer,
     )
-    server = RpcServer(peer, writer.write_line)
+    server = RpcServer(service, writer.write_line)
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         name = signal.Signals(signum).name
@@ -155,7 +155,7 @@ async def serve(in_fd: int = 0, out_fd: int | None = None) -> int:
         for task in pending:
             task.cancel()
     try:
-        await asyncio.wait_for(peer.stop(), LEAVE_S)
+        await asyncio.wait_for(service.stop(), LEAVE_S)
     except Exception:
         log.exception("leaving the network did not finish cleanly")
     if not writer.close(FLUSH_S):

@@ -27,50 +27,50 @@ from sidecar.contract import (
     StateEntry,
 )
 from sidecar.host import errors
-from sidecar.host.service import Peer
+from sidecar.host.service import Service
 
 
-async def _start_peer(peer: Peer, p: Any) -> Any:
-    return await peer.start(p)
+async def _start_peer(service: Service, p: Any) -> Any:
+    return await service.start(p)
 
 
-async def _stop_peer(peer: Peer, _: Any) -> Any:
-    await peer.stop()
+async def _stop_peer(service: Service, _: Any) -> Any:
+    await service.stop()
     return None
 
 
-async def _send_control_message(peer: Peer, p: Any) -> Any:
-    return await peer.send(p)
+async def _send_control_message(service: Service, p: Any) -> Any:
+    return await service.send(p)
 
 
-async def _get_connected_peers(peer: Peer, _: Any) -> Any:
-    return peer.connected_peers()
+async def _get_connected_peers(service: Service, _: Any) -> Any:
+    return service.connected_peers()
 
 
-async def _get_leader_status(peer: Peer, _: Any) -> Any:
-    return peer.leader_status()
+async def _get_leader_status(service: Service, _: Any) -> Any:
+    return service.leader_status()
 
 
-async def _get_state(peer: Peer, _: Any) -> Any:
-    return peer.state()
+async def _get_state(service: Service, _: Any) -> Any:
+    return service.state()
 
 
-async def _open_pairing(peer: Peer, p: Any) -> Any:
-    return peer.open_pairing(p)
+async def _open_pairing(service: Service, p: Any) -> Any:
+    return service.open_pairing(p)
 
 
-async def _close_pairing(peer: Peer, _: Any) -> Any:
-    peer.close_pairing()
+async def _close_pairing(service: Service, _: Any) -> Any:
+    service.close_pairing()
     return None
 
 
-async def _rotate_room_key(peer: Peer, _: Any) -> Any:
-    peer.rotate_room_key()
+async def _rotate_room_key(service: Service, _: Any) -> Any:
+    service.rotate_room_key()
     return None
 
 
-async def _ping_peer(peer: Peer, p: Any) -> Any:
-    return await peer.ping(p.peer_id)
+async def _ping_peer(service: Service, p: Any) -> Any:
+    return await service.ping(p.peer_id)
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class MethodSpec:
     params: type[Struct]
     result: Any  # a type msgspec can describe in JSON Schema
     errors: tuple[int, ...]
-    call: Callable[[Peer, Any], Awaitable[Any]]
+    call: Callable[[Service, Any], Awaitable[Any]]
     bounded_inside: bool = False
     """True when the call cannot wait without a bound of its own; the others
     run under the dispatcher's METHOD_TIMEOUT_S (which costs a timer a call)."""

@@ -41,7 +41,7 @@ from sidecar.contract import ParamError, convert_params
 from sidecar.host import errors
 from sidecar.host.errors import ApiError
 from sidecar.host.methods import METHODS, MethodSpec
-from sidecar.host.service import Peer
+from sidecar.host.service import Service
 from sidecar.host.stdio import Oversize
 
 log = logging.getLogger(__name__)
@@ -85,18 +85,18 @@ def _envelope_problem(entry: Any) -> str | None:
     return None
 
 
-def _bind(spec: MethodSpec, peer: Peer) -> Callable[..., Any]:
+def _bind(spec: MethodSpec, service: Service) -> Callable[..., Any]:
     """Adapt a MethodSpec to jsonrpcserver's calling convention."""
 
     async def method(*args: Any, **kwargs: Any) -> Any:
         try:
             params = convert_params(list(args) if args else kwargs, spec.params)
             if spec.bounded_inside:
-                result = await spec.call(peer, params)
+                result = await spec.call(service, params)
             else:
                 # asyncio.timeout runs the call inline (wait_for would add a task).
                 async with asyncio.timeout(METHOD_TIMEOUT_S):
-                    result = await spec.call(peer, params)
+                    result = await spec.call(service, params)
         except ParamError as exc:
             raise JsonRpcError(errors.INVALID_PARAMS, "Invalid params", exc.as_data()) from None
         except ApiError as exc:
@@ -117,12 +117,12 @@ def _bind(spec: MethodSpec, peer: Peer) -> Callable[..., Any]:
 class RpcServer:
     def __init__(
         self,
-        peer: Peer,
+        service: Service,
         write_line: WriteLine,
         methods: tuple[MethodSpec, ...] = METHODS,
     ) -> None:
         self._write_line = write_line
-        self._methods = {spec.name: _bind(spec, peer) for spec in methods}
+        self._methods = {spec.name: _bind(spec, service) for spec in methods}
         self._encoder = msgspec.json.Encoder()
 
     def notify(self, method: str, params: Struct, *, soon: bool = False) -> None:

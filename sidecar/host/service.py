@@ -1,8 +1,9 @@
-"""The peer: the stdio API's view of this device in the room.
+"""The service behind the stdio API: this device as the host sees it.
 
-`Peer` answers the API's methods (start, stop, send, ping, status, state,
-pairing) and holds the started run (`sidecar.node.node.Run`), which wires the room
-machinery to the data channels and notifies the host.
+`Service` answers the API's methods (start, stop, send, ping, status, state,
+pairing): it checks what the host asked, maps failures to the API's errors,
+and holds the running node (`sidecar.node.node.Node`) between start_peer and
+stop_peer.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from sidecar.contract import (
     ParamError,
     PeerInfo,
     PingResult,
-    RendezvousStatus,
     RoomKeyParams,
     SendControlMessageParams,
     SendResult,
@@ -45,15 +45,15 @@ from sidecar.host.errors import (
     StateFull,
 )
 from sidecar.node.keys import PairingFailed as KeysPairingFailed
+from sidecar.node.keys import window_info
 from sidecar.node.membership import Stopped
 from sidecar.node.node import (
     ROOM_MODULES,
     HostFlow,
+    Node,
     Notify,
-    Run,
     import_modules,
     now_ms,
-    window_info,
 )
 
 log = logging.getLogger(__name__)
@@ -65,25 +65,25 @@ liveness rule (3 missed pings at 2 s), so only a peer that answers pings but
 never acknowledges messages reaches it."""
 
 
-class Peer:
+class Service:
     def __init__(self, notify: Notify, host: HostFlow | None = None) -> None:
         self._notify = notify
         self._host = host
-        self._run: Run | None = None
+        self._node: Node | None = None
 
     # ----------------------------------------------------------------- the API
 
     @property
     def started(self) -> bool:
-        return self._run is not None
+        return self._node is not None
 
-    def _started(self) -> Run:
-        if self._run is None:
+    def _started(self) -> Node:
+        if self._node is None:
             raise NotStarted()
-        return self._run
+        return self._node
 
     async def start(self, options: StartPeerParams) -> PeerInfo:
-        if self._run is not None:
+        if self._node is not None:
             raise AlreadyStarted()
         created: str | None = None
         if options.create_room_key:  # the room's first device: its key is new
@@ -99,23 +99,23 @@ class Peer:
             addresses=[],
             port=0,
         )
-        run = Run(options, me, self._notify, identity, self._host)
-        self._run = run
+        node = Node(options, me, self._notify, identity, self._host)
+        self._node = node
         # Imported off the loop: requests (get_leader_status…) are still answered.
         await asyncio.to_thread(import_modules, *ROOM_MODULES)
         try:
-            if run.stopped:
+            if node.stopped:
                 raise Stopped()
-            await run.open()
+            await node.open()
             if created is not None:
                 self._notify("webrtc:room_key", RoomKeyParams(room_key=created, reason="created"))
             if options.pairing_code is not None:
-                key = await run.paired()
+                key = await node.paired()
                 self._notify("webrtc:paired", PairedParams(room=options.room, room_key=key))
         except BaseException as exc:
-            if self._run is run:
-                self._run = None
-            await run.close()
+            if self._node is node:
+                self._node = None
+            await node.close()
             if isinstance(exc, Stopped):
                 raise NotStarted("stop_peer was called before start_peer completed") from None
             if isinstance(exc, KeysPairingFailed):
@@ -123,62 +123,62 @@ class Peer:
             raise
         log.info(
             "peer started",
-            extra={"peer_id": me.peer_id, "room": options.room, "port": run.me.port},
+            extra={"peer_id": me.peer_id, "room": options.room, "port": node.me.port},
         )
-        return run.info(run.me)
+        return node.info(node.me)
 
     # ------------------------------------------------------------ keyed rooms
 
     def open_pairing(self, params: OpenPairingParams) -> PairingWindow:
-        run = self._started()
+        node = self._started()
         try:
-            window, expires_ms = run.session.keys.open_window(params.ttl_s, params.uses)
+            window, expires_ms = node.membership.keys.open_window(params.ttl_s, params.uses)
         except RuntimeError as exc:
             raise NotKeyed(str(exc)) from None
         return window_info(window, expires_ms)
 
     def close_pairing(self) -> None:
-        self._started().session.keys.close_window()
+        self._started().membership.keys.close_window()
 
     def rotate_room_key(self) -> None:
-        run = self._started()
-        if run.options.room_key is None:
+        node = self._started()
+        if node.options.room_key is None:
             raise NotKeyed("an open room has no key to rotate")
         try:
-            run.session.keys.rotate()
+            node.membership.keys.rotate()
         except RuntimeError as exc:
             raise PeerNotConnected([], f" ({exc})") from None
 
     async def stop(self) -> None:
         """Leave the network; idempotent, so EOF after stop_peer is harmless."""
-        run, self._run = self._run, None
-        if run is None:
+        node, self._node = self._node, None
+        if node is None:
             return
-        await run.close()
-        log.info("peer stopped", extra={"peer_id": run.me.peer_id})
+        await node.close()
+        log.info("peer stopped", extra={"peer_id": node.me.peer_id})
 
     async def send(self, params: SendControlMessageParams) -> SendResult:
         # No await before every channel has sent or queued the message: requests
         # read in order go out in order. The answer waits for the queued ones,
         # which is the backpressure a host flooding a slow peer feels.
-        run = self._started()
+        node = self._started()
         size = payload_size(params.payload)
         if size > MAX_PAYLOAD_BYTES:
             raise PayloadTooLarge(size, MAX_PAYLOAD_BYTES)
-        targets = _targets(run, params)
+        targets = _targets(node, params)
         envelope = ControlEnvelope(
-            id=str(uuid.uuid4()), from_=run.me.peer_id, sent_at=now_ms(), payload=params.payload
+            id=str(uuid.uuid4()), from_=node.me.peer_id, sent_at=now_ms(), payload=params.payload
         )
         if params.retain is not None:  # the map changes first, whoever gets the message
             if why := key_problem(params.retain):
                 raise ParamError("retain", why)
             try:
-                envelope.retain = run.replica.write(params.retain, params.payload, size)
+                envelope.retain = node.replica.write(params.retain, params.payload, size)
             except StateError as exc:
                 raise StateFull(str(exc)) from None
-        sent, queued, failed = _deliver(run, targets, envelope)
+        sent, queued, failed = _deliver(node, targets, envelope)
         if params.retain is not None:
-            run.replica.spread(params.retain, skip={p.peer_id for p in targets})
+            node.replica.spread(params.retain, skip={p.peer_id for p in targets})
         stuck = False
         if queued:
             try:
@@ -200,17 +200,17 @@ class Peer:
 
     def state(self) -> list[StateEntry]:
         """The room's retained state as this peer holds it, by key."""
-        return self._run.replica.current() if self._run is not None else []
+        return self._node.replica.current() if self._node is not None else []
 
     def connected_peers(self) -> list[PeerInfo]:
-        run = self._run
-        if run is None or run.channels is None:
+        node = self._node
+        if node is None or node.channels is None:
             return []
-        return [run.info(peer) for peer in run.channels.connected()]
+        return [node.info(peer) for peer in node.channels.connected()]
 
     def leader_status(self) -> LeaderStatus:
-        run = self._run
-        if run is None:
+        node = self._node
+        if node is None:
             return LeaderStatus(
                 state="idle",
                 leader_id=None,
@@ -221,47 +221,11 @@ class Peer:
                 addresses=[],
                 keyed=False,
             )
-        s = run.session
-        leader_id = s.confirmed_leader()
-        leader = s.find_member(leader_id) if leader_id else None
-        url = None
-        if leader is not None and leader.addresses:
-            url = f"ws://{leader.addresses[0]}:{leader.port}"
-        return LeaderStatus(
-            state=s.state,
-            leader_id=leader_id,
-            is_leader=s.election.is_leader,
-            term=s.election.term,
-            leader=run.info(leader) if leader is not None else None,
-            signaling_url=url,
-            addresses=s.addresses,
-            keyed=s.options.room_key is not None,
-            pairing=(
-                window_info(s.server.pairing, s.keys.wall_ms(s.server.pairing.expires_at))
-                if s.server is not None and s.server.pairing is not None
-                else None
-            ),
-            found_by=s.found_by,
-            display_url=(
-                f"http://{s.addresses[0]}:{s.server.port}/"
-                if s.addresses and s.server is not None and s.server.port
-                else None
-            ),
-            room_addresses=s.room_addresses,
-            rendezvous=[
-                RendezvousStatus(
-                    target=st.target.text,
-                    state=st.state,
-                    addresses=list(st.addresses),
-                    error=st.error,
-                )
-                for st in s.rendezvous.statuses.values()
-            ],
-        )
+        return node.membership.leader_status(node.info)
 
     async def ping(self, peer_id: str) -> PingResult:
-        run = self._started()
-        link = run.channels.link(peer_id) if run.channels else None
+        node = self._started()
+        link = node.channels.link(peer_id) if node.channels else None
         if link is None:
             raise PeerNotConnected([peer_id])
         try:
@@ -271,8 +235,8 @@ class Peer:
             raise PeerNotConnected([peer_id], detail) from None
 
 
-def _targets(run: Run, params: SendControlMessageParams) -> list[SignalPeer]:
-    channels = run.channels
+def _targets(node: Node, params: SendControlMessageParams) -> list[SignalPeer]:
+    channels = node.channels
     """Who a message goes to; every peer named must have an open channel."""
     connected = {p.peer_id: p for p in channels.connected()} if channels else {}
     if params.to is None:
@@ -289,13 +253,13 @@ def _targets(run: Run, params: SendControlMessageParams) -> list[SignalPeer]:
 
 
 def _deliver(
-    run: Run, targets: list[SignalPeer], envelope: ControlEnvelope
+    node: Node, targets: list[SignalPeer], envelope: ControlEnvelope
 ) -> tuple[list[str], dict[str, asyncio.Future[None]], list[str]]:
     """Hand the message to each target's channel, without awaiting anything.
 
     Returns who it went to, who queued it behind a full send window (with
     the future of its going), and whose channel had closed meanwhile."""
-    channels = run.channels
+    channels = node.channels
     sent: list[str] = []
     queued: dict[str, asyncio.Future[None]] = {}
     failed: list[str] = []

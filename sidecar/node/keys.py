@@ -1,11 +1,13 @@
-"""The room key of a running session: got by pairing, lent by pairing
-windows, rotated by a member (docs/api.md, "Keyed rooms and pairing").
+"""The room key of a running node: got by pairing, lent by pairing windows,
+rotated by a member (docs/api.md, "Keyed rooms and pairing").
 
-`RoomKeys` belongs to a `sidecar.node.membership.Session` and uses only its public
-parts: the signaling server (pairing windows, rekeys to the members), the
-client of the leader (a follower's rekey), mDNS and the rendezvous asker
-(they sign and check with the key). What the host should hear goes up
-through the session's events.
+`RoomKeys` reaches the rest of the node only through `KeyPorts`, a narrow
+interface its membership implements (sidecar.node.membership): where the key
+is used (signaling, mDNS, rendezvous, our record), how a new key reaches the
+room, the pairing window of our server, and the places to try a pairing
+code. What the host should hear goes up through `KeyEvents`. The network
+steps of pairing (`pair_with`, `resolve`) are given to it, so its rules run
+in unit tests without a network (tests/unit/test_keys.py).
 """
 
 from __future__ import annotations
@@ -14,16 +16,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, Protocol
 
-import msgspec
-
-from sidecar.contract import Rekey, RoomKeyReason
+from sidecar.contract import PairingWindow, RoomKeyReason, Target
 from sidecar.core.pairing import MAX_TRIES, Window, new_code, new_room_key
-
-if TYPE_CHECKING:
-    from sidecar.core.registry import PairingUpdate
-    from sidecar.node.membership import Session
+from sidecar.core.registry import PairingUpdate
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +35,52 @@ RETRY_TARGET_S = 1.0
 
 class KeyEvents(Protocol):
     def room_key_changed(self, room_key: str, reason: RoomKeyReason | None) -> None:
-        """The session uses this key from now on (`reason`: tell the host why)."""
+        """The node uses this key from now on (`reason`: tell the host why)."""
 
     def pairing_changed(self, update: PairingUpdate) -> None:
         """This peer's pairing window changed."""
+
+
+class KeyPorts(Protocol):
+    """What `RoomKeys` needs of the membership that holds it, and nothing more."""
+
+    @property
+    def room(self) -> str: ...
+
+    @property
+    def room_key(self) -> str | None: ...
+
+    def use_key(self, room_key: str) -> None:
+        """Sign and check with `room_key` from now on: signaling, mDNS, rendezvous,
+        and our record published anew."""
+
+    def send_rekey(self, room_key: str) -> bool:
+        """Hand a new key to the room (leading: to every member; following: to the
+        leader, which passes it on); False when in no room."""
+
+    def open_window(self, window: Window) -> bool:
+        """Open a pairing window on our server; False when there is none."""
+
+    def close_window(self) -> None: ...
+
+    def rendezvous_targets(self) -> Iterable[Target]: ...
+
+    def resolved(self, target: Target, addresses: list[str]) -> None:
+        """A rendezvous target's name resolved to these addresses."""
+
+    def may_contact(self, address: str) -> bool: ...
+
+    def is_me(self, address: str, port: int) -> bool: ...
+
+    def now(self) -> float:
+        """The node's clock (the event loop's), in seconds."""
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> Any: ...
+
+
+PairWith = Callable[[str, int, str, str, float], Awaitable[str]]
+"""(address, port, room, code, timeout) -> the room key; raises PairFailed."""
+Resolve = Callable[[Target], Awaitable[list[str]]]
 
 
 class PairingFailed(Exception):
@@ -48,9 +88,18 @@ class PairingFailed(Exception):
 
 
 class RoomKeys:
-    def __init__(self, session: Session, events: KeyEvents) -> None:
-        self._session = session
+    def __init__(
+        self,
+        ports: KeyPorts,
+        events: KeyEvents,
+        *,
+        pair_with: PairWith | None = None,
+        resolve: Resolve | None = None,
+    ) -> None:
+        self._ports = ports
         self._events = events
+        self._pair_with = pair_with
+        self._resolve = resolve
         self.paired: asyncio.Future[str] | None = None
         """While pairing: the room key, once a member gave it."""
         self._targets: dict[tuple[str, int], float] = {}  # (address, port) -> last tried
@@ -64,15 +113,7 @@ class RoomKeys:
 
     def use(self, room_key: str, reason: RoomKeyReason | None) -> None:
         """Everything signs and checks with `room_key` from now on."""
-        s = self._session
-        s.options = msgspec.structs.replace(s.options, room_key=room_key, pairing_code=None)
-        if s.server is not None:
-            s.server.set_key(room_key)
-        if s.discovery is not None:
-            s.discovery.set_room_key(room_key)
-        if s.asker is not None:
-            s.asker.set_room_key(room_key)
-        s.publish_needed.set()  # our record, signed with the new key
+        self._ports.use_key(room_key)
         self._events.room_key_changed(room_key, reason)
 
     # -------------------------------------------------------- rotation
@@ -80,20 +121,15 @@ class RoomKeys:
     def rotate(self) -> str:
         """A new room key for every member present; raises RuntimeError when
         this peer is in no room (the members could not hear of it)."""
-        s = self._session
         key = new_room_key()
-        if s.server is not None and s.server.leading:
-            s.server.rekey(key)
-        elif s.client is not None and s.client.connected:
-            s.spawn(s.client.send(Rekey(room_key=key)))
-        else:
+        if not self._ports.send_rekey(key):
             raise RuntimeError("not connected to the room's leader: the members cannot hear of it")
         self.use(key, "rotated")
         return key
 
     def rekeyed(self, room_key: str) -> None:
         """A member rotated the key (we heard it from the leader, or as leader)."""
-        if room_key != self._session.options.room_key:
+        if room_key != self._ports.room_key:
             log.info("the room key was rotated by a member")
             self.use(room_key, "rotated")
 
@@ -102,34 +138,36 @@ class RoomKeys:
     def open_window(self, ttl_s: float, uses: int) -> tuple[Window, int]:
         """A new pairing window (it replaces an open one): the window, and when
         it expires in ms since the epoch."""
-        s = self._session
-        if s.options.room_key is None or s.server is None:
+        if self._ports.room_key is None:
             raise RuntimeError("an open room has no key to pair with")
         window = Window(
-            code=new_code(), expires_at=s.now() + ttl_s, tries_left=MAX_TRIES, uses_left=uses
+            code=new_code(),
+            expires_at=self._ports.now() + ttl_s,
+            tries_left=MAX_TRIES,
+            uses_left=uses,
         )
-        s.server.open_pairing(window)
+        if not self._ports.open_window(window):
+            raise RuntimeError("not in a room yet")
         return window, self.wall_ms(window.expires_at)
 
     def close_window(self) -> None:
-        if self._session.server is not None:
-            self._session.server.close_pairing()
+        self._ports.close_window()
 
     def wall_ms(self, loop_time: float) -> int:
-        return int(time.time() * 1000 + (loop_time - self._session.now()) * 1000)
+        return int(time.time() * 1000 + (loop_time - self._ports.now()) * 1000)
 
     # ------------------------------------------------ pairing in (a new device)
 
     def start_pairing(self, code: str) -> None:
         self.paired = asyncio.get_running_loop().create_future()
-        self._session.spawn(self._pair(code))
+        self._ports.spawn(self._pair(code))
 
     def found(self, addresses: list[str], port: int) -> None:
         """A member's server seen (mDNS, while pairing): a place to try the code."""
         if not self.pairing_in_progress:
             return
         for address in addresses:
-            if self._session.may_contact(address):
+            if self._ports.may_contact(address):
                 self._targets.setdefault((address, port), 0.0)
         self._found.set()
 
@@ -137,24 +175,26 @@ class RoomKeys:
         from sidecar.net.signaling.pair import PairFailed, pair_with
         from sidecar.net.signaling.query import QueryFailed, resolve
 
+        pair = self._pair_with or pair_with
+        resolve_target = self._resolve or resolve
         assert self.paired is not None
-        s = self._session
-        for target in s.rendezvous.targets:
+        p = self._ports
+        for target in p.rendezvous_targets():
             with contextlib.suppress(QueryFailed):
-                for address in await resolve(target):
-                    s.rendezvous.resolved(target, [address])
+                for address in await resolve_target(target):
+                    p.resolved(target, [address])
                     self._targets.setdefault((address, target.port), 0.0)
-        deadline = s.now() + PAIR_TIMEOUT_S
+        deadline = p.now() + PAIR_TIMEOUT_S
         last_error = "no member of the room with an open pairing window was found"
         try:
-            while s.now() < deadline:
-                due = [t for t, at in self._targets.items() if s.now() - at >= RETRY_TARGET_S]
+            while p.now() < deadline:
+                due = [t for t, at in self._targets.items() if p.now() - at >= RETRY_TARGET_S]
                 for address, port in due:
-                    if self._is_me(address, port):
+                    if p.is_me(address, port):
                         continue
-                    self._targets[(address, port)] = s.now()
+                    self._targets[(address, port)] = p.now()
                     try:
-                        key = await pair_with(address, port, s.options.room, code, PAIR_ATTEMPT_S)
+                        key = await pair(address, port, p.room, code, PAIR_ATTEMPT_S)
                     except PairFailed as exc:
                         last_error = f"{address}:{port}: {exc}"
                         log.info("pairing with %s:%d: %s", address, port, exc)
@@ -174,6 +214,11 @@ class RoomKeys:
             if not self.paired.done():
                 self.paired.set_exception(exc)
 
-    def _is_me(self, address: str, port: int) -> bool:
-        s = self._session
-        return address in s.addresses and s.server is not None and port == s.server.port
+
+def window_info(window: Window, expires_ms: int) -> PairingWindow:
+    return PairingWindow(
+        code=window.code,
+        expires_at=expires_ms,
+        tries_left=max(window.tries_left, 0),
+        uses_left=max(window.uses_left, 0),
+    )

@@ -1,15 +1,16 @@
-"""The room as one running peer takes part in it: from start_peer to stop_peer.
+"""This device's membership of the room, from start_peer to stop_peer.
 
-A `Session` owns this peer's network view (sidecar.core.netview), the election
+A `Membership` owns this peer's network view (sidecar.core.netview), the election
 (sidecar.core.election) and the adapters that do their I/O: the mDNS discovery,
 the signaling server every peer binds, and the client that joins the leader.
 It carries out the election's decisions and follows the network: it binds to
 the addresses there are when they come, rebinds when they change, and pauses
 the election while there are none.
 
-What the host should hear goes up through `SessionEvents` (sidecar.host.service turns
-it into notifications and feeds the data channels); the session never
-touches the data channels itself.
+What the host should hear goes up through `MembershipEvents` (sidecar.node.node
+turns it into notifications and feeds the data channels); the membership never
+touches the data channels itself. Its room key is `RoomKeys`' (sidecar.node.keys),
+which reaches the membership only through the `KeyPorts` it implements.
 """
 
 from __future__ import annotations
@@ -19,30 +20,38 @@ import contextlib
 import ipaddress
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
 
 from sidecar.contract import (
     Answer,
     Candidate,
     FoundBy,
     LeaderState,
+    LeaderStatus,
     Offer,
+    PeerInfo,
     PeerList,
     PeerRecord,
     PeerSignal,
+    Rekey,
     Relay,
+    RendezvousStatus,
     Role,
     SignalMessage,
     SignalPeer,
     StartPeerParams,
+    Target,
 )
 from sidecar.core import netview
 from sidecar.core.election import BecomeLeader, Decision, Election, Follow, Retermed
 from sidecar.core.identity import Identity
 from sidecar.core.netview import Attach, NetChange, NetView, Offline, Online
+from sidecar.core.pairing import Window
 from sidecar.core.rendezvous import Rendezvous, parse_targets
-from sidecar.node.keys import KeyEvents, RoomKeys
+from sidecar.node.keys import KeyEvents, RoomKeys, window_info
 
 if TYPE_CHECKING:
     from sidecar.net.discovery import Discovery
@@ -76,10 +85,10 @@ STOP_S = 1.5
 
 
 class Stopped(Exception):
-    """The session was closed (stop_peer) while it was starting."""
+    """The membership was closed (stop_peer) while it was starting."""
 
 
-class SessionEvents(KeyEvents, Protocol):
+class MembershipEvents(KeyEvents, Protocol):
     def room_changed(self) -> None:
         """The leader, the term or the membership may have changed."""
 
@@ -94,12 +103,12 @@ class SessionEvents(KeyEvents, Protocol):
         """An offer, answer or candidate addressed to us."""
 
 
-class Session:
+class Membership:
     def __init__(
         self,
         options: StartPeerParams,
         me: SignalPeer,
-        events: SessionEvents,
+        events: MembershipEvents,
         wanted: tuple[str, ...] | None,
         identity: Identity,
     ) -> None:
@@ -182,13 +191,59 @@ class Session:
                 on_records=self._answered,
                 online=lambda: self.net.online,
                 in_room=lambda: self.confirmed_leader() is not None,
-                is_me=lambda address, port: (
-                    address in self.addresses
-                    and self.server is not None
-                    and port == self.server.port
-                ),
+                is_me=self.is_me,
             )
             self._spawn(self.asker.run())
+
+    # ------------------------------------------------- the room key (KeyPorts)
+
+    @property
+    def room(self) -> str:
+        return self.options.room
+
+    @property
+    def room_key(self) -> str | None:
+        return self.options.room_key
+
+    def use_key(self, room_key: str) -> None:
+        """Sign and check with `room_key` from now on (a pairing gave it, or the
+        room's key was rotated)."""
+        self.options = msgspec.structs.replace(self.options, room_key=room_key, pairing_code=None)
+        if self.server is not None:
+            self.server.set_key(room_key)
+        if self.discovery is not None:
+            self.discovery.set_room_key(room_key)
+        if self.asker is not None:
+            self.asker.set_room_key(room_key)
+        self.publish_needed.set()  # our record, signed with the new key
+
+    def send_rekey(self, room_key: str) -> bool:
+        if self.server is not None and self.server.leading:
+            self.server.rekey(room_key)
+        elif self.client is not None and self.client.connected:
+            self.spawn(self.client.send(Rekey(room_key=room_key)))
+        else:
+            return False
+        return True
+
+    def open_window(self, window: Window) -> bool:
+        if self.server is None:
+            return False
+        self.server.open_pairing(window)
+        return True
+
+    def close_window(self) -> None:
+        if self.server is not None:
+            self.server.close_pairing()
+
+    def rendezvous_targets(self) -> Iterable[Target]:
+        return self.rendezvous.targets
+
+    def resolved(self, target: Target, addresses: list[str]) -> None:
+        self.rendezvous.resolved(target, addresses)
+
+    def is_me(self, address: str, port: int) -> bool:
+        return address in self.addresses and self.server is not None and port == self.server.port
 
     def _check_open(self) -> None:
         if self.closed:
@@ -231,7 +286,7 @@ class Session:
         return self._loop_time()
 
     def now(self) -> float:
-        """The session's clock (the event loop's), in seconds."""
+        """The membership's clock (the event loop's), in seconds."""
         return self._loop_time()
 
     # ------------------------------------------------------------ the network
@@ -445,7 +500,7 @@ class Session:
     def _feed(self, decisions: list[Decision]) -> None:
         """Carry out the election's decisions, then tell the host what changed."""
         if self.closed:
-            return  # a late event from a stopped session
+            return  # a late event from a stopped membership
         for decision in decisions:
             log.info("election: %s", decision, extra={"term": self.election.term})
             if isinstance(decision, BecomeLeader):
@@ -607,6 +662,48 @@ class Session:
         return True
 
     # ----------------------------------------------------------- what we show
+
+    def leader_status(self, describe: Callable[[SignalPeer], PeerInfo]) -> LeaderStatus:
+        """get_leader_status: the room as this membership sees it (`describe`: a
+        member as the host sees it, its channel included)."""
+        leader_id = self.confirmed_leader()
+        leader = self.find_member(leader_id) if leader_id else None
+        server = self.server
+        return LeaderStatus(
+            state=self.state,
+            leader_id=leader_id,
+            is_leader=self.election.is_leader,
+            term=self.election.term,
+            leader=describe(leader) if leader is not None else None,
+            signaling_url=(
+                f"ws://{leader.addresses[0]}:{leader.port}"
+                if leader is not None and leader.addresses
+                else None
+            ),
+            addresses=self.addresses,
+            keyed=self.options.room_key is not None,
+            pairing=(
+                window_info(server.pairing, self.keys.wall_ms(server.pairing.expires_at))
+                if server is not None and server.pairing is not None
+                else None
+            ),
+            found_by=self.found_by,
+            display_url=(
+                f"http://{self.addresses[0]}:{server.port}/"
+                if self.addresses and server is not None and server.port
+                else None
+            ),
+            room_addresses=self.room_addresses,
+            rendezvous=[
+                RendezvousStatus(
+                    target=st.target.text,
+                    state=st.state,
+                    addresses=list(st.addresses),
+                    error=st.error,
+                )
+                for st in self.rendezvous.statuses.values()
+            ],
+        )
 
     def _record(self) -> PeerRecord:
         e = self.election

@@ -1,11 +1,11 @@
-"""A started peer: the room machinery and the data channels of one run, wired.
+"""One running node: its membership of the room and its data channels, wired.
 
-A `Run` is what `sidecar.host.service.Peer` holds between start_peer and stop_peer:
-the session (`sidecar.node.membership.Session`: network, discovery, election,
-signaling, the room key) and, once aiortc has loaded, the data channels
-(`sidecar.net.channels.Channels`) with the retained state over them
-(`sidecar.core.replica.Replica`). It receives the session's and the channels'
-events and turns them into notifications for the host.
+A `Node` is what `sidecar.host.service.Service` holds between start_peer and
+stop_peer: the membership (`sidecar.node.membership.Membership`: network,
+discovery, election, signaling, the room key) and, once aiortc has loaded, the
+data channels (`sidecar.net.channels.Channels`) with the retained state over
+them (`sidecar.core.replica.Replica`). It receives the membership's and the
+channels' events and turns them into notifications for the host.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ from sidecar.contract import (
     NetworkChangedParams,
     PairingParams,
     PairingState,
-    PairingWindow,
     ParamError,
     PeerInfo,
     PeerListChangedParams,
@@ -45,9 +44,9 @@ from sidecar.contract import (
     StateEnvelope,
 )
 from sidecar.core.identity import Identity
-from sidecar.core.pairing import Window
 from sidecar.core.replica import Replica
-from sidecar.node.membership import Session, Stopped
+from sidecar.node.keys import window_info
+from sidecar.node.membership import Membership, Stopped
 
 if TYPE_CHECKING:
     # The network stack (aiohttp, zeroconf, aiortc) is imported when a
@@ -107,8 +106,8 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class Run:
-    """One started peer: its session, its channels, and what the host was told."""
+class Node:
+    """One started peer: its membership, its channels, and what the host was told."""
 
     def __init__(
         self,
@@ -128,7 +127,7 @@ class Run:
             raise ParamError("interfaces", str(exc)) from None
         self.notify = notify
         self.host: HostFlow = host or _AlwaysReading()
-        self.session = Session(options, me, self, wanted, identity)
+        self.membership = Membership(options, me, self, wanted, identity)
         self.channels: Channels | None = None
         """None until aiortc is imported (see load_channels)."""
         self.replica = Replica(
@@ -146,24 +145,24 @@ class Run:
 
     @property
     def options(self) -> StartPeerParams:
-        return self.session.options
+        return self.membership.options
 
     @property
     def me(self) -> SignalPeer:
-        return self.session.me
+        return self.membership.me
 
     async def open(self) -> None:
         from sidecar.net import netifs
 
-        self.session.spawn(self.load_channels())
-        await self.session.open(netifs.snapshot)
+        self.membership.spawn(self.load_channels())
+        await self.membership.open(netifs.snapshot)
 
     async def close(self) -> None:
         self.stopped = True
         steps = []
         if self.channels is not None:
             steps.append(self.channels.close())  # says bye on every channel first
-        steps.append(self.session.close())
+        steps.append(self.membership.close())
         await asyncio.gather(*steps, return_exceptions=True)
 
     async def load_channels(self) -> None:
@@ -182,40 +181,40 @@ class Run:
             mesh=o.mesh,
             ice_servers=o.ice_servers,
             ice_transport_policy=o.ice_transport_policy,
-            may_contact=self.session.may_contact,
-            interfaces=self.session.addresses,
-            send_signal=self.session.send_signal,
+            may_contact=self.membership.may_contact,
+            interfaces=self.membership.addresses,
+            send_signal=self.membership.send_signal,
             on_connected=self._on_connected,
             on_disconnected=self._on_disconnected,
             on_message=self._on_message,
             on_idle=self.replica.channel_idle,
-            lookup=self.session.find_member,
+            lookup=self.membership.find_member,
             room_key=o.room_key,
             host_busy=lambda: self.host.busy,
         )
         self.host.on_drained(self._host_drained)
         early, self.early_signals = self.early_signals, []
         for msg in early:
-            self.session.spawn(self.channels.handle_signal(msg))
+            self.membership.spawn(self.channels.handle_signal(msg))
         self.room_changed()  # the room so far: opens the channels we offer
 
-    # ------------------------------------------------------- session events
+    # ---------------------------------------------------- membership events
 
     def room_changed(self) -> None:
         """Notify the host of a new leader or a new room membership."""
         if self.stopped:
             return
-        s = self.session
-        leader = (s.confirmed_leader(), s.election.term)
+        m = self.membership
+        leader = (m.confirmed_leader(), m.election.term)
         if leader[0] != self.last_leader[0]:  # also to none: the leader is lost
             self.last_leader = leader
             self.notify(
                 "webrtc:leader_changed",
                 LeaderChangedParams(
-                    leader_id=leader[0], is_leader=s.election.is_leader, term=leader[1]
+                    leader_id=leader[0], is_leader=m.election.is_leader, term=leader[1]
                 ),
             )
-        members = s.members()
+        members = m.members()
         if self.channels is not None:
             self.channels.me = self.me
             self.channels.update_room(members)
@@ -237,14 +236,14 @@ class Run:
         window = update.window
         info = None
         if window is not None:
-            info = window_info(window, self.session.keys.wall_ms(window.expires_at))
+            info = window_info(window, self.membership.keys.wall_ms(window.expires_at))
         state: PairingState = "open" if info is not None else "closed"
         self.notify("webrtc:pairing", PairingParams(state=state, reason=update.reason, window=info))
 
     async def paired(self) -> str:
         """(Pairing) The room key, once a member gave it; raises
         KeysPairingFailed, or Stopped when stop_peer came first."""
-        future = self.session.keys.paired
+        future = self.membership.keys.paired
         assert future is not None
         try:
             return await asyncio.shield(future)
@@ -267,7 +266,7 @@ class Run:
 
     def signal(self, msg: PeerSignal) -> None:
         if self.channels is not None:
-            self.session.spawn(self.channels.handle_signal(msg))
+            self.membership.spawn(self.channels.handle_signal(msg))
         elif len(self.early_signals) < MAX_EARLY_SIGNALS:
             self.early_signals.append(msg)
 
@@ -346,7 +345,7 @@ class Run:
             peer_type=peer.peer_type,
             display_class=peer.display_class,
             started_at=peer.started_at,
-            is_leader=peer.peer_id == self.session.confirmed_leader(),
+            is_leader=peer.peer_id == self.membership.confirmed_leader(),
             connection_state=self.connection_state(peer.peer_id),
             relayed=self.channels.relayed(peer.peer_id) if self.channels else False,
             via=self.channels.via(peer.peer_id) if self.channels else "direct",
@@ -356,12 +355,3 @@ class Run:
 def _echo_went(peer_id: str, went: asyncio.Future[None]) -> None:
     if not went.cancelled() and went.exception() is not None:
         log.warning("echo to %s not sent: channel closed", peer_id)
-
-
-def window_info(window: Window, expires_ms: int) -> PairingWindow:
-    return PairingWindow(
-        code=window.code,
-        expires_at=expires_ms,
-        tries_left=max(window.tries_left, 0),
-        uses_left=max(window.uses_left, 0),
-    )

@@ -11,7 +11,7 @@ import pytest
 import sidecar.net.channels
 from sidecar.contract import Answer, Offer, SignalPeer, StartPeerParams
 from sidecar.core.identity import Identity
-from sidecar.node.node import Run as _Run
+from sidecar.node.node import Node as _Node
 
 
 class RecordingChannels:
@@ -51,7 +51,7 @@ async def test_offers_before_the_channel_layer_are_kept_then_handled_in_order(
     me = SignalPeer(
         peer_id="b-me", name="Lobby", peer_type="display", started_at=1, display_class="lobby"
     )
-    run = _Run(
+    run = _Node(
         StartPeerParams(name="Lobby", peer_type="display", display_class="lobby"),
         me,
         lambda method, params, soon=False: None,
@@ -66,12 +66,12 @@ async def test_offers_before_the_channel_layer_are_kept_then_handled_in_order(
     assert run.channels is None and run.early_signals == early
 
     await run.load_channels()
-    await asyncio.gather(*run.session.tasks)
+    await asyncio.gather(*run.membership.tasks)
     (channels,) = RecordingChannels.made
     assert channels.signals == early and run.early_signals == []
     assert channels.rooms, "the room so far is handed over at once"
 
     late = Answer(from_="a-ctrl", to="b-me", sdp="v=0 late", link="l1", epoch=1)
     run.signal(late)
-    await asyncio.gather(*run.session.tasks)
+    await asyncio.gather(*run.membership.tasks)
     assert channels.signals == [*early, late]

@@ -24,8 +24,8 @@ from sidecar.contract import (
 )
 from sidecar.core.identity import Identity
 from sidecar.host.errors import PeerNotConnected, StateFull
-from sidecar.host.service import Peer
-from sidecar.node.node import Run as _Run
+from sidecar.host.service import Service
+from sidecar.node.node import Node as _Node
 
 Behaviour = Literal["sends", "queues", "closed"]
 
@@ -79,16 +79,18 @@ class FakeChannels:
         return self.links.get(peer_id)
 
 
-def started_peer(links: dict[str, FakeLink], told: list[tuple[str, object]] | None = None) -> Peer:
+def started_peer(
+    links: dict[str, FakeLink], told: list[tuple[str, object]] | None = None
+) -> Service:
     def notify(method: str, params: object, soon: bool = False) -> None:
         if told is not None:
             told.append((method, params))
 
-    peer = Peer(notify=notify)
+    peer = Service(notify=notify)
     options = StartPeerParams(name="Booth", peer_type="controller")
-    run = _Run(options, signal_peer("a-ctrl", "controller"), peer._notify, Identity())
+    run = _Node(options, signal_peer("a-ctrl", "controller"), peer._notify, Identity())
     run.channels = FakeChannels(links)  # type: ignore[assignment]
-    peer._run = run
+    peer._node = run
     return peer
 
 
@@ -160,8 +162,8 @@ async def test_a_channel_that_cannot_take_a_value_now_gets_it_when_it_has_room()
     await peer.send(SendControlMessageParams(payload=2, retain="k", to=[]))
     assert links["b"].sent == []  # marked, not queued: one value per key waits
     links["b"].behaviour = "sends"
-    assert peer._run is not None
-    peer._run.replica.channel_idle("b")
+    assert peer._node is not None
+    peer._node.replica.channel_idle("b")
     (state,) = links["b"].sent
     assert isinstance(state, StateEnvelope)
     assert [(e.key, e.value) for e in state.entries] == [("k", 2)]

@@ -11,14 +11,14 @@ import pytest
 from sidecar.contract import NoParams, PingPeerParams
 from sidecar.host.methods import METHODS, MethodSpec
 from sidecar.host.rpc import RpcServer
-from sidecar.host.service import Peer
+from sidecar.host.service import Service
 from sidecar.host.stdio import Oversize
 
 
 def make_server(methods: tuple[MethodSpec, ...] = METHODS) -> tuple[RpcServer, list[Any]]:
     written: list[Any] = []
     server: RpcServer
-    peer = Peer(notify=lambda method, params, soon=False: server.notify(method, params))
+    peer = Service(notify=lambda method, params, soon=False: server.notify(method, params))
     server = RpcServer(
         peer, lambda line, soon=False: written.append(msgspec.json.decode(line)), methods
     )
@@ -171,12 +171,12 @@ async def test_slow_request_does_not_hold_back_a_fast_one() -> None:
     release = asyncio.Event()
     order: list[str] = []
 
-    async def slow(_peer: Peer, _params: Any) -> Any:
+    async def slow(_service: Service, _params: Any) -> Any:
         await release.wait()
         order.append("slow")
         return "slow"
 
-    async def fast(_peer: Peer, _params: Any) -> Any:
+    async def fast(_service: Service, _params: Any) -> Any:
         order.append("fast")
         return "fast"
 
@@ -198,7 +198,7 @@ async def test_requests_start_in_the_order_read_even_inside_a_batch() -> None:
     """A batch read before a single request is handled before it (sends keep order)."""
     started: list[str] = []
 
-    async def record(_peer: Peer, params: Any) -> Any:
+    async def record(_service: Service, params: Any) -> Any:
         started.append(params.peer_id)
         return None
 
@@ -213,7 +213,7 @@ async def test_requests_start_in_the_order_read_even_inside_a_batch() -> None:
 
 
 async def test_a_crashing_method_is_an_internal_error_and_the_server_lives() -> None:
-    async def broken(_peer: Peer, _params: Any) -> Any:
+    async def broken(_service: Service, _params: Any) -> Any:
         raise RuntimeError("boom")
 
     server, _ = make_server((MethodSpec("broken", "", NoParams, None, (), broken), *METHODS))
