@@ -76,6 +76,7 @@ def openrpc_document() -> dict[str, Any]:
                 "summary": spec.summary,
                 "paramStructure": "by-name",
                 "params": _content_descriptors(params_schema),
+                "x-params-schema": {"$ref": f"#/components/schemas/{spec.params.__name__}"},
                 "result": {"name": f"{spec.name}_result", "schema": roots[f"{spec.name}_result"]},
                 "errors": [{"code": c, "message": ERROR_MESSAGES[c]} for c in spec.errors],
             }

@@ -12,23 +12,23 @@ export interface Sent {
 }
 
 export class Outbox {
-  readonly window = new SendWindow();
+  readonly sendWindow = new SendWindow();
   private readonly unackedList: Sent[] = [];
   /** A transport is open but the other side's `sync` has not come yet. */
   paused = true;
 
   canSend(cost: number): boolean {
-    return !this.paused && this.window.hasRoom(cost);
+    return !this.paused && this.sendWindow.hasRoom(cost);
   }
 
   onSent(message: Sent, now: number): void {
-    this.window.onSent(message.cost, now);
+    this.sendWindow.onSent(message.cost, now);
     this.unackedList.push(message);
   }
 
   onAck(count: number, now: number): void {
-    const before = this.window.acked;
-    this.window.onAck(count, now);
+    const before = this.sendWindow.acked;
+    this.sendWindow.onAck(count, now);
     this.unackedList.splice(0, count - before);
   }
 

@@ -195,7 +195,7 @@ export class LinkCore {
       return Math.min(...due);
     }
     due.push(this.lastHeard + SILENCE_MS);
-    const stalled = this.outbox.window.stalledSince();
+    const stalled = this.outbox.sendWindow.stalledSince();
     if (stalled !== null && !this.peerBusy) due.push(stalled + ACK_STALL_MS);
     due.push(this.nextPing);
     return Math.min(...due);
@@ -468,7 +468,7 @@ export class LinkCore {
       this.fail("timeout");
       return;
     }
-    if (this.outbox.window.stalledFor(now) >= ACK_STALL_MS && !this.peerBusy) {
+    if (this.outbox.sendWindow.stalledFor(now) >= ACK_STALL_MS && !this.peerBusy) {
       this.fail("failed");
       return;
     }
@@ -483,7 +483,7 @@ export class LinkCore {
   private suspended(now: number, slept: number): void {
     this.started += slept;
     if (this.migratingUntil !== null) this.migratingUntil += slept;
-    this.outbox.window.suspended(slept);
+    this.outbox.sendWindow.suspended(slept);
     if (this.state === "connected" && this.current !== null) {
       this.lastHeard = now;
       this.nextPing = now + PING_INTERVAL_MS;

@@ -75,31 +75,81 @@ fn round_trips<T: DeserializeOwned + Serialize>(doc: &Value, name: &str) {
     assert_eq!(fields(&back), fields(&value), "{name}: the Rust type's fields differ from the schema's");
 }
 
+/// Every type of the API as the schema names it, with the Rust type it maps to.
+macro_rules! api_types {
+    ($($name:ident),* $(,)?) => {
+        const API_TYPES: &[(&str, fn(&Value, &str))] = &[$((stringify!($name), round_trips::<$name>)),*];
+    };
+}
+api_types!(
+    PeerInfo,
+    LeaderStatus,
+    RendezvousStatus,
+    PairingWindow,
+    OpenPairingParams,
+    PairedParams,
+    RoomKeyParams,
+    PairingParams,
+    IceServer,
+    StartPeerParams,
+    SendControlMessageParams,
+    SendResult,
+    PingPeerParams,
+    PingResult,
+    StateVersion,
+    StateEntry,
+    ConnectedParams,
+    DisconnectedParams,
+    MessageParams,
+    LeaderChangedParams,
+    PeerListChangedParams,
+    NetworkChangedParams,
+);
+
+/// The object types the API uses, read from the schema itself: each method's params
+/// (`x-params-schema`) and result, each notification's params, and every type they
+/// reach. An object without fields (a method without params) has no Rust type.
+fn api_type_names(doc: &Value) -> BTreeSet<String> {
+    fn walk(doc: &Value, node: &Value, found: &mut BTreeSet<String>) {
+        match node {
+            Value::Object(map) => {
+                if let Some(name) = map.get("$ref").and_then(Value::as_str).and_then(|r| r.rsplit('/').next())
+                {
+                    if found.insert(name.to_string()) {
+                        walk(doc, schema(doc, name), found);
+                    }
+                }
+                map.values().for_each(|v| walk(doc, v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| walk(doc, v, found)),
+            _ => {}
+        }
+    }
+    let mut found = BTreeSet::new();
+    walk(doc, &doc["methods"], &mut found);
+    walk(doc, &doc["x-notifications"], &mut found);
+    found
+        .into_iter()
+        .filter(|name| {
+            let s = schema(doc, name);
+            s["type"] == "object" && s["properties"].as_object().is_some_and(|p| !p.is_empty())
+        })
+        .collect()
+}
+
+#[test]
+fn every_api_type_of_the_schema_has_a_rust_type() {
+    let doc = openrpc();
+    let ours: BTreeSet<String> = API_TYPES.iter().map(|(name, _)| (*name).to_string()).collect();
+    assert_eq!(ours, api_type_names(&doc), "the schema's API types and the Rust types differ");
+}
+
 #[test]
 fn every_api_type_has_the_schemas_fields() {
     let doc = openrpc();
-    round_trips::<PeerInfo>(&doc, "PeerInfo");
-    round_trips::<LeaderStatus>(&doc, "LeaderStatus");
-    round_trips::<RendezvousStatus>(&doc, "RendezvousStatus");
-    round_trips::<PairingWindow>(&doc, "PairingWindow");
-    round_trips::<OpenPairingParams>(&doc, "OpenPairingParams");
-    round_trips::<PairedParams>(&doc, "PairedParams");
-    round_trips::<RoomKeyParams>(&doc, "RoomKeyParams");
-    round_trips::<PairingParams>(&doc, "PairingParams");
-    round_trips::<IceServer>(&doc, "IceServer");
-    round_trips::<StartPeerParams>(&doc, "StartPeerParams");
-    round_trips::<SendControlMessageParams>(&doc, "SendControlMessageParams");
-    round_trips::<SendResult>(&doc, "SendResult");
-    round_trips::<PingPeerParams>(&doc, "PingPeerParams");
-    round_trips::<PingResult>(&doc, "PingResult");
-    round_trips::<StateVersion>(&doc, "StateVersion");
-    round_trips::<StateEntry>(&doc, "StateEntry");
-    round_trips::<ConnectedParams>(&doc, "ConnectedParams");
-    round_trips::<DisconnectedParams>(&doc, "DisconnectedParams");
-    round_trips::<MessageParams>(&doc, "MessageParams");
-    round_trips::<LeaderChangedParams>(&doc, "LeaderChangedParams");
-    round_trips::<PeerListChangedParams>(&doc, "PeerListChangedParams");
-    round_trips::<NetworkChangedParams>(&doc, "NetworkChangedParams");
+    for (name, check) in API_TYPES {
+        check(&doc, name);
+    }
 }
 
 #[test]
