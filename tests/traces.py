@@ -156,6 +156,8 @@ def link_input(core: L.LinkCore, name: str, args: dict[str, Any], now: float) ->
             core.transport_open(args["epoch"], now)
         case "transport_message":
             core.transport_message(args["epoch"], text_of(args), now)
+        case "transport_binary":  # a binary message of `size` bytes (the channel is text)
+            core.transport_message(args["epoch"], b"\0" * args["size"], now)
         case "transport_closed":
             core.transport_closed(args["epoch"], args["reason"], now)
         case "send_failed":
@@ -324,9 +326,10 @@ def run_state(trace: dict[str, Any], record: bool = False) -> dict[str, Any]:
 def run_mesh(trace: dict[str, Any], record: bool = False) -> dict[str, Any]:
     """Who connects and who offers (sidecar/core/mesh.py): `pairs` of two peers
     ({peer_id, peer_type}) under a `mesh`, each with `wants` and `offerer` (the
-    first offers); `backoff` the delays (ms) of attempts 1, 2, ..."""
+    first offers); `backoff` the delays (ms) of attempts 1, 2, ...; `offers`
+    the offers of new transports taken from peers ({peer, at, taken})."""
     from sidecar.contract import SignalPeer
-    from sidecar.core.mesh import backoff_s, is_offerer, wants
+    from sidecar.core.mesh import OfferBudget, backoff_s, is_offerer, wants
 
     def peer(p: dict[str, Any]) -> SignalPeer:
         return SignalPeer(
@@ -349,6 +352,13 @@ def run_mesh(trace: dict[str, Any], record: bool = False) -> dict[str, Any]:
         trace["backoff"] = delays
     else:
         assert delays == trace["backoff"]
+    budget = OfferBudget()
+    for offer in trace.get("offers", []):
+        taken = budget.take(offer["peer"], offer["at"])
+        if record:
+            offer["taken"] = taken
+        else:
+            assert taken == offer["taken"], f"offer {offer}"
     return trace
 
 

@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 
 import { FollowerCore } from "../src/web/core/follower";
 import { LinkCore, type Output } from "../src/web/core/link";
-import { backoffMs, isOfferer, wants } from "../src/web/core/mesh";
+import { backoffMs, isOfferer, OfferBudget, wants } from "../src/web/core/mesh";
 import { chunks, entryOf, RoomState, StateError, valueSize, wireOf, type Entry } from "../src/web/core/state";
 import type { MeshPolicy, PeerType, SignalMessage, StateEntry } from "../src/generated/sidecar-types";
 
@@ -168,7 +168,10 @@ function linkInput(core: LinkCore, name: string, a: Args, now: number): unknown 
       core.transportClosed(epoch, a.reason as "closed" | "failed", now);
       return null;
     case "send_failed":
-      core.sendFailed(epoch);
+      core.sendFailed(epoch, now);
+      return null;
+    case "transport_binary":
+      core.transportBinary(epoch, a.size as number, now);
       return null;
     case "send":
       return notOpen(() => core.sendMessage(textOf(a), (a.id as string | undefined) ?? "", now));
@@ -306,6 +309,7 @@ interface MeshTrace {
     offerer: boolean;
   }[];
   backoff: number[];
+  offers?: { peer: string; at: number; taken: boolean }[];
 }
 
 describe("mesh traces (tests/vectors/mesh)", () => {
@@ -319,6 +323,8 @@ describe("mesh traces (tests/vectors/mesh)", () => {
         });
       }
       expect(trace.backoff.map((_, i) => backoffMs(i + 1))).toEqual(trace.backoff);
+      const budget = new OfferBudget();
+      for (const offer of trace.offers ?? []) expect(budget.take(offer.peer, offer.at), JSON.stringify(offer)).toBe(offer.taken);
     });
   }
 });

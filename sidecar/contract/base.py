@@ -31,7 +31,7 @@ RendezvousTarget = Annotated[
     Meta(
         min_length=1,
         max_length=260,
-        pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?(?!\n)$",
         description="host[:port]: an IPv4 address or a host name, port 3010 by default",
     ),
 ]
@@ -40,9 +40,13 @@ Role = Literal["candidate", "leader", "follower"]
 
 SAFE_INT_MAX = 2**53 - 1
 """Every integer on the wire and in the API fits a JavaScript number exactly."""
-_NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+# Every pattern ends in `(?!\n)$`: Python's `$` also matches before a final
+# newline (msgspec checks with re.search), JavaScript's does not; so both refuse
+# "id\n" alike (the web peer checks envelopes against the same schema).
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]*(?!\n)$"
 PeerId = Annotated[
-    str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$", description="peer UUID")
+    str,
+    Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+(?!\n)$", description="peer UUID"),
 ]
 PeerName = Annotated[
     str, Meta(min_length=1, max_length=64, pattern=_NO_CONTROL, description="device name")
@@ -56,17 +60,18 @@ Millis = Annotated[
 Port = Annotated[int, Meta(ge=0, le=65535)]
 Term = Annotated[int, Meta(ge=0, le=SAFE_INT_MAX)]
 LinkId = Annotated[
-    str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+$", description="channel id")
+    str,
+    Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9]+(?!\n)$", description="channel id"),
 ]
 Epoch = Annotated[int, Meta(ge=1, le=2**31, description="transport number of a channel")]
-Token = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")]
+Token = Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+(?!\n)$")]
 """Nonces, MACs, keys and signatures: short, plain ASCII."""
 MAX_ADDRESSES = 8
 """Addresses one peer may list: a device has a handful of interfaces."""
 MAX_MEMBERS = 256
 """Peers one peer list may name."""
 
-_IPV4 = r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$"
+_IPV4 = r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}(?!\n)$"
 IPv4Address = Annotated[str, Meta(pattern=_IPV4, description="dotted-quad IPv4 address")]
 StateKey = Annotated[
     str,
@@ -85,10 +90,10 @@ RoomKey = Annotated[
         description="the room's secret: at least 16 characters (create_room_key makes 43)",
     ),
 ]
-PairingCode = Annotated[str, Meta(pattern=r"^[0-9]{6}$", description="six digits")]
-Share = Annotated[str, Meta(min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]+$")]
+PairingCode = Annotated[str, Meta(pattern=r"^[0-9]{6}(?!\n)$", description="six digits")]
+Share = Annotated[str, Meta(min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]+(?!\n)$")]
 """A CPace share: 32 bytes, base64url without padding."""
-PairTag = Annotated[str, Meta(min_length=86, max_length=86, pattern=r"^[A-Za-z0-9_-]+$")]
+PairTag = Annotated[str, Meta(min_length=86, max_length=86, pattern=r"^[A-Za-z0-9_-]+(?!\n)$")]
 """A CPace confirmation tag: 64 bytes, base64url without padding."""
 PairingState = Literal["open", "closed"]
 PairingReason = Literal["opened", "tried", "paired", "expired", "exhausted", "closed"]

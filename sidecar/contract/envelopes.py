@@ -54,14 +54,16 @@ class StateEnvelope(_Envelope, tag="state"):
 
 class PingEnvelope(_Envelope, tag="ping"):
     seq: Count
-    sent_at: Millis
+    sent_at: Count
+    """The sender's own clock, in milliseconds: the pong carries it back unchanged."""
 
 
 class PongEnvelope(_Envelope, tag="pong"):
     """`busy`: the receiver's host is not reading; its acks are held back."""
 
     seq: Count
-    sent_at: Millis
+    sent_at: Count
+    """The ping's, unchanged."""
     busy: bool = False
 
 

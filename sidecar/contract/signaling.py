@@ -193,7 +193,7 @@ class PairConfirm(_Signal, tag="pair_confirm"):
 class PairKey(_Signal, tag="pair_key"):
     """The room key, sealed under the exchange's key; then the server closes."""
 
-    sealed: Annotated[str, Meta(max_length=2048, pattern=r"^[A-Za-z0-9_-]+$")]
+    sealed: Annotated[str, Meta(max_length=2048, pattern=r"^[A-Za-z0-9_-]+(?!\n)$")]
 
 
 class Rekey(_Signal, tag="rekey"):

@@ -272,6 +272,7 @@ class LinkCore:
         self._answer_sdp: str | None = None  # our answer, sent again for a repeated offer
         self._migrating_until: float | None = None
         self._started = now
+        self._awake = now  # when the core last ran (an input or a tick)
         self._last_resend = now
         self._next_ping = now + PING_INTERVAL_MS
         self._last_heard = now
@@ -348,9 +349,11 @@ class LinkCore:
     def offer(self, now: float, relay: bool = False) -> None:
         """(Offerer) A new transport: the first, one that replaces a transport
         whose path died, or (`relay`) one through the leader."""
+        self._advance(now)
         if self._closing or self._failed:
             return
-        transport = self._replace(self.epoch + 1, relay=relay, offering=True, now=now)
+        epoch = self._tried_epoch = max(self.epoch, self._tried_epoch) + 1
+        transport = self._replace(epoch, relay=relay, offering=True, now=now)
         if relay:
             self._offer_sdp = RELAY_SDP
             self._last_resend = now
@@ -360,6 +363,7 @@ class LinkCore:
 
     def local_description(self, epoch: int, sdp: str, now: float) -> None:
         """The shell made the offer or answer of transport `epoch`."""
+        self._advance(now)
         upgrade = self._upgrade
         if upgrade is not None and upgrade.epoch == epoch:
             self._signal("offer" if upgrade.offering else "answer", epoch, sdp)
@@ -377,20 +381,24 @@ class LinkCore:
 
     def route_changed(self, now: float) -> None:
         """There is a new signaling route: a pending offer goes again now."""
+        self._advance(now)
         if self._offer_sdp is not None and self._current is not None and not self._failed:
             self._last_resend = now
             self._signal("offer", self._current.epoch, self._offer_sdp)
 
     def negotiation_failed(self, epoch: int, now: float) -> None:
         """Making an offer or answer, or applying an answer, failed for `epoch`."""
+        self._advance(now)
         if self._upgrade is not None and self._upgrade.epoch == epoch:
             self._drop_upgrade(now)
         elif self._current is not None and self._current.epoch == epoch:
             self._fail("failed")
 
     def offer_received(self, epoch: int, sdp: str, now: float) -> None:
-        """(Answerer) An offer for this channel: a new transport, or the same again."""
-        if epoch < self.epoch or self._closing or self._failed:
+        """(Answerer) An offer for this channel: a new transport, or the same again.
+        The offerer of a pair takes none (the other side only answers)."""
+        self._advance(now)
+        if self.offerer or epoch < self.epoch or self._closing or self._failed:
             return
         if epoch == self.epoch:
             if self._answer_sdp is not None:  # our answer was lost: send it again
@@ -409,6 +417,7 @@ class LinkCore:
             self._out.append(CreateAnswer(epoch, sdp))
 
     def answer_received(self, epoch: int, sdp: str, now: float) -> None:
+        self._advance(now)
         upgrade = self._upgrade
         if upgrade is not None and upgrade.epoch == epoch and upgrade.offering:
             if not upgrade.answered:
@@ -427,6 +436,7 @@ class LinkCore:
 
     def relay_received(self, epoch: int, data: str, now: float) -> None:
         """A message of a relay transport, through the leader."""
+        self._advance(now)
         t = self._current
         if t is None or not t.relay or t.epoch != epoch:
             return
@@ -437,6 +447,7 @@ class LinkCore:
     # ---------------------------------------------------------- the transports
 
     def transport_open(self, epoch: int, now: float) -> None:
+        self._advance(now)
         if self._upgrade is not None and self._upgrade.epoch == epoch:
             self._promote(now)
         t = self._current
@@ -447,6 +458,7 @@ class LinkCore:
         self._send_sync(t)
 
     def transport_closed(self, epoch: int, reason: TransportEnd, now: float) -> None:
+        self._advance(now)
         if self._upgrade is not None and self._upgrade.epoch == epoch:
             self._drop_upgrade(now)  # the direct path did not open; still relayed
             return
@@ -458,11 +470,12 @@ class LinkCore:
 
     def send_failed(self, epoch: int, now: float) -> None:
         """A `Send` with `must` could not go on transport `epoch`."""
-        del now
+        self._advance(now)
         if self._current is not None and self._current.epoch == epoch and not self.migrating:
             self._fail("failed")
 
     def transport_message(self, epoch: int, data: str | bytes, now: float) -> None:
+        self._advance(now)
         if self._upgrade is not None and self._upgrade.epoch == epoch:
             self._promote(now)  # the other side's opened first
         t = self._current
@@ -478,6 +491,8 @@ class LinkCore:
             self._fail("failed")
             return
         try:
+            if isinstance(data, bytes):  # the channel carries text
+                raise msgspec.DecodeError("a binary message")
             envelope = decode_envelope(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
             self.refused += 1
@@ -519,6 +534,7 @@ class LinkCore:
         now); `path` is what the current transport uses, if it can be read. If
         the path used a lost address, get a new transport; if it cannot be told,
         a ping decides."""
+        self._advance(now)
         if self._closing or self._failed or self.state == "disconnected":
             return
         t = self._current
@@ -547,6 +563,7 @@ class LinkCore:
         send window or a transport being replaced: then a ticket, and `Went` or
         `Dropped` with it later. Queued messages keep their order. Raises
         ConnectionError when the channel is not open."""
+        self._advance(now)
         if not self.is_open:
             raise ConnectionError(f"data channel to {self.peer_id} is not open")
         message = Sent(message_id, text, datagrams(_size(text)))
@@ -561,6 +578,7 @@ class LinkCore:
     def send_now(self, text: str, now: float) -> bool:
         """Send it if it can go at once (open, nothing queued, room in the
         window); False otherwise, and nothing was sent (`Idle` follows later)."""
+        self._advance(now)
         if not self.is_open:
             return False
         message = Sent("", text, datagrams(_size(text)))
@@ -577,6 +595,7 @@ class LinkCore:
     def ping(self, now: float, timeout_ms: float) -> int:
         """Ping the other side: `Pong(seq)` or `NoPong(seq)` follows. Raises
         ConnectionError when the channel is not open."""
+        self._advance(now)
         t = self._current
         if t is None or not self._synced_in or self._failed or self._closing:
             raise ConnectionError(f"data channel to {self.peer_id} is not open")
@@ -586,6 +605,7 @@ class LinkCore:
         """Whether our host reads what we give it. An ack says "your messages
         reached my host": while it does not read, acks are held back (the sender
         then waits, rather than our memory grow)."""
+        self._advance(now)
         self.host_busy = busy
         if not busy and self._held:
             self._send_ack(now)
@@ -594,11 +614,9 @@ class LinkCore:
 
     def tick(self, now: float) -> None:
         """Carry out what is due at `now` (see `next_deadline`)."""
-        due = self.next_deadline()
-        if due is None:
+        if self.next_deadline() is None:
             return
-        if (slept := now - due) > SUSPEND_MS:
-            self._suspended(now, slept)
+        self._advance(now)
         if self._ack_due is not None and now >= self._ack_due:
             self._send_ack(now)
         for seq, pending in list(self._pings.items()):
@@ -635,6 +653,16 @@ class LinkCore:
             self._next_ping = now + PING_INTERVAL_MS
             self._ping_seq += 1
             self._send(t.epoch, _encode(PingEnvelope(seq=self._ping_seq, sent_at=int(now))), False)
+
+    def _advance(self, now: float) -> None:
+        """The clock moves to `now`. A deadline passed by more than SUSPEND_MS means
+        we were not running (a laptop lid, SIGSTOP): the whole time since we last
+        ran was our sleep, and counts against nobody."""
+        if now - self._awake > SUSPEND_MS:  # cheap first: it ran recently
+            due = self.next_deadline()
+            if due is not None and now - due > SUSPEND_MS:
+                self._suspended(now, now - self._awake)
+        self._awake = max(self._awake, now)
 
     def _suspended(self, now: float, slept: float) -> None:
         """We were not running: the peer's silence is ours. Ask it once."""

@@ -21,3 +21,31 @@ def is_offerer(my_id: str, their_id: str) -> bool:
 def backoff_s(attempt: int) -> float:
     """Delay before renegotiation attempt `attempt` (1-based): 0.25 s doubling, 5 s cap."""
     return float(min(0.25 * 2 ** max(attempt - 1, 0), 5.0))
+
+
+MAX_LINKS = 64
+"""Channels one peer keeps: a room is a handful of devices."""
+OFFER_BURST = 6
+OFFER_REFILL_MS = 5000
+
+
+class OfferBudget:
+    """How many new transports a peer may offer us: OFFER_BURST at once, one per
+    OFFER_REFILL_MS after that (a token bucket per peer, the longest-quiet
+    forgotten beyond 4 * MAX_LINKS peers)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, tuple[float, float]] = {}  # peer -> (tokens, at ms)
+
+    def take(self, peer_id: str, now_ms: float) -> bool:
+        """One offer from `peer_id` at `now_ms`: whether it may be taken."""
+        tokens, at = self._tokens.get(peer_id, (float(OFFER_BURST), now_ms))
+        tokens = min(float(OFFER_BURST), tokens + (now_ms - at) / OFFER_REFILL_MS)
+        if tokens < 1.0:
+            self._tokens[peer_id] = (tokens, now_ms)
+            return False
+        self._tokens.pop(peer_id, None)  # re-inserted last: the longest-quiet go first
+        self._tokens[peer_id] = (tokens - 1.0, now_ms)
+        if len(self._tokens) > 4 * MAX_LINKS:
+            del self._tokens[next(iter(self._tokens))]
+        return True

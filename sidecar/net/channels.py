@@ -14,7 +14,7 @@ transport, without the host seeing a disconnection (sidecar.net.link).
 
 What is taken from the network, and how much: an offer only from a peer the
 mesh pairs us with and that is the offerer of the pair, at most
-OFFER_BURST new transports per peer at once and one per OFFER_REFILL_S
+OFFER_BURST new transports per peer at once and one per OFFER_REFILL_MS
 after that; at most MAX_LINKS channels; in a keyed room only offers and
 answers whose SDP MAC (sidecar/core/roomkey.py) holds.
 
@@ -47,17 +47,13 @@ from sidecar.contract import (
     StateEnvelope,
 )
 from sidecar.core.link import LinkState
-from sidecar.core.mesh import backoff_s, is_offerer, wants
+from sidecar.core.mesh import MAX_LINKS, OfferBudget, backoff_s, is_offerer, wants
 from sidecar.core.roomkey import matches, sdp_auth
 from sidecar.net.link import Link, new_link_id
 from sidecar.net.transport import ice_server_addresses, rtc_configuration
 
 log = logging.getLogger(__name__)
 
-MAX_LINKS = 64
-"""Channels one peer keeps: a room is a handful of devices."""
-OFFER_BURST = 6
-OFFER_REFILL_S = 5.0
 
 SendSignal = Callable[[PeerSignal], bool]
 """Hands a message to the signaling path; False when there is none right now."""
@@ -116,7 +112,7 @@ class Channels:
         self._closed = False
         self.room_key = room_key
         self._host_busy = host_busy
-        self._offer_tokens: dict[str, tuple[float, float]] = {}  # peer -> (tokens, at)
+        self._offers = OfferBudget()
 
     # ---------------------------------------------------------------- queries
 
@@ -344,17 +340,7 @@ class Channels:
         return matches(expected, msg.auth)
 
     def _may_offer(self, peer_id: str) -> bool:
-        """The offer budget of a peer: OFFER_BURST at once, one per OFFER_REFILL_S."""
-        now = asyncio.get_running_loop().time()
-        tokens, at = self._offer_tokens.get(peer_id, (float(OFFER_BURST), now))
-        tokens = min(float(OFFER_BURST), tokens + (now - at) / OFFER_REFILL_S)
-        if tokens < 1.0:
-            self._offer_tokens[peer_id] = (tokens, now)
-            return False
-        self._offer_tokens[peer_id] = (tokens - 1.0, now)
-        if len(self._offer_tokens) > 4 * MAX_LINKS:  # forget the longest-quiet peers
-            del self._offer_tokens[next(iter(self._offer_tokens))]
-        return True
+        return self._offers.take(peer_id, asyncio.get_running_loop().time() * 1000.0)
 
     def _known_remote(self, peer_id: str) -> SignalPeer | None:
         link = self._links.get(peer_id)

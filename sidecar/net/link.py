@@ -89,14 +89,16 @@ class _Queued(asyncio.Future[None]):
     gave up, and told the host) withdraws it from the core at once, so it can
     never go out later."""
 
-    def __init__(self, core: LinkCore, ticket: int) -> None:
+    def __init__(self, core: LinkCore, ticket: int, queued: dict[int, _Queued]) -> None:
         super().__init__()
         self._core = core
         self._ticket = ticket
+        self._queued = queued
 
     def cancel(self, msg: Any | None = None) -> bool:
         if not self.done():
             self._core.cancel(self._ticket)
+            self._queued.pop(self._ticket, None)
         return super().cancel(msg)
 
 
@@ -245,7 +247,7 @@ class Link:
         ticket = self.core.send(_encode(envelope), message_id, self._now())
         went = None
         if ticket is not None:
-            went = self._queued[ticket] = _Queued(self.core, ticket)
+            went = self._queued[ticket] = _Queued(self.core, ticket, self._queued)
         self._flush()
         return went
 
@@ -316,10 +318,13 @@ class Link:
         try:
             while outputs := self.core.take():
                 for output in outputs:
-                    self._carry_out(output)
+                    try:
+                        self._carry_out(output)
+                    except Exception:  # a receiver's bug must not cost the rest of the batch
+                        log.exception("data channel to %s: %r failed", self.peer_id, output)
         finally:
             self._flushing = False
-        self._arm()
+            self._arm()
 
     def _carry_out(self, output: Output) -> None:
         match output:

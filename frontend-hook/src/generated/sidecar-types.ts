@@ -24,14 +24,14 @@ export interface Answer {
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   from: string;
   /**
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   to: string;
   /** @maxLength 65536 */
@@ -40,7 +40,7 @@ export interface Answer {
    * channel id
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9]+$
+   * @pattern ^[A-Za-z0-9]+(?!\n)$
    */
   link: string;
   /**
@@ -64,14 +64,14 @@ export interface Candidate {
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   from: string;
   /**
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   to: string;
   candidate: string | null;
@@ -92,7 +92,7 @@ export interface Challenge {
   /**
    * @minLength 1
    * @maxLength 128
-   * @pattern ^[A-Za-z0-9_-]+$
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
    */
   nonce: string;
 }
@@ -115,7 +115,7 @@ export interface ControlEnvelope {
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   from: string;
   /**
@@ -226,7 +226,7 @@ export interface Leave {
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   peer_id: string;
 }
@@ -268,14 +268,14 @@ export interface Offer {
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   from: string;
   /**
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   to: string;
   /** @maxLength 65536 */
@@ -284,7 +284,7 @@ export interface Offer {
    * channel id
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9]+$
+   * @pattern ^[A-Za-z0-9]+(?!\n)$
    */
   link: string;
   /**
@@ -317,7 +317,7 @@ export interface PairConfirm {
   /**
    * @minLength 86
    * @maxLength 86
-   * @pattern ^[A-Za-z0-9_-]+$
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
    */
   tag: string;
 }
@@ -331,19 +331,19 @@ export interface PairHello {
   /**
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[^\x00-\x1f\x7f]*$
+   * @pattern ^[^\x00-\x1f\x7f]*(?!\n)$
    */
   room: string;
   /**
    * @minLength 43
    * @maxLength 43
-   * @pattern ^[A-Za-z0-9_-]+$
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
    */
   share: string;
   /**
    * @minLength 1
    * @maxLength 128
-   * @pattern ^[A-Za-z0-9_-]+$
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
    */
   nonce: string;
   /**
@@ -359,7 +359,7 @@ export interface PairKey {
   type: "pair_key";
   /**
    * @maxLength 2048
-   * @pattern ^[A-Za-z0-9_-]+$
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
    */
   sealed: string;
 }
@@ -369,13 +369,13 @@ export interface PairReply {
   /**
    * @minLength 43
    * @maxLength 43
-   * @pattern ^[A-Za-z0-9_-]+$
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
    */
   share: string;
   /**
    * @minLength 86
    * @maxLength 86
-   * @pattern ^[A-Za-z0-9_-]+$
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
    */
   tag: string;
 }
@@ -388,7 +388,7 @@ export interface PairedParams {
   /**
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[^\x00-\x1f\x7f]*$
+   * @pattern ^[^\x00-\x1f\x7f]*(?!\n)$
    */
   room: string;
   /**
@@ -413,7 +413,7 @@ export interface PairingParams {
 export interface PairingWindow {
   /**
    * six digits
-   * @pattern ^[0-9]{6}$
+   * @pattern ^[0-9]{6}(?!\n)$
    */
   code: string;
   /**
@@ -440,14 +440,14 @@ export interface PeerInfo {
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   peer_id: string;
   /**
    * device name
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[^\x00-\x1f\x7f]*$
+   * @pattern ^[^\x00-\x1f\x7f]*(?!\n)$
    */
   name: string;
   peer_type: PeerType;
@@ -472,7 +472,7 @@ export interface PeerList {
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   leader_id: string;
   /**
@@ -498,14 +498,14 @@ export interface PeerRecord {
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   peer_id: string;
   /**
    * device name
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[^\x00-\x1f\x7f]*$
+   * @pattern ^[^\x00-\x1f\x7f]*(?!\n)$
    */
   name: string;
   peer_type: PeerType;
@@ -526,7 +526,7 @@ export interface PeerRecord {
   /**
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[^\x00-\x1f\x7f]*$
+   * @pattern ^[^\x00-\x1f\x7f]*(?!\n)$
    */
   room: string;
   /**
@@ -558,7 +558,6 @@ export interface PingEnvelope {
    */
   seq: number;
   /**
-   * milliseconds since the Unix epoch
    * @minimum 0
    * @maximum 9007199254740991
    */
@@ -570,7 +569,7 @@ export interface PingPeerParams {
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   peer_id: string;
 }
@@ -588,7 +587,6 @@ export interface PongEnvelope {
    */
   seq: number;
   /**
-   * milliseconds since the Unix epoch
    * @minimum 0
    * @maximum 9007199254740991
    */
@@ -607,7 +605,7 @@ export interface Query {
   /**
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[^\x00-\x1f\x7f]*$
+   * @pattern ^[^\x00-\x1f\x7f]*(?!\n)$
    */
   room: string;
   /**
@@ -631,19 +629,19 @@ export interface Register {
   /**
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[^\x00-\x1f\x7f]*$
+   * @pattern ^[^\x00-\x1f\x7f]*(?!\n)$
    */
   room: string;
   /**
    * @minLength 1
    * @maxLength 128
-   * @pattern ^[A-Za-z0-9_-]+$
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
    */
   identity: string;
   /**
    * @minLength 1
    * @maxLength 128
-   * @pattern ^[A-Za-z0-9_-]+$
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
    */
   signature: string;
   /**
@@ -666,7 +664,7 @@ export interface Registered {
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   leader_id: string;
   /**
@@ -703,21 +701,21 @@ export interface Relay {
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   from: string;
   /**
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   to: string;
   /**
    * channel id
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9]+$
+   * @pattern ^[A-Za-z0-9]+(?!\n)$
    */
   link: string;
   /**
@@ -744,7 +742,7 @@ export interface Retained {
    * retained-state key: at most 128 bytes of UTF-8, no control characters
    * @minLength 1
    * @maxLength 128
-   * @pattern ^[^\x00-\x1f\x7f]*$
+   * @pattern ^[^\x00-\x1f\x7f]*(?!\n)$
    */
   key: string;
   version: StateVersion;
@@ -791,7 +789,7 @@ export interface Sealed {
   /**
    * @minLength 1
    * @maxLength 128
-   * @pattern ^[A-Za-z0-9_-]+$
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
    */
   mac: string;
   /** @default null */
@@ -835,14 +833,14 @@ export interface SignalPeer {
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   peer_id: string;
   /**
    * device name
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[^\x00-\x1f\x7f]*$
+   * @pattern ^[^\x00-\x1f\x7f]*(?!\n)$
    */
   name: string;
   peer_type: PeerType;
@@ -871,7 +869,7 @@ export interface StartPeerParams {
    * device name
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[^\x00-\x1f\x7f]*$
+   * @pattern ^[^\x00-\x1f\x7f]*(?!\n)$
    */
   name: string;
   peer_type: PeerType;
@@ -886,7 +884,7 @@ export interface StartPeerParams {
   /**
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[^\x00-\x1f\x7f]*$
+   * @pattern ^[^\x00-\x1f\x7f]*(?!\n)$
    * @default "default"
    */
   room?: string;
@@ -919,7 +917,7 @@ export interface StateEntry {
    * retained-state key: at most 128 bytes of UTF-8, no control characters
    * @minLength 1
    * @maxLength 128
-   * @pattern ^[^\x00-\x1f\x7f]*$
+   * @pattern ^[^\x00-\x1f\x7f]*(?!\n)$
    */
   key: string;
   value: unknown;
@@ -927,7 +925,7 @@ export interface StateEntry {
    * peer UUID
    * @minLength 1
    * @maxLength 64
-   * @pattern ^[A-Za-z0-9-]+$
+   * @pattern ^[A-Za-z0-9-]+(?!\n)$
    */
   origin: string;
   version: StateVersion;
@@ -1076,7 +1074,7 @@ export const ENVELOPE_DEFS: Readonly<Record<string, unknown>> = {
         "type": "string",
         "maxLength": 64,
         "minLength": 1,
-        "pattern": "^[A-Za-z0-9-]+$"
+        "pattern": "^[A-Za-z0-9-]+(?!\\n)$"
       },
       "sent_at": {
         "type": "integer",
@@ -1209,7 +1207,7 @@ export const ENVELOPE_DEFS: Readonly<Record<string, unknown>> = {
         "type": "string",
         "maxLength": 128,
         "minLength": 1,
-        "pattern": "^[^\\x00-\\x1f\\x7f]*$"
+        "pattern": "^[^\\x00-\\x1f\\x7f]*(?!\\n)$"
       },
       "version": {
         "$ref": "#/$defs/StateVersion"
@@ -1228,14 +1226,14 @@ export const ENVELOPE_DEFS: Readonly<Record<string, unknown>> = {
         "type": "string",
         "maxLength": 128,
         "minLength": 1,
-        "pattern": "^[^\\x00-\\x1f\\x7f]*$"
+        "pattern": "^[^\\x00-\\x1f\\x7f]*(?!\\n)$"
       },
       "value": {},
       "origin": {
         "type": "string",
         "maxLength": 64,
         "minLength": 1,
-        "pattern": "^[A-Za-z0-9-]+$"
+        "pattern": "^[A-Za-z0-9-]+(?!\\n)$"
       },
       "version": {
         "$ref": "#/$defs/StateVersion"

@@ -53,15 +53,23 @@ class DirectTransport implements Transport {
 
   constructor(
     iceServers: RTCIceServer[],
-    handlers: { open(): void; message(text: string): void; end(reason: "closed" | "failed"): void },
+    handlers: {
+      open(): void;
+      message(text: string): void;
+      binary(size: number): void;
+      end(reason: "closed" | "failed"): void;
+    },
   ) {
     this.pc = new RTCPeerConnection({ iceServers });
     this.channel = this.pc.createDataChannel(LABEL, { negotiated: true, id: 0, ordered: true });
     this.channel.onopen = () => {
       if (!this.closed) handlers.open();
     };
+    this.channel.binaryType = "arraybuffer";
     this.channel.onmessage = (e: MessageEvent<unknown>) => {
-      if (!this.closed && typeof e.data === "string") handlers.message(e.data);
+      if (this.closed) return;
+      if (typeof e.data === "string") handlers.message(e.data);
+      else if (e.data instanceof ArrayBuffer) handlers.binary(e.data.byteLength);
     };
     this.channel.onclose = () => {
       if (!this.closed) handlers.end("closed");
@@ -200,20 +208,42 @@ export class Link {
 
   // ---------------------------------------------------------------- sending
 
-  /** Send a control or state envelope now, or in order once the window has room. */
-  send(envelope: Envelope, id = ""): Promise<void> {
+  /** Send a control or state envelope now, or in order once the window has room.
+   * `withinMs`: give up (and withdraw it) if it has not gone by then. */
+  send(envelope: Envelope, id = "", withinMs?: number): Promise<void> {
     let ticket: number | null;
     try {
       ticket = this.core.sendMessage(JSON.stringify(envelope), id, performance.now());
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    const went =
-      ticket === null
-        ? Promise.resolve()
-        : new Promise<void>((resolve, reject) => {
-            this.queued.set(ticket, { resolve: () => { resolve(); }, reject });
-          });
+    let went: Promise<void> = Promise.resolve();
+    if (ticket !== null) {
+      const queued = ticket;
+      went = new Promise<void>((resolve, reject) => {
+        const timer =
+          withinMs === undefined
+            ? null
+            : setTimeout(() => {
+                this.core.cancel(queued);
+                this.queued.delete(queued);
+                reject(new Error("channel not taking messages"));
+              }, withinMs);
+        const settle = () => {
+          if (timer !== null) clearTimeout(timer);
+        };
+        this.queued.set(queued, {
+          resolve: () => {
+            settle();
+            resolve();
+          },
+          reject: (err) => {
+            settle();
+            reject(err);
+          },
+        });
+      });
+    }
     this.flush();
     return went;
   }
@@ -278,12 +308,19 @@ export class Link {
     this.flushing = true;
     try {
       for (let out = this.core.take(); out.length > 0; out = this.core.take()) {
-        for (const o of out) this.carryOut(o);
+        for (const o of out) {
+          try {
+            this.carryOut(o);
+          } catch (err) {
+            // a listener's bug must not cost the rest of the batch, nor the timer
+            console.error(`mobile-worship: data channel to ${this.peerId}: ${o.kind} failed`, err);
+          }
+        }
       }
     } finally {
       this.flushing = false;
+      this.arm();
     }
-    this.arm();
   }
 
   private carryOut(o: Output): void {
@@ -294,7 +331,7 @@ export class Link {
           if (t === undefined) throw new Error("no such transport");
           t.send(o.text);
         } catch {
-          if (o.must) this.core.sendFailed(o.epoch);
+          if (o.must) this.core.sendFailed(o.epoch, performance.now());
         }
         return;
       }
@@ -371,6 +408,12 @@ export class Link {
         if (this.transports.get(epoch) === t) {
           this.host();
           this.core.transportMessage(epoch, text, performance.now());
+          this.flush();
+        }
+      },
+      binary: (size) => {
+        if (this.transports.get(epoch) === t) {
+          this.core.transportBinary(epoch, size, performance.now());
           this.flush();
         }
       },

@@ -24,7 +24,7 @@ import type {
   StateEnvelope,
 } from "../generated/sidecar-types";
 import { Identity, randomHex, sdpAuth, uuid4 } from "./core/crypto";
-import { backoffMs, isOfferer, wants } from "./core/mesh";
+import { backoffMs, isOfferer, MAX_LINKS, OfferBudget, wants } from "./core/mesh";
 import { Replica } from "./core/replica";
 import { keyProblem, StateError, valueSize } from "./core/state";
 import { Link } from "./link";
@@ -54,6 +54,8 @@ export class RpcError extends Error {
 }
 
 const MAX_PAYLOAD_BYTES = 64 * 1024;
+/** Longest a send waits for a peer's send window (the sidecar's SEND_WAIT_S). */
+const SEND_WAIT_MS = 10_000;
 const SUCCESSOR_TRIES = 3;
 
 function rank(p: SignalPeer): [number, number, string] {
@@ -76,6 +78,7 @@ export class WebPeer {
   private members: SignalPeer[] = [];
   private readonly links = new Map<string, Link>();
   private readonly attempts = new Map<string, number>();
+  private readonly offers = new OfferBudget();
   private replica: Replica | null = null;
   private joinSeq = 0;
   private stopped = true;
@@ -289,8 +292,14 @@ export class WebPeer {
       case "offer": {
         if (frame.to !== me.peer_id || !this.authentic(frame.from, "offer", frame.link, frame.epoch, frame.sdp, frame.auth)) return;
         let link = this.links.get(frame.from);
+        // the same rules as the sidecar's channels: a budget of new transports per
+        // peer, only the offerer of a pair the mesh keeps, at most MAX_LINKS channels
+        if ((link === undefined || frame.epoch > link.core.epoch) && !this.offers.take(frame.from, performance.now())) return;
         if (link?.linkId !== frame.link) {
-          link?.close(false);
+          const peer = this.members.find((m) => m.peer_id === frame.from);
+          if (!peer || !this.wants(peer) || !isOfferer(frame.from, me.peer_id)) return;
+          if (link === undefined && this.links.size >= MAX_LINKS) return;
+          if (link !== undefined) this.onDown(link, "closed", link.unacked()); // the offerer started anew
           link = this.newLink(frame.from, frame.link, false);
         }
         link.onOffer(frame.sdp, frame.epoch);
@@ -461,13 +470,15 @@ export class WebPeer {
         throw new RpcError(-32004, `Retained state full: ${err.message}`, { field: "retain", reason: err.message });
       }
     }
-    const going = targets.map((p) => this.links.get(p)?.send(envelope, id) ?? Promise.reject(new Error("closed")));
+    const going = targets.map((p) => this.links.get(p)?.send(envelope, id, SEND_WAIT_MS) ?? Promise.reject(new Error("closed")));
     if (retain !== null && retain !== undefined) this.replica?.spread(retain, new Set(targets));
     const outcomes = await Promise.allSettled(going);
     const sentTo = targets.filter((_, i) => outcomes[i]?.status === "fulfilled");
     const failed = targets.filter((_, i) => outcomes[i]?.status !== "fulfilled");
     if (failed.length > 0) {
-      throw new RpcError(-32003, `Peer not connected: ${failed.join(", ")} (channel closed)`, { peer_ids: failed, sent_to: sentTo, message_id: id });
+      const stuck = outcomes.some((o) => o.status === "rejected" && String(o.reason).includes("not taking messages"));
+      const detail = stuck ? "(channel closed or not taking messages)" : "(channel closed)";
+      throw new RpcError(-32003, `Peer not connected: ${failed.join(", ")} ${detail}`, { peer_ids: failed, sent_to: sentTo, message_id: id });
     }
     return { message_id: id, sent_to: sentTo };
   }

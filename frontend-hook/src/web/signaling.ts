@@ -283,6 +283,7 @@ export class SignalingClient {
     if (this.done) return;
     this.done = true;
     this.stop();
+    this.socket?.close();
     this.handlers.lost(reason);
   }
 

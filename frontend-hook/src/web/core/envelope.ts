@@ -91,10 +91,10 @@ function check(value: unknown, node: Node, at: string): unknown {
       const required = new Set((node.required ?? []) as string[]);
       const out: Record<string, unknown> = {};
       for (const key of Object.keys(value)) {
-        if (!(key in properties)) throw new Malformed(`${at}: unknown field ${JSON.stringify(key)}`);
+        if (!Object.hasOwn(properties, key)) throw new Malformed(`${at}: unknown field ${JSON.stringify(key)}`);
       }
       for (const [key, sub] of Object.entries(properties)) {
-        if (key in value) out[key] = check(value[key], sub, `${at}.${key}`);
+        if (Object.hasOwn(value, key)) out[key] = check(value[key], sub, `${at}.${key}`);
         else if (required.has(key)) throw new Malformed(`${at}: missing ${key}`);
         else if ("default" in sub) out[key] = sub.default;
       }

@@ -120,6 +120,8 @@ export class LinkCore {
   private answerSdp: string | null = null;
   private migratingUntil: number | null = null;
   private started: number;
+  /** When the core last ran (an input or a tick). */
+  private awake: number;
   private lastResend: number;
   private nextPing: number;
   private lastHeard: number;
@@ -145,6 +147,7 @@ export class LinkCore {
     const now = options.now;
     this.nextUpgrade = now + UPGRADE_EVERY_MS;
     this.started = now;
+    this.awake = now;
     this.lastResend = now;
     this.nextPing = now + PING_INTERVAL_MS;
     this.lastHeard = now;
@@ -204,8 +207,10 @@ export class LinkCore {
   // ------------------------------------------------------------ negotiation
 
   offer(now: number, relay = false): void {
+    this.advance(now);
     if (this.closing || this.failed) return;
-    const t = this.replace(this.epoch + 1, relay, true, now);
+    const epoch = (this.triedEpoch = Math.max(this.epoch, this.triedEpoch) + 1);
+    const t = this.replace(epoch, relay, true, now);
     if (relay) {
       this.offerSdp = RELAY_SDP;
       this.lastResend = now;
@@ -216,6 +221,7 @@ export class LinkCore {
   }
 
   routeChanged(now: number): void {
+    this.advance(now);
     if (this.offerSdp !== null && this.current !== null && !this.failed) {
       this.lastResend = now;
       this.signal("offer", this.current.epoch, this.offerSdp);
@@ -223,6 +229,7 @@ export class LinkCore {
   }
 
   localDescription(epoch: number, sdp: string, now: number): void {
+    this.advance(now);
     const upgrade = this.upgrade;
     if (upgrade?.epoch === epoch) {
       this.signal(upgrade.offering ? "offer" : "answer", epoch, sdp);
@@ -241,12 +248,14 @@ export class LinkCore {
   }
 
   negotiationFailed(epoch: number, now: number): void {
+    this.advance(now);
     if (this.upgrade?.epoch === epoch) this.dropUpgrade(now);
     else if (this.current?.epoch === epoch) this.fail("failed");
   }
 
   offerReceived(epoch: number, sdp: string, now: number): void {
-    if (epoch < this.epoch || this.closing || this.failed) return;
+    this.advance(now);
+    if (this.offerer || epoch < this.epoch || this.closing || this.failed) return;
     if (epoch === this.epoch) {
       if (this.answerSdp !== null) this.signal("answer", epoch, this.answerSdp);
       return;
@@ -267,6 +276,7 @@ export class LinkCore {
   }
 
   answerReceived(epoch: number, sdp: string, now: number): void {
+    this.advance(now);
     const upgrade = this.upgrade;
     if (upgrade?.epoch === epoch && upgrade.offering) {
       if (!upgrade.answered) {
@@ -284,6 +294,7 @@ export class LinkCore {
   }
 
   relayReceived(epoch: number, data: string, now: number): void {
+    this.advance(now);
     const t = this.current;
     if (!t?.relay || t.epoch !== epoch) return;
     if (!t.opened) this.transportOpen(epoch, now);
@@ -293,6 +304,7 @@ export class LinkCore {
   // ---------------------------------------------------------- the transports
 
   transportOpen(epoch: number, now: number): void {
+    this.advance(now);
     if (this.upgrade?.epoch === epoch) this.promote(now);
     const t = this.current;
     if (t?.epoch !== epoch || this.failed || this.closing) return;
@@ -302,6 +314,7 @@ export class LinkCore {
   }
 
   transportClosed(epoch: number, reason: TransportEnd, now: number): void {
+    this.advance(now);
     if (this.upgrade?.epoch === epoch) {
       this.dropUpgrade(now);
       return;
@@ -311,11 +324,27 @@ export class LinkCore {
     this.fail(reason);
   }
 
-  sendFailed(epoch: number): void {
+  sendFailed(epoch: number, now: number): void {
+    this.advance(now);
     if (this.current?.epoch === epoch && !this.migrating) this.fail("failed");
   }
 
+  /** A binary message: the channel carries text, so it is counted and dropped. */
+  transportBinary(epoch: number, size: number, now: number): void {
+    this.advance(now);
+    if (this.upgrade?.epoch === epoch) this.promote(now);
+    const t = this.current;
+    if (t?.epoch !== epoch || this.failed || this.closing) return;
+    t.opened = true;
+    this.lastHeard = now;
+    if (!this.syncedOut) this.sendSync(t);
+    this.refused += 1;
+    if (size > MAX_MESSAGE_BYTES) this.fail("failed");
+    else this.countForAck(size, now);
+  }
+
   transportMessage(epoch: number, data: string, now: number): void {
+    this.advance(now);
     if (this.upgrade?.epoch === epoch) this.promote(now);
     const t = this.current;
     if (t?.epoch !== epoch || this.failed || this.closing) return;
@@ -377,6 +406,7 @@ export class LinkCore {
   }
 
   pathChanged(now: number, lostLocal: ReadonlySet<string>, remoteAddresses: ReadonlySet<string> | null, path: Path | null): void {
+    this.advance(now);
     if (this.closing || this.failed || this.state === "disconnected") return;
     const t = this.current;
     if (this.state === "connecting" || !t?.opened) {
@@ -398,6 +428,7 @@ export class LinkCore {
 
   /** Send now (null), or queued: a ticket, with `went` or `dropped` later. Throws when not open. */
   sendMessage(text: string, messageId: string, now: number): number | null {
+    this.advance(now);
     if (!this.isOpen) throw new Error(`data channel to ${this.peerId} is not open`);
     const message: Sent = { messageId, text, cost: datagrams(byteSize(text)) };
     if (this.backlog.length === 0 && this.ready(message.cost)) {
@@ -411,6 +442,7 @@ export class LinkCore {
   }
 
   sendNow(text: string, now: number): boolean {
+    this.advance(now);
     if (!this.isOpen) return false;
     const message: Sent = { messageId: "", text, cost: datagrams(byteSize(text)) };
     if (this.backlog.length > 0 || !this.ready(message.cost)) {
@@ -426,6 +458,7 @@ export class LinkCore {
   }
 
   ping(now: number, timeoutMs: number): number {
+    this.advance(now);
     const t = this.current;
     if (t === null || !this.syncedIn || this.failed || this.closing) {
       throw new Error(`data channel to ${this.peerId} is not open`);
@@ -442,10 +475,8 @@ export class LinkCore {
   // ------------------------------------------------------------------ time
 
   tick(now: number): void {
-    const due = this.nextDeadline();
-    if (due === null) return;
-    const slept = now - due;
-    if (slept > SUSPEND_MS) this.suspended(now, slept);
+    if (this.nextDeadline() === null) return;
+    this.advance(now);
     if (this.ackDue !== null && now >= this.ackDue) this.sendAck();
     for (const [seq, pending] of [...this.pings]) {
       if (now >= pending.deadline && this.pings.delete(seq)) this.pingLost(seq, pending, now);
@@ -478,6 +509,16 @@ export class LinkCore {
       this.pingSeq += 1;
       this.send(t.epoch, JSON.stringify({ type: "ping", seq: this.pingSeq, sent_at: Math.trunc(now) }), false);
     }
+  }
+
+  /** The clock moves to `now`; a deadline passed by more than SUSPEND_MS means we
+   * were not running, and the whole time since we last ran was our sleep. */
+  private advance(now: number): void {
+    if (now - this.awake > SUSPEND_MS) {
+      const due = this.nextDeadline();
+      if (due !== null && now - due > SUSPEND_MS) this.suspended(now, now - this.awake);
+    }
+    this.awake = Math.max(this.awake, now);
   }
 
   private suspended(now: number, slept: number): void {

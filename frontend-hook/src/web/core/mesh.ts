@@ -18,3 +18,29 @@ export function isOfferer(myId: string, theirId: string): boolean {
 export function backoffMs(attempt: number): number {
   return Math.min(250 * 2 ** Math.max(attempt - 1, 0), 5000);
 }
+
+export const MAX_LINKS = 64;
+export const OFFER_BURST = 6;
+export const OFFER_REFILL_MS = 5000;
+
+/** How many new transports a peer may offer us: OFFER_BURST at once, one per
+ * OFFER_REFILL_MS after that (a token bucket per peer, bounded in memory). */
+export class OfferBudget {
+  private readonly tokens = new Map<string, [number, number]>();
+
+  take(peerId: string, nowMs: number): boolean {
+    const [held, at] = this.tokens.get(peerId) ?? [OFFER_BURST, nowMs];
+    const tokens = Math.min(OFFER_BURST, held + (nowMs - at) / OFFER_REFILL_MS);
+    if (tokens < 1) {
+      this.tokens.set(peerId, [tokens, nowMs]);
+      return false;
+    }
+    this.tokens.delete(peerId); // re-inserted last: the longest-quiet go first
+    this.tokens.set(peerId, [tokens - 1, nowMs]);
+    if (this.tokens.size > 4 * MAX_LINKS) {
+      const oldest = this.tokens.keys().next().value;
+      if (oldest !== undefined) this.tokens.delete(oldest);
+    }
+    return true;
+  }
+}

@@ -42,6 +42,19 @@ export function compareVersions(a: Version, b: Version): number {
   return a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0;
 }
 
+/** Strings ordered by code point (JavaScript's `<` compares UTF-16 units). */
+export function compareCodePoints(a: string, b: string): number {
+  const x = a[Symbol.iterator]();
+  const y = b[Symbol.iterator]();
+  for (;;) {
+    const p = x.next();
+    const q = y.next();
+    if (p.done === true || q.done === true) return (p.done === true ? 0 : 1) - (q.done === true ? 0 : 1);
+    const d = (p.value.codePointAt(0) ?? 0) - (q.value.codePointAt(0) ?? 0);
+    if (d !== 0) return d;
+  }
+}
+
 /** Why `key` cannot be a key, or null. */
 export function keyProblem(key: string): string | null {
   if (key === "") return "a key is at least one character";
@@ -105,9 +118,9 @@ export class RoomState {
     return this.entries.get(key);
   }
 
-  /** The keys that have a value, by key. */
+  /** The keys that have a value, by key (in code point order, as Python sorts). */
   current(): Entry[] {
-    return [...this.entries.values()].filter((e) => !isCleared(e)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return [...this.entries.values()].filter((e) => !isCleared(e)).sort((a, b) => compareCodePoints(a.key, b.key));
   }
 
   /** Values and tombstones, for the other side of a new channel. */
