@@ -16,7 +16,9 @@ minutes. Per block, measured from the host's side of stdio:
 3. `fanout_ms`: send_control_message to every display, to the webrtc:message
    on the last display to show it (cues paced --gap-ms apart);
 4. `controller_cpu_ms_per_cue`: the controller's CPU time (user + system,
-   /proc/<pid>/stat) over the fan-out, per cue.
+   /proc/<pid>/stat) over the fan-out, per cue; `..._net_of_idle`: less what
+   the room costs it with no cue (pings, acks), measured just before over the
+   same length of time.
 
 Sidecars run with `--log-level info`, as the app runs them.
 
@@ -144,7 +146,13 @@ async def block(tree: Path, displays: int, cues: int, echoes: int, gap_s: float)
                         echo_ms.append((back - sent) * 1000)
 
                 await asyncio.sleep(1.0)  # the echoes' acks settle
+                idle_started, idle_cpu = time.monotonic(), cpu_s(ctrl.client.process.pid)
+                await asyncio.sleep(cues * gap_s)  # the room's own cost (pings, acks) meanwhile
+                idle_rate = (cpu_s(ctrl.client.process.pid) - idle_cpu) / (
+                    time.monotonic() - idle_started
+                )
                 fanout_ms = []
+                fanout_started = time.monotonic()
                 cpu_before = cpu_s(ctrl.client.process.pid)
                 for n in range(cues):
                     sent = time.monotonic()
@@ -157,11 +165,13 @@ async def block(tree: Path, displays: int, cues: int, echoes: int, gap_s: float)
                     fanout_ms.append((last - sent) * 1000)
                     await asyncio.sleep(gap_s)
                 cpu = cpu_s(ctrl.client.process.pid) - cpu_before
+                idle = idle_rate * (time.monotonic() - fanout_started)
                 return {
                     "connected_s": round(connected_s, 2),
                     "echo_ms": echo_ms,
                     "fanout_ms": fanout_ms,
                     "controller_cpu_s": round(cpu, 3),
+                    "controller_idle_cpu_s": round(idle, 3),
                     "cues": cues,
                 }
             finally:
@@ -188,6 +198,20 @@ async def run(args: argparse.Namespace, variants: dict[str, Path]) -> dict[str, 
             "controller_cpu_ms_per_cue": round(
                 1000 * sum(b["controller_cpu_s"] for b in done) / cues, 2
             ),
+            "controller_cpu_ms_per_cue_net_of_idle": round(
+                1000 * sum(b["controller_cpu_s"] - b["controller_idle_cpu_s"] for b in done) / cues,
+                2,
+            ),
+            "per_block": [
+                {
+                    "echo_p50_ms": round(statistics.median(b["echo_ms"]), 3),
+                    "fanout_p50_ms": round(statistics.median(b["fanout_ms"]), 2),
+                    "cpu_ms_per_cue_net": round(
+                        1000 * (b["controller_cpu_s"] - b["controller_idle_cpu_s"]) / b["cues"], 2
+                    ),
+                }
+                for b in done
+            ],
         }
     return report(
         "bench_fanout",

@@ -318,31 +318,33 @@ class LinkCore:
         """When `tick` is due next (None: nothing will happen without an input)."""
         if self.state == "disconnected" or self._failed or self._closing:
             return None
-        due: list[float] = [p.deadline for p in self._pings.values()]
-        if self._ack_due is not None:
-            due.append(self._ack_due)
+        # (computed on every input, so without building a list)
         if self.state == "connecting":
+            due = self._started + CONNECT_TIMEOUT_MS
             if self._relay_fallback_pending():
-                due.append(self._started + RELAY_AFTER_MS)
-            due.append(self._started + CONNECT_TIMEOUT_MS)
+                due = min(due, self._started + RELAY_AFTER_MS)
             if self._offer_sdp is not None:
-                due.append(max(self._started, self._last_resend) + OFFER_RESEND_MS)
-            return min(due)
-        if self._upgrade is not None:
-            due.append(self._upgrade_until)
-        elif self._may_upgrade():
-            due.append(self._next_upgrade)
-        if self._migrating_until is not None:
-            due.append(self._migrating_until)
+                due = min(due, max(self._started, self._last_resend) + OFFER_RESEND_MS)
+        elif self._migrating_until is not None:
+            due = self._migrating_until
             if self._offer_sdp is not None:
-                due.append(self._last_resend + OFFER_RESEND_MS)
-            return min(due)
-        due.append(self._last_heard + SILENCE_MS)
-        stalled = self._outbox.window.stalled_since()
-        if stalled is not None and not self._peer_busy:
-            due.append(stalled + ACK_STALL_MS)
-        due.append(self._next_ping)
-        return min(due)
+                due = min(due, self._last_resend + OFFER_RESEND_MS)
+        else:
+            due = min(self._last_heard + SILENCE_MS, self._next_ping)
+            stalled = self._outbox.window.stalled_since()
+            if stalled is not None and not self._peer_busy:
+                due = min(due, stalled + ACK_STALL_MS)
+        if self.state == "connected":
+            if self._upgrade is not None:
+                due = min(due, self._upgrade_until)
+            elif self._may_upgrade():
+                due = min(due, self._next_upgrade)
+        if self._ack_due is not None and self._ack_due < due:
+            due = self._ack_due
+        for pending in self._pings.values():
+            if pending.deadline < due:
+                due = pending.deadline
+        return due
 
     # ------------------------------------------------------------ negotiation
 

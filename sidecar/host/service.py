@@ -263,12 +263,13 @@ def _deliver(
     sent: list[str] = []
     queued: dict[str, asyncio.Future[None]] = {}
     failed: list[str] = []
+    text = msgspec.json.encode(envelope).decode()  # once for every channel
     for peer in targets:
         link = channels.link(peer.peer_id) if channels else None
         try:
             if link is None:
                 raise ConnectionError(peer.peer_id)
-            went = link.send(envelope)
+            went = link.send(envelope, text)
         except ConnectionError:
             failed.append(peer.peer_id)
             continue

@@ -238,13 +238,16 @@ class Link:
 
     # ---------------------------------------------------------------- sending
 
-    def send(self, envelope: ControlEnvelope | StateEnvelope) -> asyncio.Future[None] | None:
+    def send(
+        self, envelope: ControlEnvelope | StateEnvelope, text: str | None = None
+    ) -> asyncio.Future[None] | None:
         """Send now (None), or queued behind the send window or a transport being
         replaced: then the future completes once it went, or fails with
         ConnectionError when the channel closed first (cancelling it withdraws
-        the message). Raises ConnectionError when not open."""
+        the message). Raises ConnectionError when not open. `text`: the
+        envelope already encoded (one message to many channels is encoded once)."""
         message_id = envelope.id if isinstance(envelope, ControlEnvelope) else ""
-        ticket = self.core.send(_encode(envelope), message_id, self._now())
+        ticket = self.core.send(text or encode(envelope), message_id, self._now())
         went = None
         if ticket is not None:
             went = self._queued[ticket] = _Queued(self.core, ticket, self._queued)
@@ -259,7 +262,7 @@ class Link:
 
     def send_now(self, envelope: StateEnvelope) -> bool:
         """Send it if it can go at once; False otherwise, and nothing was sent."""
-        sent = self.core.send_now(_encode(envelope), self._now())
+        sent = self.core.send_now(encode(envelope), self._now())
         self._flush()
         return sent
 
@@ -448,5 +451,6 @@ def _quiet(went: asyncio.Future[None]) -> None:
         went.exception()
 
 
-def _encode(envelope: object) -> str:
+def encode(envelope: object) -> str:
+    """An envelope's text on the channel."""
     return _encoder.encode(envelope).decode()

@@ -47,7 +47,9 @@ class FakeLink:
         self.went: asyncio.Future[None] | None = None
         self.sent: list[ControlEnvelope | StateEnvelope] = []
 
-    def send(self, envelope: ControlEnvelope | StateEnvelope) -> asyncio.Future[None] | None:
+    def send(
+        self, envelope: ControlEnvelope | StateEnvelope, text: str | None = None
+    ) -> asyncio.Future[None] | None:
         if self.behaviour == "closed":
             raise ConnectionError("closed")
         self.sent.append(envelope)
