@@ -5,8 +5,8 @@ Each variant is a source tree of the sidecar (`--variant NAME=PATH`, run as
 `python -P -m sidecar` with PYTHONPATH=PATH, so each tree's own code runs with
 the same interpreter and dependencies). The variants take turns, block by
 block (a fresh lab and fresh sidecars each block), so both see the same
-machine: on a 2-core VM the same figure drifts by tens of percent between
-minutes. Per block, measured from the host's side of stdio:
+machine (in ABBA order: neither always runs first): on a 2-core VM the same
+figure drifts by tens of percent between minutes. Per block, measured from the host's side of stdio:
 
 1. `connected_s`: start_peer on the controller and N displays at once, until
    the controller reports every display connected;
@@ -181,8 +181,10 @@ async def block(tree: Path, displays: int, cues: int, echoes: int, gap_s: float)
 async def run(args: argparse.Namespace, variants: dict[str, Path]) -> dict[str, Any]:
     blocks: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     load_before = os.getloadavg()
-    for _ in range(args.blocks):
-        for name, tree in variants.items():
+    order = list(variants.items())
+    for n in range(args.blocks):
+        # ABBA: neither variant always runs first (right after the other's teardown)
+        for name, tree in order if n % 2 == 0 else order[::-1]:
             print(f"bench_fanout: {name} ({tree}), {args.displays} displays", file=sys.stderr)
             blocks[name].append(
                 await block(tree, args.displays, args.cues, args.echoes, args.gap_ms / 1000)

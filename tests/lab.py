@@ -213,12 +213,17 @@ def _kill_netns_processes(
     popens: Sequence[subprocess.Popen[bytes]],
     grace: float,
     deadline: float,
+    children: Callable[[], list[int]] = list,
 ) -> list[int]:
-    """SIGTERM, wait up to ``grace``, SIGKILL, wait until ``deadline``; return survivors."""
+    """SIGTERM, wait up to ``grace``, SIGKILL, wait until ``deadline``; return survivors.
+
+    ``children`` lists our own children not reaped yet (asyncio's): they are signalled by
+    pid too, since one spawned a moment ago may not have entered its namespace yet."""
 
     def alive() -> set[int]:
         pids = set(_pids_in_netns(namespaces))
         pids.update(p.pid for p in popens if p.poll() is None)
+        pids.update(children())
         return pids
 
     for sig, until in (
@@ -232,7 +237,7 @@ def _kill_netns_processes(
             if p.poll() is None:
                 with contextlib.suppress(OSError):
                     p.send_signal(sig)
-        for pid in _pids_in_netns(namespaces):
+        for pid in {*_pids_in_netns(namespaces), *children()}:
             _signal_pid(pid, sig)
         _poll_until(lambda: not alive(), max(0.0, until - time.monotonic()))
     return sorted(alive())
@@ -843,6 +848,11 @@ class Lab:
         with self._lock:
             self._aprocs.append(proc)
 
+    def _unreaped(self) -> list[int]:
+        """Our asyncio children not reaped yet (their pids are still ours to signal)."""
+        with self._lock:
+            return [p.pid for p in self._aprocs if p.returncode is None]
+
     def _add_netns(self, ns: str) -> None:
         self._namespaces.append(ns)  # recorded first so a half-made namespace is cleaned
         _run(["ip", "netns", "add", ns])
@@ -1101,7 +1111,7 @@ class Lab:
         namespaces = list(self._namespaces)
         try:
             survivors = _kill_netns_processes(
-                namespaces, self._popens, self.term_grace, deadline - 3.0
+                namespaces, self._popens, self.term_grace, deadline - 3.0, self._unreaped
             )
             if survivors:
                 self.cleanup_errors.append(f"processes survived SIGKILL: {survivors}")

@@ -48,24 +48,17 @@ from sidecar.contract import (
 from sidecar.core import netview
 from sidecar.core.election import BecomeLeader, Decision, Election, Follow, Retermed
 from sidecar.core.identity import Identity
-from sidecar.core.netview import Attach, NetChange, NetView, Offline, Online
 from sidecar.core.pairing import Window
 from sidecar.core.rendezvous import Rendezvous, parse_targets
 from sidecar.node.keys import KeyEvents, RoomKeys, window_info
+from sidecar.node.presence import Presence
 
 if TYPE_CHECKING:
-    from sidecar.net.discovery import Discovery
-    from sidecar.net.netifs import ChangeSignal
     from sidecar.net.signaling.client import SignalingClient
     from sidecar.net.signaling.query import Asker
     from sidecar.net.signaling.server import SignalingServer
 
 log = logging.getLogger(__name__)
-
-LEADER_ANNOUNCE_S = 1.0
-"""The leader re-announces its record this often. One small multicast packet
-per room per second bounds how long the halves of a healed partition take to
-find each other, however far the mDNS query backoff has grown meanwhile."""
 
 JOIN_TIMEOUT_S = 1.5
 """One attempt to register at a leader (LAN round trips are milliseconds)."""
@@ -117,22 +110,23 @@ class Membership:
         self.identity = identity
         self.events = events
         self.election = Election(me)
-        self.net = NetView(wanted)
+        self.presence = Presence(
+            room=options.room,
+            wanted=wanted,
+            signaling_port=options.signaling_port,
+            events=self,
+            spawn=self._spawn,
+        )
+        self.presence.room_key = options.room_key
         self.server: SignalingServer | None = None
-        self.discovery: Discovery | None = None
         self.client: SignalingClient | None = None
         self.client_leader: str | None = None
         self.join_task: asyncio.Task[None] | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.wake = asyncio.Event()
-        self.publish_needed = asyncio.Event()
         self.leader_members: list[SignalPeer] = []  # our registry while we lead
         self.closed = False
         self._loop_time: Callable[[], float] = time.monotonic
-        self._net_lock = asyncio.Lock()
-        self._snapshot: list[netview.Iface] = []
-        self.networks: tuple[ipaddress.IPv4Network, ...] = ()
-        """The networks of the addresses in use: we talk to nothing outside them."""
         self._join_seq = 0  # our registrations: a later one replaces an earlier one
         self.rendezvous = Rendezvous(parse_targets(options.rendezvous))
         self.asker: Asker | None = None
@@ -157,17 +151,11 @@ class Membership:
             on_pairing=self.events.pairing_changed,
             on_rekey=self.keys.rekeyed,
         )
-        self._read_interfaces = read_interfaces
-        self._snapshot = await asyncio.to_thread(read_interfaces)
-        changes = self.net.observe(self._snapshot)
+        self.presence.server = self.server
+        await self.presence.open(read_interfaces)
         self._check_open()
-        if changes:
-            await self._apply_net(changes)
-            self._check_open()
         self._spawn(self._clock())
-        self._spawn(self._announcer())
-        self._spawn(self._publisher())
-        self._spawn(self._netwatch())
+        self.presence.run()
         if o.pairing_code is not None:  # the room (election, rendezvous) once a member let us in
             self.keys.start_pairing(o.pairing_code)
             self.keys.paired.add_done_callback(  # type: ignore[union-attr]
@@ -180,7 +168,7 @@ class Membership:
         if self.closed:
             return
         o = self.options
-        self._feed(self.election.start(self._now(), offline=not self.net.online))
+        self._feed(self.election.start(self._now(), offline=not self.presence.online))
         if self.rendezvous.targets:
             from sidecar.net.signaling.query import Asker
 
@@ -189,7 +177,7 @@ class Membership:
                 room=o.room,
                 room_key=o.room_key,
                 on_records=self._answered,
-                online=lambda: self.net.online,
+                online=lambda: self.presence.online,
                 in_room=lambda: self.confirmed_leader() is not None,
                 is_me=self.is_me,
             )
@@ -211,11 +199,9 @@ class Membership:
         self.options = msgspec.structs.replace(self.options, room_key=room_key, pairing_code=None)
         if self.server is not None:
             self.server.set_key(room_key)
-        if self.discovery is not None:
-            self.discovery.set_room_key(room_key)
+        self.presence.set_room_key(room_key)  # and our record, signed with it
         if self.asker is not None:
             self.asker.set_room_key(room_key)
-        self.publish_needed.set()  # our record, signed with the new key
 
     def send_rekey(self, room_key: str) -> bool:
         if self.server is not None and self.server.leading:
@@ -255,16 +241,14 @@ class Membership:
         self.closed = True
         for task in list(self.tasks):
             task.cancel()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(STOP_S / 2), self._net_lock:
-                pass  # an attach in progress has finished (and sees `closed`)
+        await self.presence.settle(STOP_S / 2)
         steps: list[Coroutine[Any, Any, None]] = []
         if self.client is not None:
             steps.append(self.client.close(leave=True))
         if self.server is not None:
             steps.append(self.server.close())
-        if self.discovery is not None:
-            steps.append(self.discovery.close())  # goodbye packets
+        if self.presence.discovery is not None:
+            steps.append(self.presence.discovery.close())  # goodbye packets
         # In parallel: the goodbye and the leave message go out together.
         results = await asyncio.wait_for(asyncio.gather(*steps, return_exceptions=True), STOP_S)
         for result in results:
@@ -294,113 +278,53 @@ class Membership:
     @property
     def addresses(self) -> list[str]:
         """The addresses in use now (empty while offline)."""
-        return list(self.net.attached) if self.net.online else []
+        return self.presence.addresses
 
-    async def _netwatch(self) -> None:
-        """Reads the interfaces every POLL_S, and SETTLE_S after the kernel
-        reports a change. A reading that fails is logged and the next one tried."""
-        from sidecar.net.netifs import ChangeSignal
+    @property
+    def networks(self) -> tuple[ipaddress.IPv4Network, ...]:
+        return self.presence.networks
 
-        loop = asyncio.get_running_loop()
-        reported = asyncio.Event()
-        signal: ChangeSignal | None = ChangeSignal.open()
-        if signal is not None:
-
-            def readable(sig: ChangeSignal = signal) -> None:
-                sig.drain()
-                reported.set()
-
-            loop.add_reader(signal.fileno(), readable)
-        try:
-            while True:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(netview.POLL_S):
-                        await reported.wait()
-                if reported.is_set():
-                    await asyncio.sleep(netview.SETTLE_S)
-                    reported.clear()
-                try:
-                    self._snapshot = snapshot = self._read_interfaces()
-                    changes = self.net.observe(snapshot)
-                    if changes:
-                        await self._apply_net(changes)
-                except Exception:
-                    log.exception("network: reading or following the interfaces failed")
-        finally:
-            if signal is not None:
-                loop.remove_reader(signal.fileno())
-                signal.close()
-
-    async def _apply_net(self, changes: list[NetChange]) -> None:
-        async with self._net_lock:
-            for change in changes:
-                if self.closed:
-                    return
-                if isinstance(change, Attach):
-                    await self._attach(change)
-                elif isinstance(change, Offline):
-                    log.warning("network: no usable address; waiting for one")
-                    self._feed(self.election.network_down(self._now()))
-                    self.events.network_changed([], False, [])
-                elif isinstance(change, Online):
-                    log.info("network: back on %s", ", ".join(self.net.attached))
-                    self._back_online()
-                    self.events.network_changed(list(self.net.attached), True, [])
-
-    async def _attach(self, change: Attach) -> None:
-        """Bind the server and mDNS to `change.addresses` (first time or anew)."""
-        from sidecar.net.discovery import Discovery
-
+    def bound(self) -> None:
         assert self.server is not None
-        addresses = list(change.addresses)
-        first = self.server.port is None
-        log.info("network: using %s%s", ", ".join(addresses), "" if first else " (changed)")
-        old = self.discovery
-        self.discovery = None
-        self.networks = netview.subnets(self._snapshot, addresses)
-        self.server.set_networks(self.networks)
-        try:
-            if first:
-                await self.server.bind(addresses, self.options.signaling_port)
-            else:
-                await self.server.rebind(addresses)
-            self.me = self.server.me
-            self.election.me = self.me
-            if old is not None:
-                await old.close(goodbye=False)
-            discovery = Discovery(
-                room=self.options.room,
-                interfaces=addresses,
-                on_seen=lambda record: self._saw(record, "mdns"),
-                on_gone=self._on_gone,
-                room_key=self.options.room_key,
-                on_keyed=self.keys.found,
-            )
-            await discovery.start(self._record())
-        except OSError as exc:
-            log.warning("network: cannot use %s yet (%s); trying again", addresses, exc)
-            self.net.attach_failed()
-            if not self.election.offline:
-                self._feed(self.election.network_down(self._now()))
-                self.events.network_changed([], False, [])
-            return
-        self.discovery = discovery
-        self.publish_needed.set()
-        self.events.network_changed(addresses, True, list(change.lost))
+        self.me = self.server.me
+        self.election.me = self.me
+
+    def attached(self, addresses: list[str], lost: list[str]) -> None:
+        self.events.network_changed(addresses, True, lost)
         if self.election.offline:
             self._back_online()
-        elif change.lost:
+        elif lost:
             self._feed(self.election.rejoin(self._now()))
 
+    def offline(self) -> None:
+        if not self.election.offline:
+            self._feed(self.election.network_down(self._now()))
+            self.events.network_changed([], False, [])
+
+    def online(self) -> None:
+        self._back_online()
+        self.events.network_changed(list(self.presence.net.attached), True, [])
+
     def _back_online(self) -> None:
-        if self.discovery is not None:
-            with contextlib.suppress(RuntimeError):
-                self.discovery.query()  # the room answers at once
-                if self.election.is_leader:
-                    self.discovery.announce()
+        self.presence.query()
         self._feed(self.election.network_up(self._now()))
         self._ask_rendezvous()
         self.events.route_changed()
+
+    def record_seen(self, record: PeerRecord) -> None:
+        self._saw(record, "mdns")
+
+    def record_gone(self, peer_id: str) -> None:
+        self._on_gone(peer_id)
+
+    def keyed_hint(self, addresses: list[str], port: int) -> None:
+        self.keys.found(addresses, port)
+
+    def our_record(self) -> PeerRecord:
+        return self._record()
+
+    def leading(self) -> bool:
+        return self.election.is_leader
 
     # ------------------------------------------------------ background tasks
 
@@ -422,36 +346,6 @@ class Membership:
             except Exception:  # a bug of ours; the clock must keep ticking
                 log.exception("election: a tick failed")
                 await asyncio.sleep(0.1)
-
-    async def _announcer(self) -> None:
-        while True:
-            await asyncio.sleep(LEADER_ANNOUNCE_S)
-            if self.election.is_leader and self.net.online and self.discovery is not None:
-                with contextlib.suppress(RuntimeError):  # being replaced
-                    self.discovery.announce()
-
-    async def _publisher(self) -> None:
-        """Publishes our record when it changed, coalescing rapid changes; in a
-        keyed room also every RESIGN_S / 2, so its signature stays fresh."""
-        from sidecar.core.txt import RESIGN_S
-
-        published: tuple[Discovery, PeerRecord] | None = None
-        keyed = self.options.room_key is not None
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(RESIGN_S / 2 if keyed else None):
-                    await self.publish_needed.wait()
-            resign = not self.publish_needed.is_set()
-            self.publish_needed.clear()
-            discovery, record = self.discovery, self._record()
-            if discovery is None or (published == (discovery, record) and not resign):
-                continue
-            try:
-                await discovery.update(record)
-            except Exception as exc:  # it must keep publishing what comes next
-                log.warning("mDNS: could not publish our record: %r", exc)
-                continue
-            published = (discovery, record)
 
     # --------------------------------------------------------------- discovery
 
@@ -475,7 +369,7 @@ class Membership:
 
     def may_contact(self, address: str) -> bool:
         """On one of our networks, or given by the host (a rendezvous address)."""
-        return self._on_our_networks(address) or address in self.rendezvous.addresses()
+        return self.presence.on_our_networks(address) or address in self.rendezvous.addresses()
 
     def _known_records(self) -> list[PeerRecord]:
         """What a rendezvous query is answered: our record, then our leader's
@@ -510,7 +404,7 @@ class Membership:
             elif isinstance(decision, Retermed) and self.server is not None:
                 self.server.set_term(decision.term)
         self.wake.set()
-        self.publish_needed.set()
+        self.presence.publish_needed.set()
         if self.server is not None:
             self.server.set_known(self._known_records())
         self.events.room_changed()
@@ -610,10 +504,6 @@ class Membership:
             return
         log.warning("could not join leader %s: %s", decision.leader_id, last_error)
         self._feed(self.election.join_failed(decision.leader_id, self._now()))
-
-    def _on_our_networks(self, address: str) -> bool:
-        ip = ipaddress.IPv4Address(address)
-        return any(ip in net and ip != net.broadcast_address for net in self.networks)
 
     # ----------------------------------------------------------- adapter events
 

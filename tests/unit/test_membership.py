@@ -185,7 +185,7 @@ async def test_a_better_leader_seen_it_joins_there_and_routes_through_the_client
     m._feed(m.election.start(0.0))
     leader = msgspec.structs.replace(FakeClient.leader, addresses=["192.0.2.7", "10.0.0.9"])
     record = PeerRecord.of(leader, role="leader", leader_id="z-leader", term=3, room="default")
-    m.networks = (ipaddress.IPv4Network("10.0.0.0/24"),)
+    m.presence.networks = (ipaddress.IPv4Network("10.0.0.0/24"),)
     m._saw(record, "mdns")
     assert m.join_task is not None
     await asyncio.wait_for(m.join_task, 2)
@@ -207,7 +207,7 @@ async def test_a_better_leader_seen_it_joins_there_and_routes_through_the_client
 async def test_the_room_key_reaches_every_adapter_and_a_rotation_the_room(m: Membership) -> None:
     m.use_key(KEY)
     assert server(m).calls[-1] == ("set_key", KEY) and m.options.room_key == KEY
-    assert m.publish_needed.is_set()
+    assert m.presence.publish_needed.is_set()
     assert not m.send_rekey("n" * 43)  # in no room yet
     m._feed(m.election.start(0.0))
     m._feed(m.election.tick(10.0))
