@@ -25,6 +25,7 @@ from sidecar.core.election import (
     Retermed,
     Timing,
 )
+from sidecar.node.membership import SUCCESSOR_WAIT_S
 
 TIMING = Timing()
 
@@ -288,6 +289,7 @@ class SimRoom:
     offline: set[str] = field(default_factory=set)  # peers without a usable address
     now: float = 0.0
     log: list[tuple[str, Decision]] = field(default_factory=list)
+    following_since: dict[str, float] = field(default_factory=dict)  # peer -> its last Follow
 
     def add(self, peer: SignalPeer) -> Election:
         e = Election(peer)
@@ -316,6 +318,8 @@ class SimRoom:
             # Offline, a peer decides nothing (it cannot reach anyone to decide with).
             assert peer_id not in self.offline, (peer_id, d)
             self.log.append((peer_id, d))
+            if isinstance(d, Follow):
+                self.following_since[peer_id] = self.now
 
     def _connect_followers(self) -> None:
         for pid in sorted(self.started):
@@ -350,6 +354,10 @@ class SimRoom:
                     members.append(e.me)
                 self._apply(pid, e.joined_leader(leader.me.peer_id, leader.term, members, self.now))
             elif not reachable:
+                self._apply(pid, e.join_failed(e.leader_id or "", self.now))
+            elif self.now - self.following_since.get(pid, self.now) >= SUCCESSOR_WAIT_S:
+                # Reachable but not leading: the membership's join gets `not_leader`
+                # and retries until its deadline, then reports the failure.
                 self._apply(pid, e.join_failed(e.leader_id or "", self.now))
 
     def step(self, dt: float = 0.1) -> None:
