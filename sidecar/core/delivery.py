@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from sidecar.core.flow import AckClock, SendWindow
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sent:
     """A control message sent on the channel and not yet acknowledged."""
 

@@ -89,17 +89,19 @@ _encoder = msgspec.json.Encoder()
 
 
 # ------------------------------------------------------------------ outputs
-# Actions: what the shell does with its transports and the signaling path.
+# Plain values (slots, not frozen: one is made for every message, and a frozen
+# dataclass pays object.__setattr__ per field). Actions: what the shell does with
+# its transports and the signaling path.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CreateOffer:
     """Create a direct transport `epoch` and make its offer (then `local_description`)."""
 
     epoch: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CreateAnswer:
     """Create a direct transport `epoch` for this offer and answer it."""
 
@@ -107,7 +109,7 @@ class CreateAnswer:
     sdp: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AcceptAnswer:
     """Apply the other side's answer to transport `epoch` (failing: `negotiation_failed`)."""
 
@@ -115,14 +117,14 @@ class AcceptAnswer:
     sdp: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OpenRelay:
     """Transport `epoch` goes through the leader: `Send` on it is a `relay` frame."""
 
     epoch: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Send:
     """Put `text` on transport `epoch`. If it cannot go and `must`, tell the core
     (`send_failed`); a ping, pong or ack that cannot go is simply lost."""
@@ -132,7 +134,7 @@ class Send:
     must: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Signal:
     """An offer or answer for transport `epoch`, through the leader."""
 
@@ -141,7 +143,7 @@ class Signal:
     sdp: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Close:
     """Transport `epoch` is done with: close it (no report follows)."""
 
@@ -151,12 +153,12 @@ class Close:
 # Events: what the owner of the link hears.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Up:
     """The channel opened (its first sync exchange is done)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Down:
     """The channel ended; `unacked`: ids of control messages never acknowledged.
     The core takes no input after this but `close`."""
@@ -165,31 +167,31 @@ class Down:
     unacked: list[str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
     envelope: ControlEnvelope | StateEnvelope
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Went:
     """A queued message (the ticket `send` returned) went on the channel."""
 
     ticket: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Dropped:
     """A queued message will never go: the channel closed first."""
 
     ticket: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Idle:
     """Something was held back (queued, or refused by `send_now`): there is room now."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pong:
     """The answer to `ping(seq)`, after `rtt_ms`."""
 
@@ -197,7 +199,7 @@ class Pong:
     rtt_ms: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NoPong:
     """No answer to `ping(seq)` in time, or the channel closed first."""
 
@@ -293,7 +295,10 @@ class LinkCore:
 
     def take(self) -> list[Output]:
         """The outputs queued since the last call, in order."""
-        out, self._out = self._out, []
+        out = self._out
+        if not out:
+            return out  # (nothing new: no list made)
+        self._out = []
         return out
 
     @property
@@ -334,7 +339,7 @@ class LinkCore:
             stalled = self._outbox.window.stalled_since()
             if stalled is not None and not self._peer_busy:
                 due = min(due, stalled + ACK_STALL_MS)
-        if self.state == "connected":
+        if self.web_peer and self.state == "connected":
             if self._upgrade is not None:
                 due = min(due, self._upgrade_until)
             elif self._may_upgrade():
@@ -863,8 +868,9 @@ class LinkCore:
     # ------------------------------------------------- from the relay to a direct path
 
     def _relay_fallback_pending(self) -> bool:
-        relaying = self._current is not None and self._current.relay
-        return self.offerer and self.web_peer and not relaying
+        if not self.web_peer or not self.offerer:
+            return False
+        return self._current is None or not self._current.relay
 
     def _relayed_and_open(self) -> bool:
         t = self._current
@@ -877,7 +883,7 @@ class LinkCore:
         )
 
     def _may_upgrade(self) -> bool:
-        return self.offerer and self.web_peer and self._relayed_and_open()
+        return self.web_peer and self.offerer and self._relayed_and_open()
 
     def _try_upgrade(self, now: float) -> None:
         """(Offerer) Offer a direct transport beside the relay that carries the channel."""

@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any, Literal, Protocol
 
 import msgspec
@@ -117,6 +118,11 @@ class Link:
         self._configuration = configuration
         self._events = events
         self._loop = asyncio.get_running_loop()
+        # The loop's clock (the timer is armed on it); asyncio's own loops read
+        # time.monotonic(), called directly here since it is read for every message.
+        self._clock = (
+            time.monotonic if isinstance(self._loop, asyncio.BaseEventLoop) else self._loop.time
+        )
         self.core = LinkCore(
             me=me,
             peer_id=remote.peer_id,
@@ -135,6 +141,24 @@ class Link:
         self._flushing = False
         self._closing = False
         self._to_close: list[AnyTransport] = []
+        self._host_busy = events.host_busy
+        self._handlers: dict[type, Callable[[Output], None]] = {
+            Send: self._send_out,
+            Message: self._message,
+            Went: self._went,
+            Dropped: self._dropped,
+            Idle: self._idle,
+            Pong: self._pong,
+            NoPong: self._no_pong,
+            Signal: self._signal,
+            CreateOffer: self._create_offer,
+            CreateAnswer: self._create_answer,
+            AcceptAnswer: self._accept_answer,
+            OpenRelay: self._open_relay,
+            Close: self._close,
+            Up: self._up,
+            Down: self._down,
+        }
 
     # ---------------------------------------------------------------- queries
 
@@ -305,10 +329,10 @@ class Link:
     # --------------------------------------------------------------- internals
 
     def _now(self) -> float:
-        return self._loop.time() * 1000.0
+        return self._clock() * 1000.0
 
     def _host(self) -> None:
-        busy = self._events.host_busy()
+        busy = self._host_busy()
         if busy != self.core.host_busy:
             self.core.set_host_busy(busy, self._now())
 
@@ -330,66 +354,96 @@ class Link:
             self._arm()
 
     def _carry_out(self, output: Output) -> None:
-        match output:
-            case Send(epoch, text, must):
-                transport = self._transports.get(epoch)
-                try:
-                    if transport is None:
-                        raise ConnectionError("no such transport")
-                    transport.send(text)
-                except ConnectionError:
-                    if must:
-                        self.core.send_failed(epoch, self._now())
-            case Message(envelope):
-                self._events.link_message(self, envelope)
-            case Went(ticket):
-                went = self._queued.pop(ticket, None)
-                if went is not None and not went.done():
-                    went.set_result(None)
-            case Idle():
-                self._events.link_idle(self)
-            case Pong(seq, rtt_ms):
-                answer = self._pings.pop(seq, None)
-                if answer is not None and not answer.done():
-                    answer.set_result(rtt_ms)
-            case NoPong(seq):
-                answer = self._pings.pop(seq, None)
-                if answer is not None and not answer.done():
-                    answer.set_exception(
-                        TimeoutError() if self.core.is_open else ConnectionError("closed")
-                    )
-            case Signal(kind, epoch, sdp):
-                cls = Offer if kind == "offer" else Answer
-                msg = cls(
-                    from_=self.core.me, to=self.peer_id, sdp=sdp, link=self.link_id, epoch=epoch
-                )
-                if not self._events.link_signal(self, msg):
-                    log.debug("%s to %s: no signaling route now", kind, self.peer_id)
-            case CreateOffer(epoch):
-                transport = self._direct(epoch)
-                self._spawn(self._negotiate(epoch, transport.offer()))
-            case CreateAnswer(epoch, sdp):
-                transport = self._direct(epoch)
-                self._spawn(self._negotiate(epoch, transport.answer(sdp)))
-            case AcceptAnswer(epoch, sdp):
-                accepting = self._transports.get(epoch)
-                if isinstance(accepting, Transport):
-                    self._spawn(self._negotiate(epoch, accepting.accept_answer(sdp)))
-            case OpenRelay(epoch):
-                self._transports[epoch] = RelayTransport(epoch, self._relay_out)
-            case Close(epoch):
-                closed = self._transports.pop(epoch, None)
-                if closed is not None:
-                    self._dispose(closed)
-            case Up():
-                log.info("data channel to %s open (%s)", self.peer_id, self.via)
-                self._events.link_up(self)
-            case Down(reason, unacked):
-                self._events.link_down(self, reason, unacked)
-            case Dropped(ticket):
-                went = self._queued.pop(ticket, None)
-                if went is not None and not went.done():
-                    went.set_exception(ConnectionError(f"data channel to {self.peer_id} closed"))
+        self._handlers[type(output)](output)  # (a dict: one message each, on the hot path)
+
+    def _send_out(self, output: Output) -> None:
+        assert isinstance(output, Send)
+        transport = self._transports.get(output.epoch)
+        try:
+            if transport is None:
+                raise ConnectionError("no such transport")
+            transport.send(output.text)
+        except ConnectionError:
+            if output.must:
+                self.core.send_failed(output.epoch, self._now())
+
+    def _message(self, output: Output) -> None:
+        assert isinstance(output, Message)
+        self._events.link_message(self, output.envelope)
+
+    def _went(self, output: Output) -> None:
+        assert isinstance(output, Went)
+        went = self._queued.pop(output.ticket, None)
+        if went is not None and not went.done():
+            went.set_result(None)
+
+    def _dropped(self, output: Output) -> None:
+        assert isinstance(output, Dropped)
+        went = self._queued.pop(output.ticket, None)
+        if went is not None and not went.done():
+            went.set_exception(ConnectionError(f"data channel to {self.peer_id} closed"))
+
+    def _idle(self, output: Output) -> None:
+        self._events.link_idle(self)
+
+    def _pong(self, output: Output) -> None:
+        assert isinstance(output, Pong)
+        answer = self._pings.pop(output.seq, None)
+        if answer is not None and not answer.done():
+            answer.set_result(output.rtt_ms)
+
+    def _no_pong(self, output: Output) -> None:
+        assert isinstance(output, NoPong)
+        answer = self._pings.pop(output.seq, None)
+        if answer is not None and not answer.done():
+            answer.set_exception(TimeoutError() if self.core.is_open else ConnectionError("closed"))
+
+    def _signal(self, output: Output) -> None:
+        assert isinstance(output, Signal)
+        cls = Offer if output.kind == "offer" else Answer
+        msg = cls(
+            from_=self.core.me,
+            to=self.peer_id,
+            sdp=output.sdp,
+            link=self.link_id,
+            epoch=output.epoch,
+        )
+        if not self._events.link_signal(self, msg):
+            log.debug("%s to %s: no signaling route now", output.kind, self.peer_id)
+
+    def _create_offer(self, output: Output) -> None:
+        assert isinstance(output, CreateOffer)
+        transport = self._direct(output.epoch)
+        self._spawn(self._negotiate(output.epoch, transport.offer()))
+
+    def _create_answer(self, output: Output) -> None:
+        assert isinstance(output, CreateAnswer)
+        transport = self._direct(output.epoch)
+        self._spawn(self._negotiate(output.epoch, transport.answer(output.sdp)))
+
+    def _accept_answer(self, output: Output) -> None:
+        assert isinstance(output, AcceptAnswer)
+        accepting = self._transports.get(output.epoch)
+        if isinstance(accepting, Transport):
+            self._spawn(self._negotiate(output.epoch, accepting.accept_answer(output.sdp)))
+
+    def _open_relay(self, output: Output) -> None:
+        assert isinstance(output, OpenRelay)
+        self._transports[output.epoch] = RelayTransport(output.epoch, self._relay_out)
+
+    def _close(self, output: Output) -> None:
+        assert isinstance(output, Close)
+        closed = self._transports.pop(output.epoch, None)
+        if closed is not None:
+            self._dispose(closed)
+
+    def _up(self, output: Output) -> None:
+        log.info("data channel to %s open (%s)", self.peer_id, self.via)
+        self._events.link_up(self)
+
+    def _down(self, output: Output) -> None:
+        assert isinstance(output, Down)
+        self._events.link_down(self, output.reason, output.unacked)
 
     def _direct(self, epoch: int) -> Transport:
         transport = Transport(self._configuration, epoch, self)
