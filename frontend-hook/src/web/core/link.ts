@@ -331,26 +331,28 @@ export class LinkCore {
 
   /** A binary message: the channel carries text, so it is counted and dropped. */
   transportBinary(epoch: number, size: number, now: number): void {
-    this.advance(now);
-    if (this.upgrade?.epoch === epoch) this.promote(now);
-    const t = this.current;
-    if (t?.epoch !== epoch || this.failed || this.closing) return;
-    t.opened = true;
-    this.lastHeard = now;
-    if (!this.syncedOut) this.sendSync(t);
+    if (this.heard(epoch, now) === null) return;
     this.refused += 1;
     if (size > MAX_MESSAGE_BYTES) this.fail("failed");
     else this.countForAck(size, now);
   }
 
-  transportMessage(epoch: number, data: string, now: number): void {
+  /** Something arrived on transport `epoch`: the transport it is (null: a replaced
+   * one, whose stragglers are sent again after the sync), heard from now. */
+  private heard(epoch: number, now: number): Transport | null {
     this.advance(now);
-    if (this.upgrade?.epoch === epoch) this.promote(now);
+    if (this.upgrade?.epoch === epoch) this.promote(now); // the other side's opened first
     const t = this.current;
-    if (t?.epoch !== epoch || this.failed || this.closing) return;
+    if (t?.epoch !== epoch || this.failed || this.closing) return null;
     t.opened = true;
     this.lastHeard = now;
     if (!this.syncedOut) this.sendSync(t);
+    return t;
+  }
+
+  transportMessage(epoch: number, data: string, now: number): void {
+    const t = this.heard(epoch, now);
+    if (t === null) return;
     const size = byteSize(data);
     if (size > MAX_MESSAGE_BYTES) {
       this.refused += 1;
