@@ -5,18 +5,24 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 import type { Envelope, SignalMessage } from "../src/generated/sidecar-types";
-import { hex, Identity, registrationStatement, sdpAuth, Sealer, sessionKey } from "../src/web/core/crypto";
+import { constantTimeEqual, Ephemeral, hex, Identity, openSession, registrationStatement, roomSecret, sdpAuth, sessionKeys, type Side } from "../src/web/core/crypto";
 
 interface Wire {
   identity: { secret_key: string; public_key: string; peer_id: string; statement: string; signature: string };
   sealing: {
     room_key: string;
     room: string;
+    room_secret: string;
     server_nonce: string;
     client_nonce: string;
-    session_key: string;
-    client_frames: { seq: number; body: string; mac: string }[];
-    server_frames: { seq: number; body: string; mac: string }[];
+    server_scalar: string;
+    client_scalar: string;
+    server_share: string;
+    client_share: string;
+    key_to_server: string;
+    key_to_client: string;
+    client_frames: { seq: number; text: string; box: string }[];
+    server_frames: { seq: number; text: string; box: string }[];
   };
   sdp_auth: { room_key: string; kind: string; from: string; to: string; link: string; epoch: number; sdp: string; auth: string }[];
   frames: string[];
@@ -38,15 +44,44 @@ describe("the wire protocol: the vectors the sidecar's tests check too", () => {
     expect(me.sign(statement)).toBe(v.signature);
   });
 
-  it("seals and opens frames under the same session key", () => {
+  it("stretches the room key, agrees on the session keys and seals frames both ways", () => {
     const v = wire.sealing;
-    const key = sessionKey(v.room_key, v.server_nonce, v.client_nonce, v.room);
-    expect(hex(key)).toBe(v.session_key);
-    const client = new Sealer(key, "c", "s");
-    for (const f of v.client_frames) expect(client.seal(f.body)).toEqual([f.seq, f.mac]);
-    for (const f of v.server_frames) expect(client.open(f.seq, f.body, f.mac)).toBe(true);
+    expect(hex(roomSecret(v.room_key))).toBe(v.room_secret);
+    const server = new Ephemeral(unhex(v.server_scalar));
+    const client = new Ephemeral(unhex(v.client_scalar));
+    expect([server.share, client.share]).toEqual([v.server_share, v.client_share]);
+    const shared = client.agree(server.share);
+    expect(hex(shared)).toBe(hex(server.agree(client.share)));
+    const [toServer, toClient] = sessionKeys(v.room_key, v.room, v.server_nonce, v.client_nonce, server.share, client.share, shared);
+    expect([hex(toServer), hex(toClient)]).toEqual([v.key_to_server, v.key_to_client]);
+    const end = (side: Side) =>
+      openSession(v.room_key, v.room, {
+        side,
+        mine: side === "client" ? client : server,
+        serverNonce: v.server_nonce,
+        clientNonce: v.client_nonce,
+        serverShare: server.share,
+        clientShare: client.share,
+      });
+    const [c, s] = [end("client"), end("server")];
+    for (const f of v.client_frames) {
+      expect(c.seal(f.text)).toEqual([f.seq, f.box]);
+      expect(s.open(f.seq, f.box)).toBe(f.text);
+    }
+    for (const f of v.server_frames) {
+      expect(s.seal(f.text)).toEqual([f.seq, f.box]);
+      expect(c.open(f.seq, f.box)).toBe(f.text);
+    }
     const replay = v.server_frames[0];
-    if (replay) expect(client.open(replay.seq, replay.body, replay.mac)).toBe(false);
+    if (replay) expect(c.open(replay.seq, replay.box)).toBeNull();
+    expect(() => client.agree("A".repeat(43))).toThrow(); // the all-zero point
+  });
+
+  it("compares MACs in constant time, and correctly", () => {
+    expect(constantTimeEqual("abc", "abc")).toBe(true);
+    expect(constantTimeEqual("abc", "abd")).toBe(false);
+    expect(constantTimeEqual("abc", "abcd")).toBe(false);
+    expect(constantTimeEqual("", "")).toBe(true);
   });
 
   it("makes the same SDP MACs", () => {

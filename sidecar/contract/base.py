@@ -9,10 +9,12 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import Meta, Struct
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 """Version of the signaling and data-channel protocol, announced as TXT `v`
 (2: channels carry `sync` and survive a change of transport; 3: they carry
-the room's retained state)."""
+the room's retained state; 4: keyed sessions are encrypted under keys of an
+ephemeral exchange, and the room key is stretched)."""
+
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 """Largest control-message payload, measured as its JSON serialization."""

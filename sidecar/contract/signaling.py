@@ -37,7 +37,11 @@ class _Signal(_Wire, tag_field="type"):
 
 
 class Challenge(_Signal, tag="challenge"):
+    """The server's first frame: a fresh `nonce`, and `share`, its ephemeral
+    X25519 public key for this connection (a keyed room's session keys)."""
+
     nonce: Token
+    share: Token
 
 
 class Register(_Signal, tag="register"):
@@ -142,14 +146,15 @@ class SignalError(_Signal, tag="error"):
 
 
 class Sealed(_Signal, tag="sealed"):
-    """A frame of a keyed room's session (sidecar/core/roomkey.py): `body` is the
-    frame's own JSON text, `seq` its number in this direction, `mac` its MAC
-    under the session key. The client's first frame carries its `nonce`."""
+    """A frame of a keyed room's session (sidecar/core/roomkey.py): `box` is the
+    frame's own JSON text encrypted and authenticated under the session key of
+    its direction (base64url), `seq` its number in this direction. The
+    client's first frame carries its `nonce` and its ephemeral `share`."""
 
     seq: Count
-    body: Annotated[str, Meta(max_length=256 * 1024)]
-    mac: Token
+    box: Annotated[str, Meta(max_length=350 * 1024, pattern=r"^[A-Za-z0-9_-]*(?!\n)$")]
     nonce: Token | None = None
+    share: Token | None = None
 
 
 class Query(_Signal, tag="query"):

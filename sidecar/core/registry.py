@@ -61,7 +61,7 @@ from sidecar.contract import (
 from sidecar.core.identity import peer_id_of, registration_statement, verify
 from sidecar.core.pairdesk import PairingDesk, Refusal
 from sidecar.core.pairing import Window
-from sidecar.core.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, new_nonce, session_key
+from sidecar.core.roomkey import Box, Ephemeral, new_nonce, open_session
 from sidecar.core.signaling import (
     HEARTBEAT_GRACE_S,
     HEARTBEAT_INTERVAL_S,
@@ -136,11 +136,12 @@ Action = Send | Close | Deliver | MembersChanged | PairingUpdate | KeyRotated
 @dataclass(slots=True)
 class _Conn:
     nonce: str
+    ephemeral: Ephemeral  # our share of this connection's session keys
     opened_at: float
     peer: SignalPeer | None = None
     last_heartbeat: float = 0.0
     seq: int = 0  # the registration's `seq`: a newer one of the same peer replaces it
-    sealer: Sealer | None = None  # a keyed room's session, once registered
+    box: Box | None = None  # a keyed room's session, once its first frame opened
     remote: str | None = None  # the address the connection comes from
     tokens: float = FRAME_BURST  # the frame-rate bucket
     refilled: float = 0.0
@@ -165,6 +166,7 @@ class RoomRegistry:
         grace: float = HEARTBEAT_GRACE_S,
         register_timeout: float = REGISTER_TIMEOUT_S,
         nonce_factory: Callable[[], str] = new_nonce,
+        ephemeral_factory: Callable[[], Ephemeral] = Ephemeral,
         version: int = PROTOCOL_VERSION,
     ) -> None:
         self._me = me
@@ -173,6 +175,7 @@ class RoomRegistry:
         self._heartbeat_timeout = heartbeat_interval * missed_limit + grace
         self._register_timeout = register_timeout
         self._nonce = nonce_factory
+        self._ephemeral = ephemeral_factory
         self._version = version
         self._leading = False
         self._term = 0
@@ -381,9 +384,15 @@ class RoomRegistry:
         """A new connection; `remote`: the IPv4 address it comes from."""
         if conn_id in self._conns:
             raise ValueError(f"connection {conn_id} already known")
-        conn = _Conn(nonce=self._nonce(), opened_at=now, refilled=now, remote=remote)
+        conn = _Conn(
+            nonce=self._nonce(),
+            ephemeral=self._ephemeral(),
+            opened_at=now,
+            refilled=now,
+            remote=remote,
+        )
         self._conns[conn_id] = conn
-        return [Send(conn_id, Challenge(nonce=conn.nonce))]
+        return [Send(conn_id, Challenge(nonce=conn.nonce, share=conn.ephemeral.share))]
 
     def disconnect(self, conn_id: ConnId, now: float) -> list[Action]:
         del now
@@ -442,7 +451,7 @@ class RoomRegistry:
             return [self._send(conn_id, _invalid(frame, exc))]
         except msgspec.DecodeError as exc:
             return [self._error(conn_id, "malformed", f"not valid JSON: {exc}")]
-        if isinstance(msg, PairHello | PairConfirm) and conn.peer is None and conn.sealer is None:
+        if isinstance(msg, PairHello | PairConfirm) and conn.peer is None and conn.box is None:
             return self._pair(conn_id, conn, msg, now)  # a device without the key: never sealed
         if self._key is not None:
             opened = self._unseal(conn, msg)
@@ -491,15 +500,33 @@ class RoomRegistry:
         error when it is intact but not a valid frame (answered `invalid`)."""
         if not isinstance(msg, Sealed) or self._key is None:
             return None
-        if conn.sealer is None:
-            if conn.peer is not None or msg.nonce is None:
+        if conn.box is None:
+            if conn.peer is not None or msg.nonce is None or msg.share is None:
                 return None
-            key = session_key(self._key, conn.nonce, msg.nonce, self._room)
-            conn.sealer = Sealer(key, sending=SERVER_TO_CLIENT, receiving=CLIENT_TO_SERVER)
-        if not conn.sealer.open(msg.seq, msg.body, msg.mac):
-            return None
+            try:
+                box = open_session(
+                    self._key,
+                    self._room,
+                    side="server",
+                    mine=conn.ephemeral,
+                    server_nonce=conn.nonce,
+                    client_nonce=msg.nonce,
+                    server_share=conn.ephemeral.share,
+                    client_share=msg.share,
+                )
+            except ValueError:  # not a share
+                return None
+            first = box.open(msg.seq, msg.box)
+            if first is None:
+                return None  # (the box is kept only once a first frame opened)
+            conn.box, body = box, first
+        else:
+            opened = conn.box.open(msg.seq, msg.box)
+            if opened is None:
+                return None
+            body = opened
         try:
-            inner = decode_signal(msg.body)
+            inner = decode_signal(body)
         except msgspec.ValidationError as exc:  # before DecodeError: it is a subclass
             return exc
         except msgspec.DecodeError:
@@ -621,7 +648,7 @@ class RoomRegistry:
                 return [Close(conn_id, CloseCode.NORMAL, "left"), *self._members_changed()]
             case Register():
                 return [self._error(conn_id, "already_registered", f"already {peer.peer_id}")]
-            case Rekey() if self._key is not None and conn.sealer is not None:
+            case Rekey() if self._key is not None and conn.box is not None:
                 others = [cid for cid in self._by_id.values() if cid != conn_id]
                 actions: list[Action] = [self._send(cid, msg) for cid in others]
                 self._key = msg.room_key
@@ -645,11 +672,10 @@ class RoomRegistry:
     def _send(self, conn_id: ConnId, msg: SignalMessage) -> Send:
         """A frame to send: sealed, once the connection has a session."""
         conn = self._conns.get(conn_id)
-        if conn is None or conn.sealer is None:
+        if conn is None or conn.box is None:
             return Send(conn_id, msg)
-        body = encode_signal(msg)
-        seq, mac = conn.sealer.seal(body)
-        return Send(conn_id, Sealed(seq=seq, body=body, mac=mac))
+        seq, box = conn.box.seal(encode_signal(msg))
+        return Send(conn_id, Sealed(seq=seq, box=box))
 
     def _error(self, conn_id: ConnId, code: str, message: str) -> Send:
         return self._send(conn_id, SignalError(code=code, message=message))

@@ -21,9 +21,12 @@ from sidecar.contract import (
     HeartbeatAck,
     PeerList,
     Registered,
+    Sealed,
     SignalError,
     SignalMessage,
+    decode_signal,
 )
+from sidecar.core.roomkey import Ephemeral, new_nonce, open_session
 
 log = logging.getLogger("sidecar.signaling")
 _T = TypeVar("_T")
@@ -81,3 +84,52 @@ def call_safely(callback: Callable[[_T], None] | None, arg: _T) -> None:
         callback(arg)
     except Exception:
         log.exception("signaling: callback %r failed", callback)
+
+
+class ClientSession:
+    """The client's side of a keyed room's session, frame by frame: every frame
+    it sends is sealed (the first carries our nonce and ephemeral share), every
+    frame it receives must open. Raises ValueError when the challenge's share is
+    not one."""
+
+    def __init__(
+        self,
+        room_key: str,
+        room: str,
+        challenge: Challenge,
+        *,
+        mine: Ephemeral | None = None,
+        nonce: str | None = None,
+    ) -> None:
+        self._mine = mine or Ephemeral()
+        self._nonce: str | None = nonce or new_nonce()
+        self._box = open_session(
+            room_key,
+            room,
+            side="client",
+            mine=self._mine,
+            server_nonce=challenge.nonce,
+            client_nonce=self._nonce,
+            server_share=challenge.share,
+            client_share=self._mine.share,
+        )
+
+    def frame(self, msg: SignalMessage) -> str:
+        seq, box = self._box.seal(encode_signal(msg))
+        first, self._nonce = self._nonce, None
+        share = self._mine.share if first is not None else None
+        return encode_signal(Sealed(seq=seq, box=box, nonce=first, share=share))
+
+    def open(self, msg: SignalMessage) -> SignalMessage | None:
+        """The frame inside a sealed one; None when it is not sealed with this
+        session's key, not the next one, not a frame, or itself sealed."""
+        if not isinstance(msg, Sealed):
+            return None
+        text = self._box.open(msg.seq, msg.box)
+        if text is None:
+            return None
+        try:
+            inner = decode_signal(text)
+        except msgspec.DecodeError:
+            return None
+        return None if isinstance(inner, Sealed) else inner

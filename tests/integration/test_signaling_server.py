@@ -39,8 +39,8 @@ from sidecar.contract import (
     decode_signal,
 )
 from sidecar.core.identity import Identity, registration_statement
-from sidecar.core.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, session_key
-from sidecar.core.signaling import MAX_FRAME_BYTES, SIGNAL_PATH, encode_signal
+from sidecar.core.roomkey import Ephemeral, b64, open_session, unb64
+from sidecar.core.signaling import MAX_FRAME_BYTES, SIGNAL_PATH, ClientSession, encode_signal
 from sidecar.net.signaling.client import JoinFailed, SignalingClient
 from sidecar.net.signaling.server import SignalingServer
 
@@ -102,27 +102,27 @@ def register(
 class Session:
     """A member's end of a keyed room's session, as SignalingClient keeps it."""
 
-    def __init__(self, server_nonce: str, key: str = KEY, nonce: str = "c0ffee") -> None:
-        self.nonce = nonce
-        self.sealer = Sealer(
-            session_key(key, server_nonce, nonce, ROOM),
-            sending=CLIENT_TO_SERVER,
-            receiving=SERVER_TO_CLIENT,
-        )
-        self._first = True
+    def __init__(self, challenge: Challenge, key: str = KEY) -> None:
+        self.client = ClientSession(key, ROOM, challenge)
 
     def seal(self, msg: SignalMessage) -> Sealed:
-        """The next frame to send; the first one carries the client nonce."""
-        body = encode_signal(msg)
-        seq, mac = self.sealer.seal(body)
-        nonce, self._first = (self.nonce if self._first else None), False
-        return Sealed(seq=seq, body=body, mac=mac, nonce=nonce)
+        """The next frame to send; the first one carries the client nonce and share."""
+        sealed = decode_signal(self.client.frame(msg))
+        assert isinstance(sealed, Sealed)
+        return sealed
 
     def open(self, msg: SignalMessage) -> SignalMessage:
         """A frame from the leader: it must be sealed, intact and the next one."""
-        assert isinstance(msg, Sealed), msg
-        assert self.sealer.open(msg.seq, msg.body, msg.mac), msg
-        return decode_signal(msg.body)
+        opened = self.client.open(msg)
+        assert opened is not None, msg
+        return opened
+
+
+def flipped(sealed: Sealed) -> Sealed:
+    """`sealed` with one bit of its ciphertext changed."""
+    raw = bytearray(unb64(sealed.box))
+    raw[0] ^= 1
+    return msgspec.structs.replace(sealed, box=b64(bytes(raw)))
 
 
 def one_byte_changed(text: str, old: str = "Peer", new: str = "Beer") -> str:
@@ -234,6 +234,7 @@ class Raw:
         self.ws = ws
         self.frames: list[str] = []
         self.nonce = ""  # the challenge's
+        self.last: Challenge | None = None
         self.sealed: Session | None = None
 
     @classmethod
@@ -277,13 +278,18 @@ class Raw:
     async def challenge(self) -> str:
         challenge = await self.recv()
         assert isinstance(challenge, Challenge)
-        self.nonce = challenge.nonce
+        self.nonce, self.last = challenge.nonce, challenge
         return challenge.nonce
+
+    def keyed(self, key: str = KEY) -> Session:
+        """A session on the last challenge, with `key`."""
+        assert self.last is not None
+        return Session(self.last, key)
 
     async def register(self, who: SignalPeer, key: str | None = None) -> Registered:
         nonce = await self.challenge()
         if key is not None:
-            self.sealed = Session(nonce, key)
+            self.sealed = self.keyed(key)
         await self.say(register(who, nonce))
         reply = await self.hear()
         assert isinstance(reply, Registered), reply
@@ -388,7 +394,7 @@ async def test_bad_input_gets_errors_and_closes_while_members_notice_nothing(
     await r.send(f'{{"type": "offer", "from": "{pid("R")}", "to": "{pid("B")}", "sdp": 42}}')
     invalid = await r.error()
     assert invalid.code == "invalid" and "$.sdp" in invalid.message
-    await r.send(Session(r.nonce).seal(Heartbeat(seq=1, term=1)))  # this room has no key
+    await r.send(r.keyed().seal(Heartbeat(seq=1, term=1)))  # this room has no key
     assert (await r.error()).code == "unexpected"
     await r.send(register(peer("R"), r.nonce))
     assert (await r.error()).code == "already_registered"
@@ -420,7 +426,7 @@ async def test_a_leader_only_frame_from_a_member_is_unexpected(
     leader = await make_leader()
     r = await raw(leader.url)
     await r.register(peer("R"))
-    await r.send(Challenge(nonce="x"))
+    await r.send(Challenge(nonce="x", share="x"))
     assert (await r.error()).code == "unexpected"
     await r.send(Heartbeat(seq=1, term=1))
     assert await r.recv() == HeartbeatAck(seq=1, term=1)
@@ -547,7 +553,7 @@ async def test_a_wrong_room_key_is_refused_and_never_sees_the_members(
     # Sealed with a guessed key.
     intruder = await raw(leader.url)
     nonce = await intruder.challenge()
-    await intruder.send(Session(nonce, "guess").seal(register(peer("X"), nonce)))
+    await intruder.send(intruder.keyed("guess").seal(register(peer("X"), nonce)))
     assert (await intruder.error()).code == "forbidden"
     assert await intruder.closed() == (4003, "forbidden")
     # Not sealed at all.
@@ -596,8 +602,7 @@ def _plain(r: Raw) -> list[SignalMessage]:
 
 def _tampered(r: Raw) -> list[SignalMessage]:
     assert r.sealed is not None
-    sealed = r.sealed.seal(Heartbeat(seq=2, term=1))
-    return [msgspec.structs.replace(sealed, body=one_byte_changed(sealed.body, "2", "7"))]
+    return [flipped(r.sealed.seal(Heartbeat(seq=2, term=1)))]
 
 
 def _replayed(r: Raw) -> list[SignalMessage]:
@@ -659,15 +664,24 @@ class Impostor:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_str(encode_signal(Challenge(nonce="n")))
+        mine = Ephemeral()
+        await ws.send_str(encode_signal(Challenge(nonce="n", share=mine.share)))
         first = decode_signal(await ws.receive_str(timeout=WAIT))
-        assert isinstance(first, Sealed)
-        register = decode_signal(first.body)  # it can read it, but not seal
-        assert isinstance(register, Register)
-        reply: SignalMessage = Registered(leader_id=pid("X"), term=1, peers=[register.peer])
+        assert isinstance(first, Sealed) and first.nonce and first.share  # it cannot read it
+        reply: SignalMessage = Registered(leader_id=pid("X"), term=1, peers=[peer("A")])
         if self.seal:
-            session = Session("n", key="a guess", nonce=first.nonce or "")
-            reply = session.seal(reply)
+            box = open_session(
+                "a guess of the key",
+                ROOM,
+                side="server",
+                mine=mine,
+                server_nonce="n",
+                client_nonce=first.nonce,
+                server_share=mine.share,
+                client_share=first.share,
+            )
+            seq, sealed = box.seal(encode_signal(reply))
+            reply = Sealed(seq=seq, box=sealed)
         await ws.send_str(encode_signal(reply))
         async for _ in ws:
             pass
@@ -739,10 +753,10 @@ async def _pump(
 
 
 def alter_body(text: str) -> str:
-    """The sealed frame `text` with one byte of its body changed."""
+    """The sealed frame `text` with one bit of its box changed."""
     sealed = decode_signal(text)
     assert isinstance(sealed, Sealed)
-    return encode_signal(msgspec.structs.replace(sealed, body=one_byte_changed(sealed.body)))
+    return encode_signal(flipped(sealed))
 
 
 @pytest.mark.parametrize(
@@ -937,7 +951,7 @@ class FakeLeader:
     async def handle(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_str(encode_signal(Challenge(nonce="n")))
+        await ws.send_str(encode_signal(Challenge(nonce="n", share=Ephemeral().share)))
         register = decode_signal(await ws.receive_str(timeout=WAIT))
         assert isinstance(register, Register)
         reply = Registered(leader_id="F", term=1, peers=[register.peer])

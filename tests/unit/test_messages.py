@@ -62,9 +62,9 @@ SAMPLES: list[Any] = [
 ]
 
 SIGNALS: list[m.SignalMessage] = [
-    m.Challenge(nonce="n"),
+    m.Challenge(nonce="n", share="s"),
     m.Register(peer=SIGNAL_PEER, room="default", identity="pk", signature="sig", seq=2),
-    m.Sealed(seq=1, body='{"type":"heartbeat","seq":1,"term":1}', mac="ab12", nonce="n1"),
+    m.Sealed(seq=1, box="qz8", nonce="n1", share="s1"),
     m.Registered(leader_id="a", term=1, peers=[SIGNAL_PEER]),
     m.PeerList(leader_id="a", term=2, peers=[]),
     m.Offer(from_="a", to="b", sdp="v=0", link="l1", epoch=1),

@@ -6,49 +6,75 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sidecar.core.identity import Identity, peer_id_of, registration_statement, verify
-from sidecar.core.roomkey import (
-    CLIENT_TO_SERVER,
-    SERVER_TO_CLIENT,
-    Sealer,
-    sdp_auth,
-    session_key,
-    txt_auth,
-)
+from sidecar.core.roomkey import Box, Ephemeral, open_session, room_secret, sdp_auth, txt_auth
 
 
-def pair(key: bytes) -> tuple[Sealer, Sealer]:
-    client = Sealer(key, sending=CLIENT_TO_SERVER, receiving=SERVER_TO_CLIENT)
-    server = Sealer(key, sending=SERVER_TO_CLIENT, receiving=CLIENT_TO_SERVER)
-    return client, server
+def sessions(key: str = "k" * 16, room: str = "room") -> tuple[Box, Box]:
+    server, client = Ephemeral(), Ephemeral()
+    common = {
+        "server_nonce": "n1",
+        "client_nonce": "n2",
+        "server_share": server.share,
+        "client_share": client.share,
+    }
+    return (
+        open_session(key, room, side="client", mine=client, **common),
+        open_session(key, room, side="server", mine=server, **common),
+    )
 
 
 def test_a_session_opens_what_the_other_side_sealed_in_order_once() -> None:
-    client, server = pair(session_key("k", "n1", "n2", "room"))
-    seq, mac = client.seal("hello")
-    assert server.open(seq, "hello", mac)
-    assert not server.open(seq, "hello", mac)  # replayed
-    seq2, mac2 = client.seal("second")
-    seq3, mac3 = client.seal("third")
-    assert not server.open(seq3, "third", mac3)  # the second was dropped
-    assert server.open(seq2, "second", mac2) and server.open(seq3, "third", mac3)
-    back, mac = server.seal("reply")
-    assert not client.open(back, "Reply", mac)  # altered
-    assert not server.open(back, "reply", mac)  # a frame reflected back to its sender
+    client, server = sessions()
+    seq, box = client.seal("hello")
+    assert "hello" not in box  # encrypted, not only signed
+    assert server.open(seq, box) == "hello"
+    assert server.open(seq, box) is None  # replayed
+    seq2, box2 = client.seal("second")
+    seq3, box3 = client.seal("third")
+    assert server.open(seq3, box3) is None  # the second was dropped
+    assert server.open(seq2, box2) == "second" and server.open(seq3, box3) == "third"
+    back, reply = server.seal("reply")
+    assert client.open(back, reply[:-2] + ("AA" if reply[-2:] != "AA" else "BA")) is None
+    assert server.open(back, reply) is None  # a frame reflected back to its sender
+    assert client.open(back, reply) == "reply"
 
 
-def test_session_keys_differ_with_any_nonce_room_or_key() -> None:
-    base = session_key("k", "n1", "n2", "room")
-    others = [
-        session_key("k2", "n1", "n2", "room"),
-        session_key("k", "n1x", "n2", "room"),
-        session_key("k", "n1", "n2x", "room"),
-        session_key("k", "n1", "n2", "room2"),
-    ]
-    assert base not in others
-    client, _ = pair(base)
-    _, server = pair(others[1])
-    seq, mac = client.seal("x")
-    assert not server.open(seq, "x", mac)  # another session's MAC
+def test_a_listener_with_the_room_key_cannot_open_a_session() -> None:
+    """It sees both nonces and both shares, and holds the key, but not the
+    ephemeral secret of either side: its keys are another session's."""
+    key = "k" * 16
+    server, client, listener = Ephemeral(), Ephemeral(), Ephemeral()
+    common = {"server_nonce": "n1", "client_nonce": "n2", "server_share": server.share}
+    sender = open_session(
+        key, "room", side="client", mine=client, client_share=client.share, **common
+    )
+    guess = open_session(
+        key, "room", side="server", mine=listener, client_share=client.share, **common
+    )
+    seq, box = sender.seal('{"type":"rekey","room_key":"secret"}')
+    assert guess.open(seq, box) is None
+
+
+def test_sessions_differ_with_any_nonce_share_room_or_key() -> None:
+    client, _ = sessions()
+    seq, box = client.seal("x")
+    for other in (sessions(key="j" * 16)[1], sessions(room="room2")[1], sessions()[1]):
+        assert other.open(seq, box) is None
+
+
+def test_a_room_key_is_stretched_once_and_the_same_everywhere() -> None:
+    assert room_secret("k" * 16) == room_secret("k" * 16) != room_secret("j" * 16)
+    assert len(room_secret("k" * 16)) == 32
+
+
+def test_a_share_that_is_not_one_is_refused() -> None:
+    mine = Ephemeral()
+    for bad in ("", "not base64!", "AAAA", "A" * 43):  # the last: the all-zero point
+        try:
+            mine.agree(bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} was taken as a share")
 
 
 def test_the_sdp_mac_binds_sender_receiver_channel_and_transport() -> None:

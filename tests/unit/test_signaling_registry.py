@@ -53,7 +53,7 @@ from sidecar.core.registry import (
     RoomRegistry,
     Send,
 )
-from sidecar.core.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, session_key
+from sidecar.core.roomkey import Box, Ephemeral, b64, open_session, session_keys, unb64
 from sidecar.core.signaling import CloseCode, encode_signal
 
 ROOM = "main"
@@ -126,9 +126,14 @@ def members_changed(actions: list[Action]) -> list[list[str]]:
     return [names(a.members) for a in actions if isinstance(a, MembersChanged)]
 
 
+SHARES: dict[str, str] = {}
+"""The server's share of each challenge seen, by its nonce (the nonces are unique)."""
+
+
 def nonce_of(actions: list[Action], conn: int) -> str:
     (challenge,) = sent(actions, conn)
     assert isinstance(challenge, Challenge)
+    SHARES[challenge.nonce] = challenge.share
     return challenge.nonce
 
 
@@ -163,29 +168,58 @@ def join(
 
 
 class Session:
-    """A member's end of a keyed room's session, as SignalingClient keeps it."""
+    """A member's end of a keyed room's session, as SignalingClient keeps it.
+    `server_share`: the share the client believes is the server's (a relay in
+    the middle may hand it its own)."""
 
-    def __init__(self, server_nonce: str, key: str = KEY, nonce: str = "c0ffee") -> None:
+    def __init__(
+        self,
+        server_nonce: str,
+        key: str = KEY,
+        nonce: str = "c0ffee",
+        server_share: str | None = None,
+    ) -> None:
         self.nonce = nonce
-        self.sealer = Sealer(
-            session_key(key, server_nonce, nonce, ROOM),
-            sending=CLIENT_TO_SERVER,
-            receiving=SERVER_TO_CLIENT,
+        self.mine = Ephemeral()
+        self.box = open_session(
+            key,
+            ROOM,
+            side="client",
+            mine=self.mine,
+            server_nonce=server_nonce,
+            client_nonce=nonce,
+            server_share=server_share or SHARES.get(server_nonce) or Ephemeral().share,
+            client_share=self.mine.share,
         )
         self._first = True
 
     def seal(self, msg: SignalMessage) -> Sealed:
-        """The next frame to send; the first one carries the client nonce."""
-        body = frame(msg)
-        seq, mac = self.sealer.seal(body)
-        nonce, self._first = (self.nonce if self._first else None), False
-        return Sealed(seq=seq, body=body, mac=mac, nonce=nonce)
+        """The next frame to send; the first one carries the client nonce and share."""
+        return self.seal_text(frame(msg))
+
+    def seal_text(self, body: str) -> Sealed:
+        seq, box = self.box.seal(body)
+        first, self._first = self._first, False
+        return Sealed(
+            seq=seq,
+            box=box,
+            nonce=self.nonce if first else None,
+            share=self.mine.share if first else None,
+        )
 
     def open(self, msg: SignalMessage) -> SignalMessage:
         """A frame from the leader: it must be sealed, intact and the next one."""
         assert isinstance(msg, Sealed), msg
-        assert self.sealer.open(msg.seq, msg.body, msg.mac), msg
-        return decode_signal(msg.body)
+        text = self.box.open(msg.seq, msg.box)
+        assert text is not None, msg
+        return decode_signal(text)
+
+
+def flipped(box: str) -> str:
+    """`box` with one bit of its ciphertext changed."""
+    raw = bytearray(unb64(box))
+    raw[0] ^= 1
+    return b64(bytes(raw))
 
 
 def join_keyed(
@@ -356,7 +390,7 @@ def test_register_twice_on_one_connection_is_an_error_only() -> None:
         Offer(from_=pid("A"), to=pid("L"), sdp="v=0", link="l1", epoch=1),
         Leave(peer_id=pid("A")),
         PeerList(leader_id=pid("L"), term=1, peers=[]),
-        Challenge(nonce="x"),
+        Challenge(nonce="x", share="x"),
     ],
 )
 def test_anything_but_register_first_is_closed_with_4001(msg: SignalMessage) -> None:
@@ -491,11 +525,20 @@ def test_keyed_room_accepts_a_sealed_register_and_seals_everything_after() -> No
 
 
 def _seal_with(
-    server_nonce: str, body: str, *, key: str = KEY, sending: str = CLIENT_TO_SERVER
+    server_nonce: str, body: str, *, key: str = KEY, leaders_direction: bool = False
 ) -> Sealed:
-    sealer = Sealer(session_key(key, server_nonce, "c0ffee", ROOM), sending, SERVER_TO_CLIENT)
-    seq, mac = sealer.seal(body)
-    return Sealed(seq=seq, body=body, mac=mac, nonce="c0ffee")
+    session = Session(server_nonce, key=key)
+    if not leaders_direction:
+        return session.seal_text(body)
+    # sealed as the leader seals to the client: the other direction's key
+    share = SHARES[server_nonce]
+    shared = session.mine.agree(share)
+    to_server, to_client = session_keys(
+        key, ROOM, server_nonce, session.nonce, share, session.mine.share, shared
+    )
+    mirror = Box(sending=to_client, receiving=to_server, direction="s")
+    seq, box = mirror.seal(body)
+    return Sealed(seq=seq, box=box, nonce=session.nonce, share=session.mine.share)
 
 
 def _second(server_nonce: str, body: str) -> Sealed:
@@ -509,12 +552,16 @@ BAD_REGISTERS: dict[str, Callable[[str, str], SignalMessage]] = {
     "wrong-key": lambda n, body: _seal_with(n, body, key="not the key"),
     "no-nonce": lambda n, body: msgspec.structs.replace(_seal_with(n, body), nonce=None),
     "other-nonce": lambda n, body: msgspec.structs.replace(_seal_with(n, body), nonce="beef"),
-    "tampered": lambda n, body: msgspec.structs.replace(
-        _seal_with(n, body), body=one_byte_changed(body)
+    "no-share": lambda n, body: msgspec.structs.replace(_seal_with(n, body), share=None),
+    "not-a-share": lambda n, body: msgspec.structs.replace(_seal_with(n, body), share="x" * 43),
+    "other-share": lambda n, body: msgspec.structs.replace(
+        _seal_with(n, body), share=Ephemeral().share
     ),
-    "bad-mac": lambda n, body: msgspec.structs.replace(_seal_with(n, body), mac="0" * 32),
+    "tampered": lambda n, body: msgspec.structs.replace(
+        _seal_with(n, body), box=flipped(_seal_with(n, body).box)
+    ),
     "seq-2": _second,
-    "leaders-direction": lambda n, body: _seal_with(n, body, sending=SERVER_TO_CLIENT),
+    "leaders-direction": lambda n, body: _seal_with(n, body, leaders_direction=True),
     "sealed-twice": lambda n, body: _seal_with(n, frame(_seal_with(n, body))),
     "not-json": lambda n, body: _seal_with(n, "hello"),
 }
@@ -551,9 +598,7 @@ def test_a_sealed_register_is_bound_to_its_connections_nonce() -> None:
 
 def _tampered(session: Session, msg: SignalMessage) -> list[SignalMessage]:
     sealed = session.seal(msg)
-    return [
-        msgspec.structs.replace(sealed, body=one_byte_changed(sealed.body, '"seq":1', '"seq":7'))
-    ]
+    return [msgspec.structs.replace(sealed, box=flipped(sealed.box))]
 
 
 def _replayed(session: Session, msg: SignalMessage) -> list[SignalMessage]:
@@ -566,9 +611,12 @@ def _skipped(session: Session, msg: SignalMessage) -> list[SignalMessage]:
     return [session.seal(msg)]
 
 
-def _other_body(session: Session, msg: SignalMessage) -> list[SignalMessage]:
+def _other_session(session: Session, msg: SignalMessage) -> list[SignalMessage]:
+    """The next frame's number, but a box sealed in another session of the room."""
     sealed = session.seal(msg)
-    return [msgspec.structs.replace(sealed, body=frame(Leave(peer_id=pid("A"))))]
+    other = Session("another challenge", server_share=Ephemeral().share)
+    other.seal(msg)
+    return [msgspec.structs.replace(sealed, box=other.seal(msg).box)]
 
 
 BAD_MEMBER_FRAMES: dict[str, Callable[[Session, SignalMessage], list[SignalMessage]]] = {
@@ -576,7 +624,7 @@ BAD_MEMBER_FRAMES: dict[str, Callable[[Session, SignalMessage], list[SignalMessa
     "tampered": _tampered,
     "replayed": _replayed,
     "skipped": _skipped,
-    "other-body": _other_body,
+    "other-session": _other_session,
 }
 
 
@@ -620,7 +668,7 @@ def test_a_relay_cannot_alter_the_sealed_register() -> None:
     nonce = hello(reg, 1)
     client = Session(nonce)
     sealed = client.seal(register(A, nonce))
-    altered = msgspec.structs.replace(sealed, body=one_byte_changed(sealed.body))
+    altered = msgspec.structs.replace(sealed, box=flipped(sealed.box))
     actions = reg.receive(1, frame(altered), 0.0)
     assert closes(actions) == {1: (CloseCode.FORBIDDEN, "forbidden")}
     assert names(reg.members()) == ["L"]
@@ -638,11 +686,11 @@ def test_a_relay_cannot_alter_the_leaders_sealed_reply() -> None:
     client = Session(nonce)
     (reply,) = sent(reg.receive(1, frame(client.seal(register(A, nonce))), 0.0), 1)
     assert isinstance(reply, Sealed)
-    altered = msgspec.structs.replace(reply, body=one_byte_changed(reply.body, "Booth", "Tooth"))
-    assert not client.sealer.open(altered.seq, altered.body, altered.mac)
+    altered = msgspec.structs.replace(reply, box=flipped(reply.box))
+    assert client.box.open(altered.seq, altered.box) is None
     # Nor can it make up a reply of its own.
     made_up = Registered(leader_id=pid("X"), term=TERM, peers=[peer("X")])
-    assert not client.sealer.open(1, frame(made_up), "0" * 32)
+    assert client.box.open(1, b64(frame(made_up).encode() + b"0" * 16)) is None
     # The genuine reply still opens: nothing above consumed its place.
     assert client.open(reply) == Registered(leader_id=pid("L"), term=TERM, peers=[LEADER, A])
 
@@ -1041,7 +1089,7 @@ def test_an_invalid_frame_names_the_field() -> None:
 @pytest.mark.parametrize(
     "msg",
     [
-        Challenge(nonce="x"),
+        Challenge(nonce="x", share="x"),
         Registered(leader_id=pid("A"), term=1, peers=[]),
         PeerList(leader_id=pid("A"), term=1, peers=[]),
         HeartbeatAck(seq=1, term=1),

@@ -13,7 +13,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sidecar.contract import decode_envelope, decode_signal
 from sidecar.core.identity import Identity, registration_statement, verify
-from sidecar.core.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, sdp_auth, session_key
+from sidecar.core.roomkey import (
+    Ephemeral,
+    Side,
+    open_session,
+    room_secret,
+    sdp_auth,
+    session_keys,
+)
 from sidecar.core.signaling import encode_signal
 
 WIRE = json.loads(
@@ -32,18 +39,39 @@ def test_identity_peer_id_and_registration_signature() -> None:
     assert verify(v["public_key"], statement, v["signature"])
 
 
-def test_session_key_and_sealed_frames_both_ways() -> None:
+def test_the_stretched_key_the_session_keys_and_sealed_frames_both_ways() -> None:
     v = WIRE["sealing"]
-    key = session_key(v["room_key"], v["server_nonce"], v["client_nonce"], v["room"])
-    assert key.hex() == v["session_key"]
-    client = Sealer(key, CLIENT_TO_SERVER, SERVER_TO_CLIENT)
-    server = Sealer(key, SERVER_TO_CLIENT, CLIENT_TO_SERVER)
+    assert room_secret(v["room_key"]).hex() == v["room_secret"]
+    server = Ephemeral(bytes.fromhex(v["server_scalar"]))
+    client = Ephemeral(bytes.fromhex(v["client_scalar"]))
+    assert (server.share, client.share) == (v["server_share"], v["client_share"])
+    shared = client.agree(server.share)
+    assert shared == server.agree(client.share)
+    keys = session_keys(
+        v["room_key"], v["room"], v["server_nonce"], v["client_nonce"], server.share,
+        client.share, shared,
+    )  # fmt: skip
+    assert (keys[0].hex(), keys[1].hex()) == (v["key_to_server"], v["key_to_client"])
+    sides: tuple[tuple[Side, Ephemeral], ...] = (("client", client), ("server", server))
+    ends = {
+        side: open_session(
+            v["room_key"],
+            v["room"],
+            side=side,
+            mine=mine,
+            server_nonce=v["server_nonce"],
+            client_nonce=v["client_nonce"],
+            server_share=server.share,
+            client_share=client.share,
+        )
+        for side, mine in sides
+    }
     for frame in v["client_frames"]:
-        assert client.seal(frame["body"]) == (frame["seq"], frame["mac"])
-        assert server.open(frame["seq"], frame["body"], frame["mac"])
+        assert ends["client"].seal(frame["text"]) == (frame["seq"], frame["box"])
+        assert ends["server"].open(frame["seq"], frame["box"]) == frame["text"]
     for frame in v["server_frames"]:
-        assert server.seal(frame["body"]) == (frame["seq"], frame["mac"])
-        assert client.open(frame["seq"], frame["body"], frame["mac"])
+        assert ends["server"].seal(frame["text"]) == (frame["seq"], frame["box"])
+        assert ends["client"].open(frame["seq"], frame["box"]) == frame["text"]
 
 
 def test_sdp_macs() -> None:

@@ -87,6 +87,10 @@ export interface Candidate {
   auth?: string | null;
 }
 
+/**
+ * The server's first frame: a fresh `nonce`, and `share`, its ephemeral
+ * X25519 public key for this connection (a keyed room's session keys).
+ */
 export interface Challenge {
   type: "challenge";
   /**
@@ -95,6 +99,12 @@ export interface Challenge {
    * @pattern ^[A-Za-z0-9_-]+(?!\n)$
    */
   nonce: string;
+  /**
+   * @minLength 1
+   * @maxLength 128
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
+   */
+  share: string;
 }
 
 export interface ConnectedParams {
@@ -349,7 +359,7 @@ export interface PairHello {
   /**
    * @minimum 0
    * @maximum 9007199254740991
-   * @default 3
+   * @default 4
    */
   v?: number;
 }
@@ -532,7 +542,7 @@ export interface PeerRecord {
   /**
    * @minimum 0
    * @maximum 9007199254740991
-   * @default 3
+   * @default 4
    */
   v?: number;
   /**
@@ -611,7 +621,7 @@ export interface Query {
   /**
    * @minimum 0
    * @maximum 9007199254740991
-   * @default 3
+   * @default 4
    */
   v?: number;
 }
@@ -647,7 +657,7 @@ export interface Register {
   /**
    * @minimum 0
    * @maximum 9007199254740991
-   * @default 3
+   * @default 4
    */
   v?: number;
   /**
@@ -773,9 +783,10 @@ export interface RoomKeyParams {
 }
 
 /**
- * A frame of a keyed room's session (sidecar/core/roomkey.py): `body` is the
- * frame's own JSON text, `seq` its number in this direction, `mac` its MAC
- * under the session key. The client's first frame carries its `nonce`.
+ * A frame of a keyed room's session (sidecar/core/roomkey.py): `box` is the
+ * frame's own JSON text encrypted and authenticated under the session key of
+ * its direction (base64url), `seq` its number in this direction. The
+ * client's first frame carries its `nonce` and its ephemeral `share`.
  */
 export interface Sealed {
   type: "sealed";
@@ -784,16 +795,15 @@ export interface Sealed {
    * @maximum 9007199254740991
    */
   seq: number;
-  /** @maxLength 262144 */
-  body: string;
   /**
-   * @minLength 1
-   * @maxLength 128
-   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
+   * @maxLength 358400
+   * @pattern ^[A-Za-z0-9_-]*(?!\n)$
    */
-  mac: string;
+  box: string;
   /** @default null */
   nonce?: string | null;
+  /** @default null */
+  share?: string | null;
 }
 
 export interface SendControlMessageParams {

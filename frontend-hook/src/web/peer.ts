@@ -23,7 +23,7 @@ import type {
   StartPeerParams,
   StateEnvelope,
 } from "../generated/sidecar-types";
-import { Identity, randomHex, sdpAuth, uuid4 } from "./core/crypto";
+import { constantTimeEqual, Identity, randomHex, sdpAuth, uuid4 } from "./core/crypto";
 import { backoffMs, isOfferer, MAX_LINKS, OfferBudget, wants } from "./core/mesh";
 import { Replica } from "./core/replica";
 import { keyProblem, StateError, valueSize } from "./core/state";
@@ -333,7 +333,7 @@ export class WebPeer {
     const key = this.key;
     const me = this.me;
     if (key === null || !me) return true;
-    return auth === sdpAuth(key, kind, from, me.peer_id, link, epoch, sdp);
+    return constantTimeEqual(auth ?? "", sdpAuth(key, kind, from, me.peer_id, link, epoch, sdp));
   }
 
   // ------------------------------------------------------------ channels

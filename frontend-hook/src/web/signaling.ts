@@ -11,10 +11,10 @@ import type {
   SignalMessage,
   SignalPeer,
 } from "../generated/sidecar-types";
-import { Identity, randomHex, registrationStatement, Sealer, sessionKey } from "./core/crypto";
+import { type Box, Ephemeral, Identity, openSession, randomHex, registrationStatement } from "./core/crypto";
 import { FollowerCore, type Delivered } from "./core/follower";
 
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 const JOIN_TIMEOUT_MS = 3000;
 
 export class SignalingError extends Error {
@@ -104,43 +104,71 @@ class Socket {
   }
 }
 
-/** Seals and opens frames of one session (keyed rooms); plain otherwise. */
+/** Seals and opens frames of one session (keyed rooms: encrypted under keys of an
+ * ephemeral exchange with the server, see sidecar/core/signaling.py
+ * `ClientSession`); plain otherwise. Throws when the challenge's share is not one. */
 class Session {
-  private readonly sealer: Sealer | null;
+  private readonly box: Box | null;
+  private readonly mine = new Ephemeral();
   private first = true;
 
   constructor(
     roomKey: string | null,
-    serverNonce: string,
+    challenge: { nonce: string; share: string },
     room: string,
     private readonly nonce = randomHex(16),
   ) {
-    this.sealer = roomKey === null ? null : new Sealer(sessionKey(roomKey, serverNonce, this.nonce, room), "c", "s");
+    this.box =
+      roomKey === null
+        ? null
+        : openSession(roomKey, room, {
+            side: "client",
+            mine: this.mine,
+            serverNonce: challenge.nonce,
+            clientNonce: this.nonce,
+            serverShare: challenge.share,
+            clientShare: this.mine.share,
+          });
+  }
+
+  get keyed(): boolean {
+    return this.box !== null;
   }
 
   frame(msg: object): string {
-    const body = JSON.stringify(msg);
-    if (this.sealer === null) return body;
-    const [seq, mac] = this.sealer.seal(body);
-    const sealed: Record<string, unknown> = { type: "sealed", seq, body, mac };
-    if (this.first) sealed.nonce = this.nonce;
+    const text = JSON.stringify(msg);
+    if (this.box === null) return text;
+    const [seq, box] = this.box.seal(text);
+    const sealed: Record<string, unknown> = { type: "sealed", seq, box };
+    if (this.first) {
+      sealed.nonce = this.nonce;
+      sealed.share = this.mine.share;
+    }
     this.first = false;
     return JSON.stringify(sealed);
   }
 
-  get keyed(): boolean {
-    return this.sealer !== null;
-  }
-
-  /** The frame inside a sealed one (null: not sealed with the key, or out of sequence). */
+  /** The frame inside a sealed one (null: not sealed with the session's key, or out of sequence). */
   open(frame: SignalMessage): SignalMessage | null {
-    if (this.sealer === null) return frame;
-    if (frame.type !== "sealed" || !this.sealer.open(frame.seq, frame.body, frame.mac)) return null;
+    if (this.box === null) return frame;
+    if (frame.type !== "sealed") return null;
+    const text = this.box.open(frame.seq, frame.box);
+    if (text === null) return null;
     try {
-      return JSON.parse(frame.body) as SignalMessage;
+      const inner = JSON.parse(text) as SignalMessage;
+      return inner.type === "sealed" ? null : inner;
     } catch {
       return null;
     }
+  }
+}
+
+function session(roomKey: string | null, challenge: SignalMessage, room: string): Session {
+  if (challenge.type !== "challenge") throw new SignalingError("protocol", `expected a challenge, got ${challenge.type}`);
+  try {
+    return new Session(roomKey, challenge, room);
+  } catch {
+    throw new SignalingError("protocol", "the challenge's share is not one");
   }
 }
 
@@ -153,13 +181,12 @@ export async function queryRoom(url: string, room: string, roomKey: string | nul
   const socket = await Socket.open(url, JOIN_TIMEOUT_MS);
   try {
     const challenge = await socket.next(JOIN_TIMEOUT_MS);
-    if (challenge.type !== "challenge") throw new SignalingError("protocol", `expected a challenge, got ${challenge.type}`);
-    const session = new Session(roomKey, challenge.nonce, room);
-    socket.send(session.frame({ type: "query", room, v: PROTOCOL_VERSION }));
+    const sealed = session(roomKey, challenge, room);
+    socket.send(sealed.frame({ type: "query", room, v: PROTOCOL_VERSION }));
     const raw = await socket.next(JOIN_TIMEOUT_MS);
     const refused = refusal(raw);
     if (refused) throw refused;
-    const answer = session.open(raw);
+    const answer = sealed.open(raw);
     if (answer?.type !== "room_info") throw new SignalingError("forbidden", "the answer is not sealed with the room's key");
     return answer.records.filter((r) => r.room === room);
   } finally {
@@ -198,12 +225,12 @@ export class SignalingClient {
     this.socket = socket;
     try {
       const challenge = await socket.next(JOIN_TIMEOUT_MS);
-      if (challenge.type !== "challenge") throw new SignalingError("protocol", `expected a challenge, got ${challenge.type}`);
-      const session = new Session(roomKey, challenge.nonce, room);
-      this.session = session;
+      const sealed = session(roomKey, challenge, room);
+      this.session = sealed;
+      if (challenge.type !== "challenge") throw new SignalingError("protocol", "no challenge");
       const signature = identity.sign(registrationStatement(challenge.nonce, me.peer_id, room, seq));
       socket.send(
-        session.frame({
+        sealed.frame({
           type: "register",
           peer: me,
           room,
@@ -217,10 +244,10 @@ export class SignalingClient {
         const raw = await socket.next(JOIN_TIMEOUT_MS);
         const refused = refusal(raw);
         if (refused) throw refused;
-        const frame = session.open(raw);
+        const frame = sealed.open(raw);
         if (frame === null) throw new SignalingError("unproven_leader", "the leader cannot prove the room key");
         if (frame.type === "registered") {
-          this.listen(socket, session, new FollowerCore({ term: frame.term, now: performance.now(), keyed: session.keyed }));
+          this.listen(socket, sealed, new FollowerCore({ term: frame.term, now: performance.now(), keyed: sealed.keyed }));
           return frame;
         }
       }

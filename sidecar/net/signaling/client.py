@@ -25,7 +25,6 @@ from sidecar.contract import (
     Registered,
     Rekey,
     Relay,
-    Sealed,
     SignalError,
     SignalMessage,
     SignalPeer,
@@ -33,12 +32,12 @@ from sidecar.contract import (
 )
 from sidecar.core.follower import Beat, Deliver, FollowerCore, Lost
 from sidecar.core.identity import Identity, registration_statement
-from sidecar.core.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, new_nonce, session_key
 from sidecar.core.signaling import (
     CLOSE_TIMEOUT_S,
     HEARTBEAT_INTERVAL_S,
     MAX_FRAME_BYTES,
     MISSED_LIMIT,
+    ClientSession,
     CloseCode,
     call_safely,
     encode_signal,
@@ -116,7 +115,7 @@ class SignalingClient:
         self._teardown: asyncio.Task[None] | None = None
         self._closing = False
         self._lost = False
-        self._sealer: Sealer | None = None  # a keyed room's session
+        self._sealed: ClientSession | None = None  # a keyed room's session
         self._core: FollowerCore | None = None
 
     @property
@@ -182,7 +181,7 @@ class SignalingClient:
         self._core = FollowerCore(
             term=registered.term,
             now=_now_ms(),
-            keyed=self._sealer is not None,
+            keyed=self._sealed is not None,
             interval_ms=self._interval * 1000,
             missed_limit=self._missed_limit,
         )
@@ -213,23 +212,23 @@ class SignalingClient:
             signature=identity.sign(statement),
             seq=seq,
         )
-        client_nonce = None
         if room_key is not None:
-            client_nonce = new_nonce()
-            key = session_key(room_key, first.nonce, client_nonce, room)
-            self._sealer = Sealer(key, sending=CLIENT_TO_SERVER, receiving=SERVER_TO_CLIENT)
-        await ws.send_str(self._frame(register, nonce=client_nonce))
+            try:
+                self._sealed = ClientSession(room_key, room, first)
+            except ValueError:
+                raise JoinFailed("the leader's share is not one", "protocol") from None
+        await ws.send_str(self._frame(register))
         while True:
             msg = await _next_join_frame(ws, refusal)
             if isinstance(msg, SignalError):
-                if self._sealer is not None and msg.code not in _JOIN_CODES:
+                if self._sealed is not None and msg.code not in _JOIN_CODES:
                     # A leader that answers our sealed register with a plain error
                     # other than a refusal has no key: it cannot prove one.
                     await ws.close(code=CloseCode.FORBIDDEN, message=b"leader has no key")
                     raise JoinFailed(f"the leader has no room key ({msg.code})", "unproven_leader")
                 refusal.append(msg)  # the close that follows says we are refused
                 continue
-            if self._sealer is not None:
+            if self._sealed is not None:
                 # Only a member of the room can seal: the leader proves the key here.
                 opened = self._unseal(msg)
                 if opened is None:
@@ -240,24 +239,12 @@ class SignalingClient:
                 return msg
             log.debug("signaling: ignoring %s before registered", tag(msg))
 
-    def _frame(self, msg: SignalMessage, nonce: str | None = None) -> str:
+    def _frame(self, msg: SignalMessage) -> str:
         """The text of a frame to send: sealed in a keyed room."""
-        text = encode_signal(msg)
-        if self._sealer is None:
-            return text
-        seq, mac = self._sealer.seal(text)
-        return encode_signal(Sealed(seq=seq, body=text, mac=mac, nonce=nonce))
+        return encode_signal(msg) if self._sealed is None else self._sealed.frame(msg)
 
     def _unseal(self, msg: SignalMessage) -> SignalMessage | None:
-        if self._sealer is None:
-            return msg
-        if not isinstance(msg, Sealed) or not self._sealer.open(msg.seq, msg.body, msg.mac):
-            return None
-        try:
-            inner = decode_signal(msg.body)
-        except msgspec.DecodeError:
-            return None
-        return None if isinstance(inner, Sealed) else inner
+        return msg if self._sealed is None else self._sealed.open(msg)
 
     async def send(self, msg: PeerSignal | Rekey) -> None:
         """Send an offer, answer or candidate through the leader (or a new room key)."""

@@ -24,7 +24,6 @@ from sidecar.contract import (
     PeerRecord,
     Query,
     RoomInfo,
-    Sealed,
     SignalError,
     SignalMessage,
     decode_signal,
@@ -36,8 +35,13 @@ from sidecar.core.rendezvous import (
     Rendezvous,
     Target,
 )
-from sidecar.core.roomkey import CLIENT_TO_SERVER, SERVER_TO_CLIENT, Sealer, new_nonce, session_key
-from sidecar.core.signaling import CLOSE_TIMEOUT_S, MAX_FRAME_BYTES, SIGNAL_PATH, tag
+from sidecar.core.signaling import (
+    CLOSE_TIMEOUT_S,
+    MAX_FRAME_BYTES,
+    SIGNAL_PATH,
+    ClientSession,
+    tag,
+)
 
 log = logging.getLogger("sidecar.core.rendezvous")
 
@@ -94,25 +98,22 @@ async def _ask(
     challenge = await next_frame(ws)
     if not isinstance(challenge, Challenge):
         raise QueryFailed(f"expected a challenge, got {tag(challenge)}")
-    text = msgspec.json.encode(Query(room=room)).decode()
-    sealer: Sealer | None = None
+    query = Query(room=room)
+    session: ClientSession | None = None
     if room_key is not None:
-        nonce = new_nonce()
-        key = session_key(room_key, challenge.nonce, nonce, room)
-        sealer = Sealer(key, sending=CLIENT_TO_SERVER, receiving=SERVER_TO_CLIENT)
-        seq, mac = sealer.seal(text)
-        text = msgspec.json.encode(Sealed(seq=seq, body=text, mac=mac, nonce=nonce)).decode()
-    await ws.send_str(text)
+        try:
+            session = ClientSession(room_key, room, challenge)
+        except ValueError:
+            raise QueryFailed("the peer's share is not one") from None
+    await ws.send_str(session.frame(query) if session else msgspec.json.encode(query).decode())
     answer = await next_frame(ws)
     if isinstance(answer, SignalError):
         raise QueryFailed(f"{answer.code}: {answer.message}", refused=True)
-    if sealer is not None:
-        if not isinstance(answer, Sealed) or not sealer.open(answer.seq, answer.body, answer.mac):
+    if session is not None:
+        opened = session.open(answer)
+        if opened is None:
             raise QueryFailed("the answer is not sealed with the room's key", refused=True)
-        try:
-            answer = decode_signal(answer.body)
-        except msgspec.DecodeError as exc:
-            raise QueryFailed(f"bad answer: {exc}") from None
+        answer = opened
     if not isinstance(answer, RoomInfo):
         raise QueryFailed(f"expected room_info, got {tag(answer)}")
     return [r for r in answer.records if r.room == room]
