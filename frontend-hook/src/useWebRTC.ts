@@ -19,6 +19,7 @@ import type {
   PairedParams,
   PairingParams,
   PairingWindow,
+  RotationResult,
   PeerInfo,
   PeerListChangedParams,
   PingPeerParams,
@@ -171,8 +172,9 @@ export interface UseWebRTCResult {
   /** Opens a pairing window of this keyed room: the code a new device starts with. */
   openPairing: (options?: Partial<OpenPairingParams>) => Promise<PairingWindow>;
   closePairing: () => Promise<void>;
-  /** Gives every member present a new room key (each host gets it through `onRoomKey`). */
-  rotateRoomKey: () => Promise<void>;
+  /** Gives every member present but `revoke` a new room key (each host gets it
+   * through `onRoomKey`) and shuts the revoked devices out of the room. */
+  rotateRoomKey: (revoke?: string[]) => Promise<RotationResult>;
   /** Re-reads get_leader_status, get_connected_peers and get_state. */
   refresh: () => Promise<void>;
   clearError: () => void;
@@ -441,9 +443,11 @@ export function useWebRTC(options: UseWebRTCOptions = {}): UseWebRTCResult {
     await call("close_pairing");
   }, [call]);
 
-  const rotateRoomKey = useCallback(async (): Promise<void> => {
-    await call("rotate_room_key");
-  }, [call]);
+  const rotateRoomKey = useCallback(
+    async (revoke: string[] = []): Promise<RotationResult> =>
+      call("rotate_room_key", { revoke }),
+    [call],
+  );
 
   const clearError = useCallback(() => {
     safeDispatch({ type: "clear_error" });

@@ -74,6 +74,12 @@ from sidecar.contract.api import (
     RoomKeyParams as RoomKeyParams,
 )
 from sidecar.contract.api import (
+    RotateRoomKeyParams as RotateRoomKeyParams,
+)
+from sidecar.contract.api import (
+    RotationResult as RotationResult,
+)
+from sidecar.contract.api import (
     SendControlMessageParams as SendControlMessageParams,
 )
 from sidecar.contract.api import (
@@ -254,6 +260,9 @@ from sidecar.contract.records import (
     SignalPeer as SignalPeer,
 )
 from sidecar.contract.signaling import (
+    MAX_REVOKED as MAX_REVOKED,
+)
+from sidecar.contract.signaling import (
     MAX_ROOM_INFO as MAX_ROOM_INFO,
 )
 from sidecar.contract.signaling import (
@@ -309,6 +318,9 @@ from sidecar.contract.signaling import (
 )
 from sidecar.contract.signaling import (
     Rekey as Rekey,
+)
+from sidecar.contract.signaling import (
+    Rekeyed as Rekeyed,
 )
 from sidecar.contract.signaling import (
     Relay as Relay,

@@ -180,6 +180,12 @@ class PingPeerParams(_Wire):
     peer_id: PeerId
 
 
+class RotateRoomKeyParams(_Wire):
+    revoke: Annotated[list[PeerId], Meta(max_length=64)] = field(default_factory=list)
+    """Devices to shut out: they never hear the new key, their connections and
+    channels close at once, and they cannot join again with what they hold."""
+
+
 class NoParams(_Wire):
     """For methods that take no params (an empty object or list is accepted)."""
 
@@ -236,6 +242,14 @@ class RendezvousStatus(_Wire):
     addresses: list[str]
     """What it resolved to."""
     error: str | None = None
+
+
+class RotationResult(_Wire):
+    """What a rotation did: who holds the new key now (this device and the
+    leader included) and who was shut out."""
+
+    took: list[PeerId]
+    revoked: list[PeerId]
 
 
 class PingResult(_Wire):
@@ -296,6 +310,8 @@ class RoomKeyParams(_Wire):
 
     room_key: RoomKey
     reason: RoomKeyReason
+    revoked: list[PeerId] = field(default_factory=list)
+    """Devices shut out of the room with this key (their channels are closed)."""
 
 
 class PairingParams(_Wire):

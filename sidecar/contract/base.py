@@ -37,7 +37,7 @@ RendezvousTarget = Annotated[
         description="host[:port]: an IPv4 address or a host name, port 3010 by default",
     ),
 ]
-DisconnectReason = Literal["closed", "timeout", "failed", "left"]
+DisconnectReason = Literal["closed", "timeout", "failed", "left", "revoked"]
 Role = Literal["candidate", "leader", "follower"]
 
 SAFE_INT_MAX = 2**53 - 1

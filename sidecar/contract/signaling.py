@@ -201,11 +201,26 @@ class PairKey(_Signal, tag="pair_key"):
     sealed: Annotated[str, Meta(max_length=2048, pattern=r"^[A-Za-z0-9_-]+(?!\n)$")]
 
 
+MAX_REVOKED = 64
+"""Devices one rotation may shut out."""
+
+
 class Rekey(_Signal, tag="rekey"):
     """A member rotates the room key: to the leader, which sends it to every
-    member. Always sealed (only keyed rooms have a key to rotate)."""
+    member but those in `revoke`, and closes their connections. Always sealed
+    (only keyed rooms have a key to rotate)."""
 
     room_key: RoomKey
+    revoke: Annotated[list[PeerId], Meta(max_length=MAX_REVOKED)] = field(default_factory=list)
+    """Devices shut out: they never hear the new key."""
+
+
+class Rekeyed(_Signal, tag="rekeyed"):
+    """The leader to the member that rotated: who took the new key (the leader
+    and the rotating member included) and who was shut out."""
+
+    took: Annotated[list[PeerId], Meta(max_length=MAX_MEMBERS)]
+    revoked: Annotated[list[PeerId], Meta(max_length=MAX_REVOKED)]
 
 
 SignalMessage = (
@@ -215,6 +230,7 @@ SignalMessage = (
     | PairConfirm
     | PairKey
     | Rekey
+    | Rekeyed
     | Query
     | RoomInfo
     | Register

@@ -30,6 +30,7 @@ from sidecar.contract import (
     Offer,
     PeerList,
     Rekey,
+    Rekeyed,
     Relay,
     SignalError,
     SignalMessage,
@@ -51,9 +52,9 @@ class Beat:
 @dataclass(frozen=True, slots=True)
 class Deliver:
     """A frame for the owner: a peer list, an offer, answer, candidate or relay,
-    a rekey, or an error the leader reports."""
+    a rekey (or the outcome of ours), or an error the leader reports."""
 
-    frame: PeerList | Offer | Answer | Candidate | Relay | Rekey | SignalError
+    frame: PeerList | Offer | Answer | Candidate | Relay | Rekey | Rekeyed | SignalError
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +113,7 @@ class FollowerCore:
                 self._out.append(Deliver(frame))
             case Offer() | Answer() | Candidate() | Relay() | SignalError():
                 self._out.append(Deliver(frame))
-            case Rekey() if self.keyed:
+            case Rekey() | Rekeyed() if self.keyed:
                 self._out.append(Deliver(frame))
             case _:
                 pass  # nothing a leader sends a member after registering

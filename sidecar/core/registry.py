@@ -50,6 +50,7 @@ from sidecar.contract import (
     Register,
     Registered,
     Rekey,
+    Rekeyed,
     Relay,
     RoomInfo,
     Sealed,
@@ -122,12 +123,18 @@ class PairingUpdate:
 
 @dataclass(frozen=True, slots=True)
 class KeyRotated:
-    """A member rotated the room key: this peer uses it from now on."""
+    """A member rotated the room key: this peer uses it from now on; `revoked`
+    were shut out, `took` hold it (this peer included)."""
 
     room_key: str
+    revoked: list[str]
+    took: list[str]
 
 
 Action = Send | Close | Deliver | MembersChanged | PairingUpdate | KeyRotated
+
+MAX_REMEMBERED_REVOKED = 256
+"""Peer ids a leader keeps refusing (the oldest forgotten first)."""
 
 
 # ----------------------------------------------------------------- registry
@@ -182,6 +189,7 @@ class RoomRegistry:
         self._leader_hint: str | None = None
         self._conns: dict[ConnId, _Conn] = {}
         self._by_id: dict[str, ConnId] = {}  # insertion order = registration order
+        self._revoked: dict[str, None] = {}  # peer ids shut out by a rotation (oldest first)
         self._networks: tuple[ipaddress.IPv4Network, ...] = ()
         self._known: list[PeerRecord] = []
         self._desk = PairingDesk(room)
@@ -296,13 +304,35 @@ class RoomRegistry:
         already sealed carry on; new ones need this key."""
         self._key = room_key
 
-    def rekey(self, room_key: str) -> list[Action]:
-        """This peer rotates the key: every member hears it (under the key it
-        registered with), then the new key is the room's."""
-        actions: list[Action] = [
-            self._send(cid, Rekey(room_key=room_key)) for cid in self._by_id.values()
-        ]
+    def rekey(self, room_key: str, revoke: Sequence[str] = ()) -> list[Action]:
+        """This peer rotates the key: every member but `revoke` hears it (in its
+        own session, whose keys nobody else holds), the revoked are closed out,
+        then the new key is the room's."""
+        return self._rotate(room_key, list(revoke), by=None)
+
+    def _rotate(self, room_key: str, revoke: list[str], by: ConnId | None) -> list[Action]:
+        revoked = sorted(set(revoke) - {self._me.peer_id})
+        actions: list[Action] = []
+        shut = False
+        for peer_id, cid in list(self._by_id.items()):
+            if peer_id in revoked:
+                actions.append(Close(cid, CloseCode.REVOKED, "revoked"))
+                self._forget(cid)
+                shut = True
+            elif cid != by:
+                actions.append(self._send(cid, Rekey(room_key=room_key, revoke=revoked)))
+        for peer_id in revoked:  # refused from now on, whatever key they show
+            self._revoked.pop(peer_id, None)
+            self._revoked[peer_id] = None
+        while len(self._revoked) > MAX_REMEMBERED_REVOKED:
+            del self._revoked[next(iter(self._revoked))]
         self._key = room_key
+        took = [self._me.peer_id, *self._by_id]
+        if by is not None:  # a member's rotation: it hears the outcome, we take the key
+            actions.append(self._send(by, Rekeyed(took=took, revoked=revoked)))
+            actions.append(KeyRotated(room_key, revoked, took))
+        if shut:
+            actions += self._members_changed()
         return actions
 
     @property
@@ -605,6 +635,14 @@ class RoomRegistry:
                 CloseCode.REJECTED,
                 "peer id conflict",
             )
+        if peer_id in self._revoked:
+            return self._refuse(
+                conn_id,
+                "revoked",
+                "this device was shut out of the room",
+                CloseCode.REVOKED,
+                "revoked",
+            )
 
         actions: list[Action] = []
         old = self._by_id.get(peer_id)
@@ -649,10 +687,9 @@ class RoomRegistry:
             case Register():
                 return [self._error(conn_id, "already_registered", f"already {peer.peer_id}")]
             case Rekey() if self._key is not None and conn.box is not None:
-                others = [cid for cid in self._by_id.values() if cid != conn_id]
-                actions: list[Action] = [self._send(cid, msg) for cid in others]
-                self._key = msg.room_key
-                return [*actions, KeyRotated(msg.room_key)]
+                if self._me.peer_id in msg.revoke:
+                    return [self._error(conn_id, "invalid", "the leader cannot be revoked")]
+                return self._rotate(msg.room_key, msg.revoke, by=conn_id)
             case _:
                 assert isinstance(msg, (*SERVER_ONLY, Sealed))
                 return [self._error(conn_id, "unexpected", f"{tag(msg)} is not a member's frame")]

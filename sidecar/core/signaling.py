@@ -59,6 +59,7 @@ class CloseCode(IntEnum):
     HEARTBEAT_TIMEOUT = 4008
     NOT_LEADER = 4009
     REJECTED = 4010  # wrong room or version, the leader's own id, a superseded registration
+    REVOKED = 4011  # shut out of the room by a member's rotation of the key
     TOO_FAST = 4029  # more frames than a member ever sends
 
 

@@ -21,6 +21,8 @@ from sidecar.contract import (
     PeerInfo,
     PingPeerParams,
     PingResult,
+    RotateRoomKeyParams,
+    RotationResult,
     SendControlMessageParams,
     SendResult,
     StartPeerParams,
@@ -64,9 +66,8 @@ async def _close_pairing(service: Service, _: Any) -> Any:
     return None
 
 
-async def _rotate_room_key(service: Service, _: Any) -> Any:
-    service.rotate_room_key()
-    return None
+async def _rotate_room_key(service: Service, p: Any) -> Any:
+    return await service.rotate_room_key(p)
 
 
 async def _ping_peer(service: Service, p: Any) -> Any:
@@ -156,12 +157,13 @@ METHODS: tuple[MethodSpec, ...] = (
     ),
     MethodSpec(
         "rotate_room_key",
-        "Give every member present a new room key; the old one admits nobody any more.",
-        NoParams,
-        None,
+        "Give every member present but the revoked a new room key; the old one admits"
+        " nobody any more, and the revoked are shut out.",
+        RotateRoomKeyParams,
+        RotationResult,
         (errors.INVALID_PARAMS, errors.NOT_STARTED, errors.NOT_KEYED, errors.PEER_NOT_CONNECTED),
         _rotate_room_key,
-        bounded_inside=True,  # never waits
+        bounded_inside=True,  # waits for the leader's answer, ROTATE_TIMEOUT_S at most
     ),
     MethodSpec(
         "ping_peer",

@@ -25,6 +25,8 @@ from sidecar.contract import (
     PeerInfo,
     PingResult,
     RoomKeyParams,
+    RotateRoomKeyParams,
+    RotationResult,
     SendControlMessageParams,
     SendResult,
     SignalPeer,
@@ -140,14 +142,27 @@ class Service:
     def close_pairing(self) -> None:
         self._started().membership.keys.close_window()
 
-    def rotate_room_key(self) -> None:
+    async def rotate_room_key(self, params: RotateRoomKeyParams) -> RotationResult:
         node = self._started()
         if node.options.room_key is None:
             raise NotKeyed("an open room has no key to rotate")
+        revoke = sorted(set(params.revoke))
+        if node.me.peer_id in revoke:
+            raise ParamError("revoke", "this device cannot revoke itself")
+        leader = node.membership.confirmed_leader()
+        if leader is not None and leader in revoke and leader != node.me.peer_id:
+            raise ParamError(
+                "revoke", f"{leader} leads the room: it cannot be revoked (stop it, then rotate)"
+            )
         try:
-            node.membership.keys.rotate()
+            took, revoked = await node.membership.keys.rotate(revoke)
         except RuntimeError as exc:
             raise PeerNotConnected([], f" ({exc})") from None
+        except TimeoutError:
+            raise PeerNotConnected(
+                [], " (the leader did not answer: the rotation may not have happened)"
+            ) from None
+        return RotationResult(took=sorted(took), revoked=revoked)
 
     async def stop(self) -> None:
         """Leave the network; idempotent, so EOF after stop_peer is harmless."""

@@ -59,6 +59,9 @@ SendSignal = Callable[[PeerSignal], bool]
 """Hands a message to the signaling path; False when there is none right now."""
 
 
+MAX_REVOKED_KEPT = 256
+"""Peers shut out of the room whose signals are still refused (oldest forgotten)."""
+
 # ------------------------------------------------------------------ manager
 
 
@@ -107,6 +110,7 @@ class Channels:
         self._room: dict[str, SignalPeer] = {}
         self._attempts: dict[str, int] = {}
         self._left: set[str] = set()
+        self._revoked: dict[str, None] = {}  # shut out of the room (oldest first)
         self._retries: dict[str, asyncio.TimerHandle] = {}
         self._closing: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -144,7 +148,11 @@ class Channels:
         peer listed at other addresses gets its links' paths checked."""
         if self._closed:
             return
-        room = {m.peer_id: m for m in members if m.peer_id != self.me.peer_id}
+        room = {
+            m.peer_id: m
+            for m in members
+            if m.peer_id != self.me.peer_id and m.peer_id not in self._revoked
+        }
         for peer in room.values():
             before = self._room.get(peer.peer_id)
             self._left.discard(peer.peer_id)
@@ -189,8 +197,21 @@ class Channels:
         if link is not None:
             self.link_down(link, "left", link.unacked())
 
+    def revoke(self, peer_ids: Sequence[str]) -> None:
+        """These peers were shut out of the room: their channels close now, and
+        nothing of theirs is taken again (an offer, a peer list naming them)."""
+        for peer_id in peer_ids:
+            self._revoked[peer_id] = None
+            self._room.pop(peer_id, None)
+            self._cancel_retry(peer_id)
+            link = self._links.get(peer_id)
+            if link is not None:
+                self.link_down(link, "revoked", link.unacked(), retry=False)
+        while len(self._revoked) > MAX_REVOKED_KEPT:
+            del self._revoked[next(iter(self._revoked))]
+
     async def handle_signal(self, msg: PeerSignal) -> None:
-        if self._closed or msg.to != self.me.peer_id:
+        if self._closed or msg.to != self.me.peer_id or msg.from_ in self._revoked:
             return
         if not self._authentic(msg):
             log.warning("%s from %s without a valid MAC: ignored", type(msg).__name__, msg.from_)

@@ -16,10 +16,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Protocol
 
-from sidecar.contract import PairingWindow, RoomKeyReason, Target
+from sidecar.contract import PairingWindow, Rekey, RoomKeyReason, Target
 from sidecar.core.pairing import MAX_TRIES, Window, new_code, new_room_key
 from sidecar.core.registry import PairingUpdate
 
@@ -34,8 +34,11 @@ RETRY_TARGET_S = 1.0
 
 
 class KeyEvents(Protocol):
-    def room_key_changed(self, room_key: str, reason: RoomKeyReason | None) -> None:
-        """The node uses this key from now on (`reason`: tell the host why)."""
+    def room_key_changed(
+        self, room_key: str, reason: RoomKeyReason | None, revoked: Sequence[str]
+    ) -> None:
+        """The node uses this key from now on (`reason`: tell the host why);
+        `revoked` were shut out of the room with the change."""
 
     def pairing_changed(self, update: PairingUpdate) -> None:
         """This peer's pairing window changed."""
@@ -54,9 +57,10 @@ class KeyPorts(Protocol):
         """Sign and check with `room_key` from now on: signaling, mDNS, rendezvous,
         and our record published anew."""
 
-    def send_rekey(self, room_key: str) -> bool:
-        """Hand a new key to the room (leading: to every member; following: to the
-        leader, which passes it on); False when in no room."""
+    async def send_rekey(self, room_key: str, revoke: list[str]) -> tuple[list[str], list[str]]:
+        """Hand a new key to the room but `revoke` (leading: to every member;
+        following: to the leader, which passes it on): who took it, who was
+        shut out. Raises ConnectionError (in no room) or TimeoutError."""
 
     def open_window(self, window: Window) -> bool:
         """Open a pairing window on our server; False when there is none."""
@@ -111,27 +115,33 @@ class RoomKeys:
 
     # ------------------------------------------------------- the key in use
 
-    def use(self, room_key: str, reason: RoomKeyReason | None) -> None:
+    def use(self, room_key: str, reason: RoomKeyReason | None, revoked: Sequence[str] = ()) -> None:
         """Everything signs and checks with `room_key` from now on."""
         self._ports.use_key(room_key)
-        self._events.room_key_changed(room_key, reason)
+        self._events.room_key_changed(room_key, reason, revoked)
 
     # -------------------------------------------------------- rotation
 
-    def rotate(self) -> str:
-        """A new room key for every member present; raises RuntimeError when
-        this peer is in no room (the members could not hear of it)."""
+    async def rotate(self, revoke: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+        """A new room key for every member present but `revoke`: who took it,
+        who was shut out. Raises RuntimeError when this peer is in no room (the
+        members could not hear of it), TimeoutError when the leader did not
+        answer (the rotation may or may not have happened)."""
         key = new_room_key()
-        if not self._ports.send_rekey(key):
-            raise RuntimeError("not connected to the room's leader: the members cannot hear of it")
-        self.use(key, "rotated")
-        return key
+        try:
+            took, revoked = await self._ports.send_rekey(key, list(revoke))
+        except ConnectionError as exc:
+            raise RuntimeError(
+                f"not connected to the room's leader: the members cannot hear of it ({exc})"
+            ) from None
+        self.use(key, "rotated", revoked)
+        return took, revoked
 
-    def rekeyed(self, room_key: str) -> None:
+    def rekeyed(self, rekey: Rekey) -> None:
         """A member rotated the key (we heard it from the leader, or as leader)."""
-        if room_key != self._ports.room_key:
-            log.info("the room key was rotated by a member")
-            self.use(room_key, "rotated")
+        if rekey.room_key != self._ports.room_key:
+            log.info("the room key was rotated by a member (%d shut out)", len(rekey.revoke))
+            self.use(rekey.room_key, "rotated", rekey.revoke)
 
     # ---------------------------------------------------- pairing windows
 

@@ -69,6 +69,12 @@ followers' heartbeat phases differ by up to one 2 s interval."""
 
 SUCCESSOR_RETRY_S = 0.1
 
+_FINAL_JOIN_CODES = {"forbidden", "unproven_leader", "wrong_room", "id_conflict", "revoked"}
+"""A join refused for one of these is not tried again at that leader."""
+
+ROTATE_TIMEOUT_S = 5.0
+"""A follower's rotation: how long the leader has to say who took the key."""
+
 MAX_SOURCES = 128
 """Peers whose discovery path (mDNS, rendezvous) is remembered."""
 MAX_ROOM_ADDRESSES = 8
@@ -203,14 +209,16 @@ class Membership:
         if self.asker is not None:
             self.asker.set_room_key(room_key)
 
-    def send_rekey(self, room_key: str) -> bool:
+    async def send_rekey(self, room_key: str, revoke: list[str]) -> tuple[list[str], list[str]]:
         if self.server is not None and self.server.leading:
-            self.server.rekey(room_key)
-        elif self.client is not None and self.client.connected:
-            self.spawn(self.client.send(Rekey(room_key=room_key)))
-        else:
-            return False
-        return True
+            took = self.server.rekey(room_key, revoke)
+            return took, sorted(set(revoke) - {self.me.peer_id})
+        if self.client is not None and self.client.connected:
+            rekeyed = await self.client.rotate(
+                Rekey(room_key=room_key, revoke=revoke), timeout=ROTATE_TIMEOUT_S
+            )
+            return rekeyed.took, rekeyed.revoked
+        raise ConnectionError("not connected to the room's leader")
 
     def open_window(self, window: Window) -> bool:
         if self.server is None:
@@ -481,7 +489,13 @@ class Membership:
                 last_error = f"{exc.code}: {exc.reason}"
                 with contextlib.suppress(Exception):
                     await client.close(leave=False)
-                if exc.code in ("forbidden", "unproven_leader", "wrong_room", "id_conflict"):
+                if exc.code in (
+                    "forbidden",
+                    "unproven_leader",
+                    "wrong_room",
+                    "id_conflict",
+                    "revoked",
+                ):
                     deadline = 0.0  # retrying cannot help
                 if self._now() >= deadline:
                     break

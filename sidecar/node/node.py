@@ -16,7 +16,7 @@ import importlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from msgspec import Struct
@@ -224,11 +224,17 @@ class Node:
             self.last_membership = membership
             self.notify("webrtc:peer_list_changed", PeerListChangedParams(peers=infos))
 
-    def room_key_changed(self, room_key: str, reason: RoomKeyReason | None) -> None:
+    def room_key_changed(
+        self, room_key: str, reason: RoomKeyReason | None, revoked: Sequence[str]
+    ) -> None:
         if self.channels is not None:
             self.channels.room_key = room_key
+            self.channels.revoke(revoked)
         if reason is not None and not self.stopped:
-            self.notify("webrtc:room_key", RoomKeyParams(room_key=room_key, reason=reason))
+            self.notify(
+                "webrtc:room_key",
+                RoomKeyParams(room_key=room_key, reason=reason, revoked=list(revoked)),
+            )
 
     def pairing_changed(self, update: PairingUpdate) -> None:
         if self.stopped:

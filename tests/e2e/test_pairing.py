@@ -144,3 +144,73 @@ async def test_rotation_keeps_the_members_present_and_shuts_out_the_absent_one(
     late.params = {**display("One"), "room_key": new_key}
     await late.start()
     await late.client.wait_until(lambda: late.client.leader_id == ctrl.peer_id, SETUP_S)
+
+
+def revoked_at(peer: LabPeer, revoked: LabPeer) -> float | None:
+    """When `peer`'s host heard its channel to `revoked` close as revoked."""
+    return next(
+        (
+            at
+            for at, n in peer.client.history
+            if n["method"] == "webrtc:disconnected"
+            and n["params"]["peer_id"] == revoked.peer_id
+            and n["params"]["reason"] == "revoked"
+        ),
+        None,
+    )
+
+
+def was_revoked(peer: LabPeer, revoked: LabPeer) -> bool:
+    return revoked_at(peer, revoked) is not None
+
+
+async def test_a_revoked_display_that_is_online_is_shut_out_at_once_and_stays_out(
+    room: Room,
+) -> None:
+    ctrl, key = await keyed_controller(room)
+    booth = await room.spawn({**CONTROLLER, "name": "Booth 2", "room_key": key})
+    await booth.start()
+    stage = await room.spawn({**display("Stage", "stage"), "room_key": key})
+    lost = await room.spawn({**display("Lost tablet"), "room_key": key})
+    await stage.start()
+    await lost.start()
+    controllers = {ctrl.peer_id, booth.peer_id}
+    await connected(
+        [ctrl, booth, stage, lost],
+        {
+            ctrl.peer_id: {booth.peer_id, stage.peer_id, lost.peer_id},
+            booth.peer_id: {ctrl.peer_id, stage.peer_id, lost.peer_id},
+            stage.peer_id: controllers,
+            lost.peer_id: controllers,
+        },
+        SETUP_S,
+    )
+
+    # A member that does not lead revokes the tablet: the leader passes it on.
+    asked = time.monotonic()
+    outcome = await booth.client.call("rotate_room_key", {"revoke": [lost.peer_id]})
+    assert outcome["revoked"] == [lost.peer_id]
+    assert set(outcome["took"]) == {ctrl.peer_id, booth.peer_id, stage.peer_id}
+    for member in (ctrl, booth):
+        await member.client.wait_until(functools.partial(was_revoked, member, lost), 2)
+        closed = revoked_at(member, lost)
+        assert closed is not None and closed - asked < 2.0
+    new_key = notes(booth, "webrtc:room_key")[-1]["room_key"]
+    for member in (ctrl, stage):
+        await member.client.wait_until(functools.partial(holds_key, member, new_key), 5)
+        (heard,) = [n for n in notes(member, "webrtc:room_key") if n["room_key"] == new_key]
+        assert heard["revoked"] == [lost.peer_id]
+    assert not holds_key(lost, new_key)
+
+    # The tablet keeps running with what it had: it never gets back in.
+    sent = await ctrl.client.call("send_control_message", {"payload": "after the revocation"})
+    assert set(sent["sent_to"]) == {booth.peer_id, stage.peer_id}
+    await stage.client.wait_until(functools.partial(got_one, stage), 5)
+    await lost.client.wait_until(lambda: leader_named_since(lost, lost, asked), SETUP_S)
+    for member in (ctrl, booth, stage):
+        assert lost.peer_id not in member.client.peer_ids()
+    assert all(m["payload"] != "after the revocation" for m in messages(lost))
+    # Nobody revokes the leader (it would pass the key on to itself).
+    with pytest.raises(RpcFailure) as refused:
+        await booth.client.call("rotate_room_key", {"revoke": [ctrl.peer_id]})
+    assert refused.value.error["code"] == -32602

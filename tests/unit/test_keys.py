@@ -5,12 +5,12 @@ search for a member to pair with. No network, no root."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
 import pytest
 
-from sidecar.contract import RoomKeyReason, Target, parse_target
+from sidecar.contract import Rekey, RoomKeyReason, Target, parse_target
 from sidecar.core.pairing import MAX_TRIES, Window
 from sidecar.core.registry import PairingUpdate
 from sidecar.net.signaling.pair import PairFailed
@@ -36,10 +36,11 @@ class FakePorts:
     def use_key(self, room_key: str) -> None:
         self.room_key = room_key
 
-    def send_rekey(self, room_key: str) -> bool:
-        if self.in_room:
-            self.rekeys.append(room_key)
-        return self.in_room
+    async def send_rekey(self, room_key: str, revoke: list[str]) -> tuple[list[str], list[str]]:
+        if not self.in_room:
+            raise ConnectionError("no leader")
+        self.rekeys.append(room_key)
+        return ["me", "b"], sorted(revoke)
 
     def open_window(self, window: Window) -> bool:
         self.windows.append(window)
@@ -72,35 +73,42 @@ class FakePorts:
 class Heard:
     def __init__(self) -> None:
         self.keys: list[tuple[str, RoomKeyReason | None]] = []
+        self.revoked: list[list[str]] = []
 
-    def room_key_changed(self, room_key: str, reason: RoomKeyReason | None) -> None:
+    def room_key_changed(
+        self, room_key: str, reason: RoomKeyReason | None, revoked: Sequence[str]
+    ) -> None:
         self.keys.append((room_key, reason))
+        self.revoked.append(list(revoked))
 
     def pairing_changed(self, update: PairingUpdate) -> None:
         del update
 
 
-def test_a_rotation_reaches_the_room_then_is_used_and_told() -> None:
+async def test_a_rotation_reaches_the_room_then_is_used_and_told() -> None:
     ports, heard = FakePorts(), Heard()
     keys = RoomKeys(ports, heard)
-    new = keys.rotate()
-    assert ports.rekeys == [new] and ports.room_key == new and heard.keys == [(new, "rotated")]
+    took, revoked = await keys.rotate(["lost-tablet"])
+    new = ports.rekeys[0]
+    assert ports.room_key == new and heard.keys == [(new, "rotated")]
+    assert took == ["me", "b"] and revoked == heard.revoked[0] == ["lost-tablet"]
     assert new != KEY and len(new) == 43
 
 
-def test_no_rotation_outside_a_room() -> None:
+async def test_no_rotation_outside_a_room() -> None:
     ports, heard = FakePorts(in_room=False), Heard()
     with pytest.raises(RuntimeError, match="cannot hear of it"):
-        RoomKeys(ports, heard).rotate()
+        await RoomKeys(ports, heard).rotate()
     assert ports.room_key == KEY and heard.keys == []  # nothing changed
 
 
 def test_a_rekey_from_the_room_is_taken_once() -> None:
     ports, heard = FakePorts(), Heard()
     keys = RoomKeys(ports, heard)
-    keys.rekeyed(KEY)  # the key we have: nothing to do
-    keys.rekeyed("n" * 43)
+    keys.rekeyed(Rekey(room_key=KEY))  # the key we have: nothing to do
+    keys.rekeyed(Rekey(room_key="n" * 43, revoke=["x"]))
     assert heard.keys == [("n" * 43, "rotated")] and ports.room_key == "n" * 43
+    assert heard.revoked == [["x"]]
 
 
 def test_a_pairing_window_has_a_fresh_code_and_the_bounds() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import msgspec
@@ -20,6 +21,7 @@ from sidecar.contract import (
     PeerSignal,
     Registered,
     Rekey,
+    Rekeyed,
     RoomKeyReason,
     SignalPeer,
     StartPeerParams,
@@ -62,8 +64,10 @@ class Events:
     def signal(self, msg: PeerSignal) -> None:
         self.signals.append(msg)
 
-    def room_key_changed(self, room_key: str, reason: RoomKeyReason | None) -> None:
-        self.heard.append(f"room_key {reason}")
+    def room_key_changed(
+        self, room_key: str, reason: RoomKeyReason | None, revoked: Sequence[str]
+    ) -> None:
+        self.heard.append(f"room_key {reason} {list(revoked)}")
 
     def pairing_changed(self, update: PairingUpdate) -> None:
         self.heard.append("pairing")
@@ -102,8 +106,9 @@ class FakeServer:
     def set_key(self, room_key: str | None) -> None:
         self.calls.append(("set_key", room_key))
 
-    def rekey(self, room_key: str) -> None:
-        self.calls.append(("rekey", room_key))
+    def rekey(self, room_key: str, revoke: Sequence[str] = ()) -> list[str]:
+        self.calls.append(("rekey", room_key, list(revoke)))
+        return ["m-me", "b"]
 
     def open_pairing(self, window: Window) -> None:
         self.pairing = window
@@ -129,6 +134,10 @@ class FakeClient:
 
     async def send(self, msg: Any) -> None:
         self.sent.append(msg)
+
+    async def rotate(self, rekey: Rekey, timeout: float) -> Rekeyed:
+        self.sent.append(rekey)
+        return Rekeyed(took=[self.leader.peer_id, "m-me"], revoked=rekey.revoke)
 
     async def close(self, leave: bool = True) -> None:
         self.connected = False
@@ -208,10 +217,13 @@ async def test_the_room_key_reaches_every_adapter_and_a_rotation_the_room(m: Mem
     m.use_key(KEY)
     assert server(m).calls[-1] == ("set_key", KEY) and m.options.room_key == KEY
     assert m.presence.publish_needed.is_set()
-    assert not m.send_rekey("n" * 43)  # in no room yet
+    with pytest.raises(ConnectionError):
+        await m.send_rekey("n" * 43, [])  # in no room yet
     m._feed(m.election.start(0.0))
     m._feed(m.election.tick(10.0))
-    assert m.send_rekey("n" * 43) and server(m).calls[-1] == ("rekey", "n" * 43)
+    took, revoked = await m.send_rekey("n" * 43, ["x", "m-me"])
+    assert server(m).calls[-1] == ("rekey", "n" * 43, ["x", "m-me"])
+    assert (took, revoked) == (["m-me", "b"], ["x"])  # never ourselves
     window = Window(code="123456", expires_at=60.0, tries_left=3, uses_left=1)
     assert m.open_window(window) and server(m).pairing is window
 
@@ -220,9 +232,9 @@ async def test_following_a_rotation_goes_to_the_leader(m: Membership) -> None:
     client = FakeClient()
     client.connected = True
     m.client = client  # type: ignore[assignment]
-    assert m.send_rekey("n" * 43)
-    await asyncio.sleep(0)
-    assert client.sent == [Rekey(room_key="n" * 43)]
+    took, revoked = await m.send_rekey("n" * 43, ["x"])
+    assert client.sent == [Rekey(room_key="n" * 43, revoke=["x"])]
+    assert (took, revoked) == (["z-leader", "m-me"], ["x"])
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from sidecar.contract import (
     Register,
     Registered,
     Rekey,
+    Rekeyed,
     Relay,
     RoomInfo,
     Sealed,
@@ -1210,17 +1211,69 @@ def test_without_a_window_or_in_an_open_room_pairing_is_refused() -> None:
 def test_a_members_rekey_goes_to_every_other_member_and_becomes_the_rooms_key() -> None:
     reg = make(KEY)
     session_a, _ = join_keyed(reg, 1, A, nonce="a1" * 16)
-    session_b, _ = join_keyed(reg, 2, B, nonce="b2" * 16)
+    session_b, b_joined = join_keyed(reg, 2, B, nonce="b2" * 16)
+    opened(session_a, b_joined, 1)
     actions = reg.receive(1, frame(session_a.seal(Rekey(room_key="n" * 43))), 1.0)
     assert [a.room_key for a in actions if isinstance(a, KeyRotated)] == ["n" * 43]
     (to_b,) = sent(actions, 2)
-    opened = session_b.open(to_b)
-    assert isinstance(opened, Rekey) and opened.room_key == "n" * 43
-    assert sent(actions, 1) == []
+    rekey = session_b.open(to_b)
+    assert isinstance(rekey, Rekey) and rekey.room_key == "n" * 43
+    (outcome,) = sent(actions, 1)  # the rotating member hears who took the key
+    took = [LEADER.peer_id, pid("A"), pid("B")]
+    assert session_a.open(outcome) == Rekeyed(took=took, revoked=[])
     # New sessions need the new key; the old one is refused.
     old = Session(hello(reg, 3))
     refused = reg.receive(3, frame(old.seal(register(C, "x"))), 2.0)
     assert errors(refused, 3) == ["forbidden"]
+
+
+def opened(session: Session, actions: list[Action], conn: int) -> list[SignalMessage]:
+    """Every frame `actions` send to `conn`, opened in order by its session."""
+    return [session.open(m) for m in sent(actions, conn)]
+
+
+def test_a_rotation_that_revokes_closes_the_device_tells_the_rest_and_keeps_it_out() -> None:
+    reg = make(KEY)
+    session_a, _ = join_keyed(reg, 1, A, nonce="a1" * 16)
+    session_b, _ = join_keyed(reg, 2, B, nonce="b2" * 16)
+    opened(session_a, _, 1)
+    _, c_joined = join_keyed(reg, 3, C, nonce="c3" * 16)
+    opened(session_a, c_joined, 1)
+    opened(session_b, c_joined, 2)
+    new = "n" * 43
+    actions = reg.receive(1, frame(session_a.seal(Rekey(room_key=new, revoke=[pid("C")]))), 1.0)
+    assert closes(actions) == {3: (CloseCode.REVOKED, "revoked")}
+    assert sent(actions, 3) == []  # the revoked device never hears the new key
+    to_b = opened(session_b, actions, 2)
+    assert to_b[0] == Rekey(room_key=new, revoke=[pid("C")])
+    assert isinstance(to_b[-1], PeerList) and names(to_b[-1].peers) == ["L", "A", "B"]
+    to_a = opened(session_a, actions, 1)
+    took = [LEADER.peer_id, pid("A"), pid("B")]
+    assert to_a[0] == Rekeyed(took=took, revoked=[pid("C")])
+    assert [a for a in actions if isinstance(a, KeyRotated)] == [KeyRotated(new, [pid("C")], took)]
+    # Back with the new key (however it got it), the device is still refused.
+    nonce = hello(reg, 4, 2.0)
+    back = Session(nonce, key=new).seal(register(C, nonce))
+    assert refusal(reg.receive(4, frame(back), 2.0), 4) == ("revoked", CloseCode.REVOKED)
+
+
+def test_the_leader_revokes_by_itself_and_cannot_be_revoked() -> None:
+    reg = make(KEY)
+    session_a, _ = join_keyed(reg, 1, A, nonce="a1" * 16)
+    _, b_joined = join_keyed(reg, 2, B, nonce="b2" * 16)
+    opened(session_a, b_joined, 1)
+    actions = reg.rekey("n" * 43, [pid("B"), LEADER.peer_id])
+    assert closes(actions) == {2: (CloseCode.REVOKED, "revoked")}
+    assert opened(session_a, actions, 1)[0] == Rekey(room_key="n" * 43, revoke=[pid("B")])
+    assert not any(isinstance(a, KeyRotated) for a in actions)  # the leader knows already
+    bad = reg.receive(
+        1, frame(session_a.seal(Rekey(room_key="m" * 43, revoke=[LEADER.peer_id]))), 2.0
+    )
+    (error,) = opened(session_a, bad, 1)
+    assert isinstance(error, SignalError) and error.code == "invalid"
+    nonce = hello(reg, 3, 2.0)  # nothing rotated: the key asked for admits nobody
+    attempt = Session(nonce, key="m" * 43).seal(register(C, nonce))
+    assert refusal(reg.receive(3, frame(attempt), 2.0), 3)[0] == "forbidden"
 
 
 # ------------------------------------------------------------------ web peers

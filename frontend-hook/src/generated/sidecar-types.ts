@@ -141,7 +141,7 @@ export interface ControlEnvelope {
   retain?: Retained | null;
 }
 
-export type DisconnectReason = "closed" | "failed" | "left" | "timeout";
+export type DisconnectReason = "closed" | "failed" | "left" | "revoked" | "timeout";
 
 export interface DisconnectedParams {
   peer_id: string;
@@ -688,7 +688,8 @@ export interface Registered {
 
 /**
  * A member rotates the room key: to the leader, which sends it to every
- * member. Always sealed (only keyed rooms have a key to rotate).
+ * member but those in `revoke`, and closes their connections. Always sealed
+ * (only keyed rooms have a key to rotate).
  */
 export interface Rekey {
   type: "rekey";
@@ -698,6 +699,23 @@ export interface Rekey {
    * @maxLength 1024
    */
   room_key: string;
+  /**
+   * @maxItems 64
+   * @default []
+   */
+  revoke?: string[];
+}
+
+/**
+ * The leader to the member that rotated: who took the new key (the leader
+ * and the rotating member included) and who was shut out.
+ */
+export interface Rekeyed {
+  type: "rekeyed";
+  /** @maxItems 256 */
+  took: string[];
+  /** @maxItems 64 */
+  revoked: string[];
 }
 
 /**
@@ -780,6 +798,25 @@ export interface RoomKeyParams {
    */
   room_key: string;
   reason: "created" | "rotated";
+  /** @default [] */
+  revoked?: string[];
+}
+
+export interface RotateRoomKeyParams {
+  /**
+   * @maxItems 64
+   * @default []
+   */
+  revoke?: string[];
+}
+
+/**
+ * What a rotation did: who holds the new key now (this device and the
+ * leader included) and who was shut out.
+ */
+export interface RotationResult {
+  took: string[];
+  revoked: string[];
 }
 
 /**
@@ -829,7 +866,7 @@ export interface SignalError {
   message: string;
 }
 
-export type SignalMessage = Challenge | PairHello | PairReply | PairConfirm | PairKey | Rekey | Query | RoomInfo | Register | Registered | PeerList | Offer | Answer | Candidate | Relay | Heartbeat | HeartbeatAck | Leave | SignalError | Sealed;
+export type SignalMessage = Challenge | PairHello | PairReply | PairConfirm | PairKey | Rekey | Rekeyed | Query | RoomInfo | Register | Registered | PeerList | Offer | Answer | Candidate | Relay | Heartbeat | HeartbeatAck | Leave | SignalError | Sealed;
 
 /**
  * A room member as the leader lists it: enough to rank it and to reach it.
@@ -1002,7 +1039,7 @@ export type OpenPairingResult = PairingWindow;
 export type PingPeerResult = PingResult;
 
 /** `rotate_room_key_result` in the schema. */
-export type RotateRoomKeyResult = null;
+export type RotateRoomKeyResult = RotationResult;
 
 /** `send_control_message_result` in the schema. */
 export type SendControlMessageResult = SendResult;

@@ -57,6 +57,8 @@ const MAX_PAYLOAD_BYTES = 64 * 1024;
 /** Longest a send waits for a peer's send window (the sidecar's SEND_WAIT_S). */
 const SEND_WAIT_MS = 10_000;
 const SUCCESSOR_TRIES = 3;
+/** Revoked peers whose signals stay refused (the sidecar's MAX_REVOKED_KEPT). */
+const MAX_REVOKED_KEPT = 256;
 
 function rank(p: SignalPeer): [number, number, string] {
   return [p.peer_type === "controller" ? 0 : 1, p.started_at, p.peer_id];
@@ -79,6 +81,8 @@ export class WebPeer {
   private readonly links = new Map<string, Link>();
   private readonly attempts = new Map<string, number>();
   private readonly offers = new OfferBudget();
+  /** Peers a rotation shut out of the room: nothing of theirs is taken again. */
+  private readonly revoked = new Set<string>();
   private replica: Replica | null = null;
   private joinSeq = 0;
   private stopped = true;
@@ -260,13 +264,14 @@ export class WebPeer {
     const newLeader = leaderId !== this.leaderId;
     this.leaderId = leaderId;
     this.term = term;
-    this.members = peers;
+    this.members = peers.filter((p) => !this.revoked.has(p.peer_id));
     if (newLeader) this.emit("webrtc:leader_changed", { leader_id: leaderId, is_leader: false, term });
     const me = this.me;
     if (!me) return;
-    const everyone = peers.some((p) => p.peer_id === me.peer_id) ? peers : [...peers, me];
+    const listed = this.members;
+    const everyone = listed.some((p) => p.peer_id === me.peer_id) ? listed : [...listed, me];
     this.emit("webrtc:peer_list_changed", { peers: everyone.map((p) => this.info(p)) });
-    for (const peer of peers) {
+    for (const peer of listed) {
       if (peer.peer_id === me.peer_id || !this.wants(peer)) continue;
       if (!this.links.has(peer.peer_id) && isOfferer(me.peer_id, peer.peer_id)) this.newLink(peer.peer_id, randomHex(8), true);
     }
@@ -280,7 +285,11 @@ export class WebPeer {
   private onFrame(frame: SignalMessage): void {
     const me = this.me;
     if (!me) return;
+    if ("from" in frame && this.revoked.has(frame.from)) return;
     switch (frame.type) {
+      case "rekey":
+        this.rekeyed(frame.room_key, frame.revoke ?? []);
+        return;
       case "peer_list":
         if (frame.leader_id !== this.leaderId) {
           // a redirect: the leader stepped down for another; it closes us next
@@ -320,6 +329,21 @@ export class WebPeer {
       default:
         return;
     }
+  }
+
+  /** A member rotated the room key: use it from now on, and close out the
+   * devices it revoked (as the sidecar's channels do). */
+  private rekeyed(roomKey: string, revoke: string[]): void {
+    if (!this.options || roomKey === this.key) return;
+    this.options = { ...this.options, room_key: roomKey };
+    for (const peerId of revoke) {
+      this.revoked.add(peerId);
+      if (this.revoked.size > MAX_REVOKED_KEPT) this.revoked.delete(this.revoked.values().next().value ?? "");
+      this.members = this.members.filter((m) => m.peer_id !== peerId);
+      const link = this.links.get(peerId);
+      if (link) this.onDown(link, "revoked", link.unacked());
+    }
+    this.emit("webrtc:room_key", { room_key: roomKey, reason: "rotated", revoked: revoke });
   }
 
   private authentic(

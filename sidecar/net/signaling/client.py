@@ -24,6 +24,7 @@ from sidecar.contract import (
     Register,
     Registered,
     Rekey,
+    Rekeyed,
     Relay,
     SignalError,
     SignalMessage,
@@ -56,7 +57,8 @@ class JoinFailed(Exception):
     Codes: refused (no connection, or closed without a reason), timeout,
     not_leader, forbidden (our key proof was refused), wrong_room,
     wrong_version, id_conflict, unproven_leader (the leader cannot prove the
-    room key), protocol (the leader sent something unexpected).
+    room key), revoked (this device was shut out of the room), protocol (the
+    leader sent something unexpected).
     """
 
     def __init__(self, reason: str, code: str) -> None:
@@ -74,11 +76,13 @@ _JOIN_CODES = {
     "bad_identity",
     "bad_address",
     "too_fast",
+    "revoked",
 }
 _CLOSE_TO_JOIN_CODE: dict[int, str] = {
     CloseCode.NOT_LEADER: "not_leader",
     CloseCode.FORBIDDEN: "forbidden",
     CloseCode.REJECTED: "wrong_room",
+    CloseCode.REVOKED: "revoked",
 }
 
 
@@ -96,7 +100,7 @@ class SignalingClient:
         on_lost: Callable[[str], None],
         on_peer_list: Callable[[PeerList], None] | None = None,
         on_signal: Callable[[PeerSignal], None] | None = None,
-        on_rekey: Callable[[str], None] | None = None,
+        on_rekey: Callable[[Rekey], None] | None = None,
         heartbeat_interval: float = HEARTBEAT_INTERVAL_S,
         missed_limit: int = MISSED_LIMIT,
     ) -> None:
@@ -117,6 +121,7 @@ class SignalingClient:
         self._lost = False
         self._sealed: ClientSession | None = None  # a keyed room's session
         self._core: FollowerCore | None = None
+        self._rotation: asyncio.Future[Rekeyed] | None = None
 
     @property
     def leader_id(self) -> str | None:
@@ -247,11 +252,28 @@ class SignalingClient:
         return msg if self._sealed is None else self._sealed.open(msg)
 
     async def send(self, msg: PeerSignal | Rekey) -> None:
-        """Send an offer, answer or candidate through the leader (or a new room key)."""
+        """Send an offer, answer or candidate through the leader."""
         ws = self._ws
         if ws is None or ws.closed or self._lost or self._closing:
             raise ConnectionError("not connected to a leader")
         await ws.send_str(self._frame(msg))
+
+    async def rotate(self, rekey: Rekey, timeout: float) -> Rekeyed:
+        """Hand a new room key to the leader, which passes it to every member
+        but `rekey.revoke`; its answer says who took it. Raises
+        ConnectionError (not connected, or lost before the answer) or
+        TimeoutError (the rotation may or may not have happened)."""
+        if self._sealed is None:
+            raise ConnectionError("an open room has no key to rotate")
+        if self._rotation is not None and not self._rotation.done():
+            raise ConnectionError("a rotation is already under way")
+        self._rotation = rotation = asyncio.get_running_loop().create_future()
+        try:
+            await self.send(rekey)
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(rotation)
+        finally:
+            self._rotation = None
 
     async def _read_loop(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         reason = "connection closed"
@@ -297,7 +319,10 @@ class SignalingClient:
                     # another leader is a redirect, and the close follows.
                     call_safely(self._on_peer_list, peer_list)
                 case Deliver(Rekey() as rekey):
-                    call_safely(self._on_rekey, rekey.room_key)
+                    call_safely(self._on_rekey, rekey)
+                case Deliver(Rekeyed() as rekeyed):
+                    if self._rotation is not None and not self._rotation.done():
+                        self._rotation.set_result(rekeyed)
                 case Deliver(SignalError() as error):
                     log.warning("signaling: leader says %s: %s", error.code, error.message)
                 case Deliver(Offer() | Answer() | Candidate() | Relay() as signal):
@@ -339,6 +364,8 @@ class SignalingClient:
             return
         self._lost = True
         log.info("signaling: leader %s lost: %s", self._leader_id, reason)
+        if self._rotation is not None and not self._rotation.done():
+            self._rotation.set_exception(ConnectionError(f"the leader was lost: {reason}"))
         self._teardown = asyncio.create_task(self._shutdown(), name="signaling-client-teardown")
         call_safely(self._on_lost, reason)
 

@@ -18,7 +18,7 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from sidecar.compat.web import watched_server
-from sidecar.contract import PeerRecord, PeerSignal, SignalError, SignalPeer
+from sidecar.contract import PeerRecord, PeerSignal, Rekey, SignalError, SignalPeer
 from sidecar.core.admission import Admission
 from sidecar.core.clock import overslept
 from sidecar.core.pairing import Window
@@ -112,7 +112,7 @@ class SignalingServer:
         on_deliver: Callable[[PeerSignal], None],
         on_members_changed: Callable[[list[SignalPeer]], None],
         on_pairing: Callable[[PairingUpdate], None] = lambda _: None,
-        on_rekey: Callable[[str], None] = lambda _: None,
+        on_rekey: Callable[[Rekey], None] = lambda _: None,
         heartbeat_interval: float = HEARTBEAT_INTERVAL_S,
         missed_limit: int = MISSED_LIMIT,
         grace: float = HEARTBEAT_GRACE_S,
@@ -277,9 +277,11 @@ class SignalingServer:
     def set_key(self, room_key: str | None) -> None:
         self._registry.set_key(room_key)
 
-    def rekey(self, room_key: str) -> None:
-        """Rotate: the members hear the new key, which is the room's from now on."""
-        self._apply(self._registry.rekey(room_key))
+    def rekey(self, room_key: str, revoke: Sequence[str] = ()) -> list[str]:
+        """Rotate: the members but `revoke` hear the new key, which is the room's
+        from now on; the revoked are closed out. Returns who holds it now."""
+        self._apply(self._registry.rekey(room_key, revoke))
+        return [m.peer_id for m in self._registry.members()]
 
     @property
     def pairing(self) -> Window | None:
@@ -408,8 +410,8 @@ class SignalingServer:
                     self._call(self._on_members_changed, members)
                 case PairingUpdate():
                     self._call(self._on_pairing, action)
-                case KeyRotated(room_key):
-                    self._call(self._on_rekey, room_key)
+                case KeyRotated(room_key, revoked):
+                    self._call(self._on_rekey, Rekey(room_key=room_key, revoke=revoked))
         self._wake.set()  # deadlines may have moved
 
     def _call(self, callback: Callable[[_T], None], arg: _T) -> None:

@@ -10,7 +10,7 @@ export const MISSED_LIMIT = 3;
 const SUSPEND_MS = 2000;
 
 export type LostReason = "silence" | "unsealed";
-export type Delivered = Extract<SignalMessage, { type: "peer_list" | "offer" | "answer" | "candidate" | "relay" | "rekey" | "error" }>;
+export type Delivered = Extract<SignalMessage, { type: "peer_list" | "offer" | "answer" | "candidate" | "relay" | "rekey" | "rekeyed" | "error" }>;
 
 export type FollowerOutput =
   | { readonly kind: "beat"; readonly seq: number; readonly term: number }
@@ -70,6 +70,7 @@ export class FollowerCore {
         this.out.push({ kind: "deliver", frame });
         return;
       case "rekey":
+      case "rekeyed":
         if (this.keyed) this.out.push({ kind: "deliver", frame });
         return;
       default:

@@ -16,7 +16,7 @@ use crate::lines::{Line, LineSplitter, DEFAULT_MAX_LINE};
 use crate::transport::{ChildEvent, ExitInfo, ProcessControl, Spawned, StdinWriter};
 use crate::types::{
     LeaderStatus, Notification, OpenPairingParams, PairingWindow, PeerInfo, PingPeerParams, PingResult,
-    SendControlMessageParams, SendResult, StartPeerParams, StateEntry,
+    RotateRoomKeyParams, RotationResult, SendControlMessageParams, SendResult, StartPeerParams, StateEntry,
 };
 
 const STDERR_TAIL: usize = 20;
@@ -328,10 +328,11 @@ impl Client {
         Ok(())
     }
 
-    /// `rotate_room_key`: every member present gets a new key (`webrtc:room_key`).
-    pub async fn rotate_room_key(&self) -> Result<()> {
-        let _: Value = self.call("rotate_room_key", Value::Null).await?;
-        Ok(())
+    /// `rotate_room_key`: every member present but `revoke` gets a new key
+    /// (`webrtc:room_key`); the revoked are shut out of the room.
+    pub async fn rotate_room_key(&self, revoke: &[String]) -> Result<RotationResult> {
+        let params = RotateRoomKeyParams { revoke: revoke.to_vec() };
+        self.call("rotate_room_key", to_params("rotate_room_key", &params)?).await
     }
 
     /// `ping_peer`: round trip over the data channel.

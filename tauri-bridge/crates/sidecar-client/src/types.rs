@@ -146,6 +146,23 @@ pub struct PairedParams {
 pub struct RoomKeyParams {
     pub room_key: String,
     pub reason: String,
+    /// The devices this rotation shut out of the room (their channels are closed).
+    #[serde(default)]
+    pub revoked: Vec<String>,
+}
+
+/// Params of `rotate_room_key`: the devices to shut out (none: only a new key).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateRoomKeyParams {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoke: Vec<String>,
+}
+
+/// Result of `rotate_room_key`: who holds the new key, who was shut out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotationResult {
+    pub took: Vec<String>,
+    pub revoked: Vec<String>,
 }
 
 /// Params of `webrtc:pairing`: this device's pairing window changed.
@@ -373,6 +390,7 @@ pub enum DisconnectReason {
     Timeout,
     Failed,
     Left,
+    Revoked,
     #[serde(other)]
     Unknown,
 }

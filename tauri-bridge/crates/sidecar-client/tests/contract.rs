@@ -13,8 +13,8 @@ use sidecar_client::types::methods;
 use sidecar_client::{
     ConnectedParams, DisconnectedParams, IceServer, LeaderChangedParams, LeaderStatus, MessageParams,
     NetworkChangedParams, OpenPairingParams, PairedParams, PairingParams, PairingWindow, PeerInfo,
-    PeerListChangedParams, PingPeerParams, PingResult, RendezvousStatus, RoomKeyParams,
-    SendControlMessageParams, SendResult, StartPeerParams, StateEntry, StateVersion,
+    PeerListChangedParams, PingPeerParams, PingResult, RendezvousStatus, RoomKeyParams, RotateRoomKeyParams,
+    RotationResult, SendControlMessageParams, SendResult, StartPeerParams, StateEntry, StateVersion,
 };
 
 fn openrpc() -> Value {
@@ -89,6 +89,8 @@ api_types!(
     OpenPairingParams,
     PairedParams,
     RoomKeyParams,
+    RotateRoomKeyParams,
+    RotationResult,
     PairingParams,
     IceServer,
     StartPeerParams,

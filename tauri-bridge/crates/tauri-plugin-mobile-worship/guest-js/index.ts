@@ -29,6 +29,7 @@ import type {
   PairedParams,
   RoomKeyParams,
   PairingParams,
+  RotationResult,
 } from "../../../../frontend-hook/src/generated/sidecar-types";
 
 export type {
@@ -55,6 +56,7 @@ export type {
   PairedParams,
   RoomKeyParams,
   PairingParams,
+  RotationResult,
 } from "../../../../frontend-hook/src/generated/sidecar-types";
 
 /** What a failed command rejects with. */
@@ -118,8 +120,10 @@ export const openPairing = (params: OpenPairingParams = {}): Promise<PairingWind
 
 export const closePairing = (): Promise<null> => command("close_pairing");
 
-/** Gives every member present a new room key (`webrtc:room_key` on each). */
-export const rotateRoomKey = (): Promise<null> => command("rotate_room_key");
+/** Gives every member present but `revoke` a new room key (`webrtc:room_key` on
+ * each) and shuts the revoked devices out of the room. */
+export const rotateRoomKey = (revoke: string[] = []): Promise<RotationResult> =>
+  command("rotate_room_key", { revoke });
 
 /** Round trip over the data channel to `peerId`. */
 export const pingPeer = (peerId: string): Promise<PingResult> => command("ping_peer", { peer_id: peerId });

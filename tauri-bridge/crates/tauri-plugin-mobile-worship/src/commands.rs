@@ -71,8 +71,9 @@ pub(crate) async fn close_pairing<R: Runtime>(app: AppHandle<R>) -> Result<Value
 }
 
 #[command]
-pub(crate) async fn rotate_room_key<R: Runtime>(app: AppHandle<R>) -> Result<Value> {
-    app.mobile_worship().call_json("rotate_room_key", Value::Null).await
+pub(crate) async fn rotate_room_key<R: Runtime>(app: AppHandle<R>, request: Request<'_>) -> Result<Value> {
+    let params = params_of(request.body())?;
+    app.mobile_worship().call_json("rotate_room_key", params).await
 }
 
 #[command]
