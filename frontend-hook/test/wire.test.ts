@@ -4,7 +4,8 @@ import { fileURLToPath } from "node:url";
 
 import { describe, expect, it } from "vitest";
 
-import type { Envelope, SignalMessage } from "../src/generated/sidecar-types";
+import type { Envelope, RelayShare, SignalMessage } from "../src/generated/sidecar-types";
+import { RelaySeal } from "../src/web/core/relayseal";
 import { constantTimeEqual, Ephemeral, hex, Identity, openSession, registrationStatement, roomSecret, sdpAuth, sessionKeys, type Side } from "../src/web/core/crypto";
 
 interface Wire {
@@ -25,6 +26,20 @@ interface Wire {
     server_frames: { seq: number; text: string; box: string }[];
   };
   sdp_auth: { room_key: string; kind: string; from: string; to: string; link: string; epoch: number; sdp: string; auth: string }[];
+  relay_seal: {
+    offerer_secret_key: string;
+    answerer_secret_key: string;
+    offerer: string;
+    answerer: string;
+    link: string;
+    epoch: number;
+    offer_scalar: string;
+    answer_scalar: string;
+    offer: RelayShare;
+    answer: RelayShare;
+    offerer_frames: { seq: number; text: string; box: string }[];
+    answerer_frames: { seq: number; text: string; box: string }[];
+  };
   frames: string[];
   envelopes: string[];
 }
@@ -82,6 +97,35 @@ describe("the wire protocol: the vectors the sidecar's tests check too", () => {
     expect(constantTimeEqual("abc", "abd")).toBe(false);
     expect(constantTimeEqual("abc", "abcd")).toBe(false);
     expect(constantTimeEqual("", "")).toBe(true);
+  });
+
+  it("agrees on a relayed channel's shares and seals its messages both ways", () => {
+    const v = wire.relay_seal;
+    const end = (secret: string, scalar: string, offerer: boolean) => {
+      const me = new Identity(unhex(secret));
+      expect(me.peerId).toBe(offerer ? v.offerer : v.answerer);
+      const peer = offerer ? v.answerer : v.offerer;
+      return new RelaySeal(me, { peer, link: v.link, epoch: v.epoch, offerer, ephemeral: new Ephemeral(unhex(scalar)) });
+    };
+    const offering = end(v.offerer_secret_key, v.offer_scalar, true);
+    const answering = end(v.answerer_secret_key, v.answer_scalar, false);
+    expect(offering.mine()).toEqual(v.offer);
+    expect(answering.accept(v.offer)).toBe(true);
+    expect(answering.mine()).toEqual(v.answer);
+    expect(offering.accept(v.answer)).toBe(true);
+    for (const [sender, receiver, frames] of [
+      [offering, answering, v.offerer_frames],
+      [answering, offering, v.answerer_frames],
+    ] as const) {
+      for (const f of frames) {
+        expect(sender.seal(f.text)).toEqual([f.seq, f.box]);
+        expect(receiver.open(f.seq, f.box)).toBe(f.text);
+        expect(receiver.open(f.seq, f.box)).toBeNull(); // not twice
+      }
+    }
+    // A share put in by the relay in the middle is refused.
+    const forged = { ...v.offer, share: v.answer.share };
+    expect(end(v.answerer_secret_key, v.answer_scalar, false).accept(forged)).toBe(false);
   });
 
   it("makes the same SDP MACs", () => {

@@ -266,6 +266,9 @@ from sidecar.contract.signaling import (
     MAX_ROOM_INFO as MAX_ROOM_INFO,
 )
 from sidecar.contract.signaling import (
+    RELAY_BOX_CHARS as RELAY_BOX_CHARS,
+)
+from sidecar.contract.signaling import (
     RELAY_SDP as RELAY_SDP,
 )
 from sidecar.contract.signaling import (
@@ -324,6 +327,9 @@ from sidecar.contract.signaling import (
 )
 from sidecar.contract.signaling import (
     Relay as Relay,
+)
+from sidecar.contract.signaling import (
+    RelayShare as RelayShare,
 )
 from sidecar.contract.signaling import (
     RoomInfo as RoomInfo,

@@ -74,6 +74,18 @@ class PeerList(_Signal, tag="peer_list"):
 SdpText = Annotated[str, Meta(max_length=64 * 1024)]
 
 
+class RelayShare(_Wire):
+    """In the offer and the answer of a relay transport (SDP `relay`): the
+    sender's ephemeral X25519 `share`, its `identity` key (whose hash is its
+    peer id) and that key's `signature` over what the share is for. The two
+    peers' keys for the relayed frames come from these shares alone
+    (sidecar/core/relayseal.py): the leader that carries them cannot read them."""
+
+    share: Share
+    identity: Share
+    signature: Token
+
+
 class Offer(_Signal, tag="offer"):
     """A new transport for the data channel `link` (`epoch` 1: a new channel;
     higher: a replacement transport of the same channel). In a keyed room
@@ -85,6 +97,8 @@ class Offer(_Signal, tag="offer"):
     link: LinkId
     epoch: Epoch
     auth: Token | None = None
+    relay: RelayShare | None = None
+    """A relay transport's share (SDP `relay`), else none."""
 
 
 class Answer(_Signal, tag="answer"):
@@ -94,6 +108,7 @@ class Answer(_Signal, tag="answer"):
     link: LinkId
     epoch: Epoch
     auth: Token | None = None
+    relay: RelayShare | None = None
 
 
 class Candidate(_Signal, tag="candidate"):
@@ -107,16 +122,24 @@ class Candidate(_Signal, tag="candidate"):
     auth: Token | None = None
 
 
+RELAY_BOX_CHARS = 4 * ((MAX_PAYLOAD_BYTES + 4096 + 16 + 2) // 3)
+"""The longest sealed message a relay frame carries (base64url of the
+largest envelope and its 16-byte tag)."""
+
+
 class Relay(_Signal, tag="relay"):
     """One data-channel message of the channel `link` carried through the
     leader, for a web peer whose direct path did not open: the transport
-    `epoch` is a relay one (an `offer` and `answer` whose SDP is `relay`)."""
+    `epoch` is a relay one (an `offer` and `answer` whose SDP is `relay`).
+    `data` is the message sealed end to end under the two peers' keys for
+    that transport (base64url), `seq` its number in its direction."""
 
     from_: PeerId = field(name="from")
     to: PeerId
     link: LinkId
     epoch: Epoch
-    data: Annotated[str, Meta(max_length=MAX_PAYLOAD_BYTES + 4096)]
+    seq: Count
+    data: Annotated[str, Meta(max_length=RELAY_BOX_CHARS, pattern=r"^[A-Za-z0-9_-]*(?!\n)$")]
 
 
 PeerSignal = Offer | Answer | Candidate | Relay

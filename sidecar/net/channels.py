@@ -46,6 +46,7 @@ from sidecar.contract import (
     SignalPeer,
     StateEnvelope,
 )
+from sidecar.core.identity import Identity
 from sidecar.core.link import LinkState
 from sidecar.core.mesh import MAX_LINKS, OfferBudget, backoff_s, is_offerer, wants
 from sidecar.core.roomkey import matches, sdp_auth
@@ -91,6 +92,7 @@ class Channels:
         lookup: Callable[[str], SignalPeer | None] = lambda _: None,
         room_key: str | None = None,
         host_busy: Callable[[], bool] = lambda: False,
+        identity: Identity,
     ) -> None:
         restrict_ice_gathering(interfaces)
         servers = ice_server_addresses(ice_servers)
@@ -116,6 +118,7 @@ class Channels:
         self._closed = False
         self.room_key = room_key
         self._host_busy = host_busy
+        self._identity = identity
         self._offers = OfferBudget()
 
     # ---------------------------------------------------------------- queries
@@ -230,7 +233,7 @@ class Channels:
         elif link is None or (msg.link is not None and msg.link != link.link_id):
             return
         elif isinstance(msg, Relay):
-            link.on_relay(msg.epoch, msg.data)
+            link.on_relay(msg)
         elif isinstance(msg, Answer):
             link.on_answer(msg)
         elif msg.candidate and (msg.epoch is None or msg.epoch == link.epoch):
@@ -320,11 +323,16 @@ class Channels:
             msg = msgspec.structs.replace(msg, auth=auth)
         return self.send_signal(msg)
 
-    def link_relay(self, link: Link, epoch: int, text: str) -> bool:
+    def link_relay(self, link: Link, epoch: int, seq: int, box: str) -> bool:
         if self._links.get(link.peer_id) is not link:
             return False
         relay = Relay(
-            from_=self.me.peer_id, to=link.peer_id, link=link.link_id, epoch=epoch, data=text
+            from_=self.me.peer_id,
+            to=link.peer_id,
+            link=link.link_id,
+            epoch=epoch,
+            seq=seq,
+            data=box,
         )
         return self.send_signal(relay)
 
@@ -347,7 +355,7 @@ class Channels:
         says, made with the room key by its sender: the leader relays it and
         cannot change it."""
         if self.room_key is None or isinstance(msg, Relay):
-            return True  # a relayed message: sealed on each hop, like every frame
+            return True  # a relayed message is sealed end to end (its link opens it)
         kind, text = (
             ("candidate", msg.candidate or "")
             if isinstance(msg, Candidate)
@@ -375,6 +383,7 @@ class Channels:
             offerer=offerer,
             configuration=self.configuration,
             events=self,
+            identity=self._identity,
         )
         self._links[remote.peer_id] = link
         return link

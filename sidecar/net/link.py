@@ -22,13 +22,16 @@ import msgspec
 
 from sidecar.compat.rtc import RTCConfiguration
 from sidecar.contract import (
+    RELAY_SDP,
     Answer,
     ControlEnvelope,
     DisconnectReason,
     Offer,
+    Relay,
     SignalPeer,
     StateEnvelope,
 )
+from sidecar.core.identity import Identity
 from sidecar.core.link import (
     AcceptAnswer,
     Close,
@@ -50,6 +53,7 @@ from sidecar.core.link import (
     Up,
     Went,
 )
+from sidecar.core.relayseal import RelaySeal
 from sidecar.net.transport import AnyTransport, RelayTransport, Transport, TransportEnd
 
 log = logging.getLogger(__name__)
@@ -72,8 +76,9 @@ class LinkEvents(Protocol):
         """Hand an offer or answer to the signaling path; False: no route now."""
         ...
 
-    def link_relay(self, link: Link, epoch: int, text: str) -> bool:
-        """Carry a message of a relay transport through the leader; False: no route."""
+    def link_relay(self, link: Link, epoch: int, seq: int, box: str) -> bool:
+        """Carry a sealed message of a relay transport through the leader; False:
+        no route."""
         ...
 
     def host_busy(self) -> bool:
@@ -113,8 +118,11 @@ class Link:
         offerer: bool,
         configuration: RTCConfiguration,
         events: LinkEvents,
+        identity: Identity,
     ) -> None:
         self.remote = remote
+        self._identity = identity
+        self._offered_seal: RelaySeal | None = None  # (answerer) the relay offer's, checked
         self._configuration = configuration
         self._events = events
         self._loop = asyncio.get_running_loop()
@@ -221,17 +229,53 @@ class Link:
         self._flush()
 
     def on_offer(self, msg: Offer) -> None:
-        self.core.offer_received(msg.epoch, msg.sdp, self._now())
-        self._flush()
+        if msg.sdp == RELAY_SDP:
+            seal = self._seal_offered(msg)
+            if seal is None:
+                log.warning("relay offer from %s without a valid share: ignored", self.peer_id)
+                return
+            self._offered_seal = seal
+        try:
+            self.core.offer_received(msg.epoch, msg.sdp, self._now())
+            self._flush()
+        finally:
+            self._offered_seal = None
 
     def on_answer(self, msg: Answer) -> None:
+        if msg.sdp == RELAY_SDP:
+            transport = self._transports.get(msg.epoch)
+            if not (
+                isinstance(transport, RelayTransport)
+                and msg.relay is not None
+                and transport.seal.accept(msg.relay)
+            ):
+                log.warning("relay answer from %s without a valid share: ignored", self.peer_id)
+                return
         self.core.answer_received(msg.epoch, msg.sdp, self._now())
         self._flush()
 
-    def on_relay(self, epoch: int, data: str) -> None:
+    def on_relay(self, msg: Relay) -> None:
+        transport = self._transports.get(msg.epoch)
+        if not isinstance(transport, RelayTransport):
+            return
+        text = transport.open(msg.seq, msg.data)
+        if text is None:
+            log.debug("relay frame %d from %s does not open: ignored", msg.seq, self.peer_id)
+            return
         self._host()
-        self.core.relay_received(epoch, data, self._now())
+        self.core.relay_received(msg.epoch, text, self._now())
         self._flush()
+
+    def _seal_offered(self, msg: Offer) -> RelaySeal | None:
+        """The seal of a relay offer's transport: its own again (a resent offer),
+        or a new one whose share checks out."""
+        current = self._transports.get(msg.epoch)
+        if isinstance(current, RelayTransport):
+            return current.seal if msg.relay and current.seal.accept(msg.relay) else None
+        seal = RelaySeal(
+            self._identity, peer=self.peer_id, link=self.link_id, epoch=msg.epoch, offerer=False
+        )
+        return seal if msg.relay is not None and seal.accept(msg.relay) else None
 
     async def on_candidate(self, text: str, sdp_mid: str | None, index: int | None) -> None:
         transport = self._transports.get(self.core.epoch)
@@ -401,12 +445,15 @@ class Link:
     def _signal(self, output: Output) -> None:
         assert isinstance(output, Signal)
         cls = Offer if output.kind == "offer" else Answer
+        transport = self._transports.get(output.epoch)
+        relay = transport.seal.mine() if isinstance(transport, RelayTransport) else None
         msg = cls(
             from_=self.core.me,
             to=self.peer_id,
             sdp=output.sdp,
             link=self.link_id,
             epoch=output.epoch,
+            relay=relay if output.sdp == RELAY_SDP else None,
         )
         if not self._events.link_signal(self, msg):
             log.debug("%s to %s: no signaling route now", output.kind, self.peer_id)
@@ -429,7 +476,18 @@ class Link:
 
     def _open_relay(self, output: Output) -> None:
         assert isinstance(output, OpenRelay)
-        self._transports[output.epoch] = RelayTransport(output.epoch, self._relay_out)
+        offered = self._offered_seal
+        if offered is not None and offered.epoch == output.epoch:
+            seal = offered  # answering: the offer's share is checked and agreed
+        else:
+            seal = RelaySeal(
+                self._identity,
+                peer=self.peer_id,
+                link=self.link_id,
+                epoch=output.epoch,
+                offerer=self.offerer,
+            )
+        self._transports[output.epoch] = RelayTransport(output.epoch, seal, self._relay_out)
 
     def _close(self, output: Output) -> None:
         assert isinstance(output, Close)
@@ -463,8 +521,8 @@ class Link:
                 self.core.local_description(epoch, sdp, self._now())
         self._flush()
 
-    def _relay_out(self, epoch: int, text: str) -> bool:
-        return self._events.link_relay(self, epoch, text)
+    def _relay_out(self, epoch: int, seq: int, box: str) -> bool:
+        return self._events.link_relay(self, epoch, seq, box)
 
     def _arm(self) -> None:
         deadline = self.core.next_deadline()

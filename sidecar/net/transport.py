@@ -31,6 +31,7 @@ from sidecar.compat.rtc import (
     selected_path,
 )
 from sidecar.contract import ICE_URL, IceServer, IceTransportPolicy
+from sidecar.core.relayseal import RelaySeal
 
 LABEL = "live-control"
 CHANNEL_ID = 0
@@ -169,19 +170,30 @@ class RelayTransport:
     """The channel carried through the leader's signaling (`relay` frames), for
     a web peer whose direct path did not open: the same envelopes and the same
     rules as a data channel (when it counts as open is the link core's), one
-    hop longer. Sending hands a message to the leader; what arrives comes to
-    the link as `relay` frames."""
+    hop longer. What it sends is sealed end to end under `seal`
+    (sidecar/core/relayseal.py), handed to the leader as (seq, box); what
+    arrives comes to the link as `relay` frames, opened with `open`."""
 
     relayed = True
 
-    def __init__(self, epoch: int, forward: Callable[[int, str], bool]) -> None:
+    def __init__(
+        self, epoch: int, seal: RelaySeal, forward: Callable[[int, int, str], bool]
+    ) -> None:
         self.epoch = epoch
+        self.seal = seal
         self._forward = forward
         self.closed = False
 
     def send(self, text: str) -> None:
-        if self.closed or not self._forward(self.epoch, text):
+        if self.closed or not self.seal.ready:
+            raise ConnectionError("no relay to the peer now")
+        seq, box = self.seal.seal(text)
+        if not self._forward(self.epoch, seq, box):
             raise ConnectionError("no route through the leader now")
+
+    def open(self, seq: int, box: str) -> str | None:
+        """A relay frame's message, when the peer sealed it for this transport."""
+        return None if self.closed else self.seal.open(seq, box)
 
     def path(self) -> Path | None:
         return None

@@ -191,6 +191,7 @@ class Node:
             lookup=self.membership.find_member,
             room_key=o.room_key,
             host_busy=lambda: self.host.busy,
+            identity=self.membership.identity,
         )
         self.host.on_drained(self._host_drained)
         early, self.early_signals = self.early_signals, []

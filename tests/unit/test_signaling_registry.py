@@ -1292,11 +1292,11 @@ def test_relay_frames_pass_between_members_and_cost_a_twentieth_of_a_frame() -> 
     reg = make()
     join(reg, 1, A)
     join(reg, 2, B)
-    relay = Relay(from_=pid("A"), to=pid("B"), link="l1", epoch=2, data='{"type":"ack","count":1}')
+    relay = Relay(from_=pid("A"), to=pid("B"), link="l1", epoch=2, seq=1, data="c2VhbGVk")
     for n in range(int((FRAME_BURST - 2) / RELAY_COST) - 20):  # far beyond 60 frames at once
         actions = reg.receive(1, frame(relay), 0.0)
         assert sent(actions, 2) == [relay], n
-    to_leader = Relay(from_=pid("A"), to=LEADER.peer_id, link="l2", epoch=1, data="x")
+    to_leader = Relay(from_=pid("A"), to=LEADER.peer_id, link="l2", epoch=1, seq=1, data="x")
     assert reg.receive(1, frame(to_leader), 0.0) == [Deliver(to_leader)]
-    spoofed = Relay(from_=pid("B"), to=pid("B"), link="l1", epoch=2, data="x")
+    spoofed = Relay(from_=pid("B"), to=pid("B"), link="l1", epoch=2, seq=1, data="x")
     assert errors(reg.receive(1, frame(spoofed), 0.0), 1) == ["spoofed"]

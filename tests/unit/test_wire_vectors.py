@@ -11,8 +11,9 @@ from pathlib import Path
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from sidecar.contract import decode_envelope, decode_signal
+from sidecar.contract import RelayShare, decode_envelope, decode_signal
 from sidecar.core.identity import Identity, registration_statement, verify
+from sidecar.core.relayseal import RelaySeal
 from sidecar.core.roomkey import (
     Ephemeral,
     Side,
@@ -72,6 +73,33 @@ def test_the_stretched_key_the_session_keys_and_sealed_frames_both_ways() -> Non
     for frame in v["server_frames"]:
         assert ends["server"].seal(frame["text"]) == (frame["seq"], frame["box"])
         assert ends["client"].open(frame["seq"], frame["box"]) == frame["text"]
+
+
+def test_a_relayed_channels_shares_keys_and_sealed_messages_both_ways() -> None:
+    v = WIRE["relay_seal"]
+
+    def end(secret: str, scalar: str, offerer: bool) -> RelaySeal:
+        me = Identity(Ed25519PrivateKey.from_private_bytes(bytes.fromhex(secret)))
+        assert me.peer_id == (v["offerer"] if offerer else v["answerer"])
+        peer = v["answerer"] if offerer else v["offerer"]
+        ephemeral = Ephemeral(bytes.fromhex(scalar))
+        return RelaySeal(
+            me, peer=peer, link=v["link"], epoch=v["epoch"], offerer=offerer, ephemeral=ephemeral
+        )
+
+    offering = end(v["offerer_secret_key"], v["offer_scalar"], True)
+    answering = end(v["answerer_secret_key"], v["answer_scalar"], False)
+    offer, answer = (msgspec.convert(v[k], RelayShare) for k in ("offer", "answer"))
+    assert offering.mine() == offer  # Ed25519 is deterministic
+    assert answering.accept(offer) and answering.mine() == answer
+    assert offering.accept(answer)
+    for sender, receiver, frames in (
+        (offering, answering, v["offerer_frames"]),
+        (answering, offering, v["answerer_frames"]),
+    ):
+        for f in frames:
+            assert sender.seal(f["text"]) == (f["seq"], f["box"])
+            assert receiver.open(f["seq"], f["box"]) == f["text"]
 
 
 def test_sdp_macs() -> None:

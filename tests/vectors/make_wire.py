@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from sidecar.contract import (
@@ -34,6 +35,7 @@ from sidecar.contract import (
     SignalPeer,
 )
 from sidecar.core.identity import Identity, registration_statement
+from sidecar.core.relayseal import RelaySeal, relay_keys
 from sidecar.core.roomkey import (
     Ephemeral,
     Side,
@@ -52,6 +54,11 @@ CLIENT_NONCE = "fedcba9876543210fedcba9876543210"
 SERVER_SCALAR = bytes(range(32, 64))
 CLIENT_SCALAR = bytes(range(64, 96))
 LINK = "a1b2c3d4e5f60718"
+DISPLAY_SEED = bytes(range(100, 132))
+"""The Ed25519 secret of the relay's other end (a sidecar display)."""
+OFFER_SCALAR = bytes(range(128, 160))
+ANSWER_SCALAR = bytes(range(160, 192))
+RELAY_EPOCH = 2
 LEADER = "0b1c2d3e-4f50-4617-8293-a4b5c6d7e8f9"
 
 
@@ -131,6 +138,59 @@ def main() -> None:
                 }
             )
 
+    # A relayed channel: the phone offers a relay transport to a display,
+    # which answers; each seals one message under their own keys.
+    display = Identity(Ed25519PrivateKey.from_private_bytes(DISPLAY_SEED))
+    offering = RelaySeal(
+        me,
+        peer=display.peer_id,
+        link=LINK,
+        epoch=RELAY_EPOCH,
+        offerer=True,
+        ephemeral=Ephemeral(OFFER_SCALAR),
+    )
+    answering = RelaySeal(
+        display,
+        peer=me.peer_id,
+        link=LINK,
+        epoch=RELAY_EPOCH,
+        offerer=False,
+        ephemeral=Ephemeral(ANSWER_SCALAR),
+    )
+    offer_share = offering.mine()
+    assert answering.accept(offer_share)
+    answer_share = answering.mine()
+    assert offering.accept(answer_share)
+    to_answerer, to_offerer = relay_keys(
+        LINK,
+        RELAY_EPOCH,
+        me.peer_id,
+        display.peer_id,
+        offer_share.share,
+        answer_share.share,
+        Ephemeral(OFFER_SCALAR).agree(answer_share.share),
+    )
+    sync_text = '{"type":"sync","received":0}'
+    ack_text = '{"type":"ack","count":1}'
+    sync_seq, sync_box = offering.seal(sync_text)
+    ack_seq, ack_box = answering.seal(ack_text)
+    relay_seal = {
+        "offerer_secret_key": old["identity"]["secret_key"],
+        "answerer_secret_key": DISPLAY_SEED.hex(),
+        "offerer": me.peer_id,
+        "answerer": display.peer_id,
+        "link": LINK,
+        "epoch": RELAY_EPOCH,
+        "offer_scalar": OFFER_SCALAR.hex(),
+        "answer_scalar": ANSWER_SCALAR.hex(),
+        "offer": msgspec.to_builtins(offer_share),
+        "answer": msgspec.to_builtins(answer_share),
+        "key_to_answerer": to_answerer.hex(),
+        "key_to_offerer": to_offerer.hex(),
+        "offerer_frames": [{"seq": sync_seq, "text": sync_text, "box": sync_box}],
+        "answerer_frames": [{"seq": ack_seq, "text": ack_text, "box": ack_box}],
+    }
+
     first = client_frames[0]
     frames: list[SignalMessage] = [
         Challenge(nonce=SERVER_NONCE, share=server.share),
@@ -141,9 +201,30 @@ def main() -> None:
         Heartbeat(seq=1, term=3),
         HeartbeatAck(seq=1, term=3),
         PeerList(leader_id=LEADER, term=3, peers=[phone]),
-        Offer(from_=me.peer_id, to=LEADER, sdp="relay", link=LINK, epoch=2),
-        Answer(from_=LEADER, to=me.peer_id, sdp="relay", link=LINK, epoch=2),
-        Relay(from_=me.peer_id, to=LEADER, link=LINK, epoch=2, data='{"type":"sync","received":0}'),
+        Offer(
+            from_=me.peer_id,
+            to=display.peer_id,
+            sdp="relay",
+            link=LINK,
+            epoch=RELAY_EPOCH,
+            relay=offer_share,
+        ),
+        Answer(
+            from_=display.peer_id,
+            to=me.peer_id,
+            sdp="relay",
+            link=LINK,
+            epoch=RELAY_EPOCH,
+            relay=answer_share,
+        ),
+        Relay(
+            from_=me.peer_id,
+            to=display.peer_id,
+            link=LINK,
+            epoch=RELAY_EPOCH,
+            seq=sync_seq,
+            data=sync_box,
+        ),
         Leave(peer_id=me.peer_id),
         SignalError(code="not_leader", message="x does not lead the room"),
     ]
@@ -170,6 +251,7 @@ def main() -> None:
             "server_frames": server_frames,
         },
         "sdp_auth": sdp_vectors,
+        "relay_seal": relay_seal,
         "frames": [encode_signal(f) for f in frames],
         "envelopes": old["envelopes"],
     }

@@ -51,6 +51,8 @@ export interface Answer {
   epoch: number;
   /** @default null */
   auth?: string | null;
+  /** @default null */
+  relay?: RelayShare | null;
 }
 
 /** Sent before closing on purpose, so the other side reports `left`. */
@@ -305,6 +307,8 @@ export interface Offer {
   epoch: number;
   /** @default null */
   auth?: string | null;
+  /** @default null */
+  relay?: RelayShare | null;
 }
 
 export interface OpenPairingParams {
@@ -722,6 +726,8 @@ export interface Rekeyed {
  * One data-channel message of the channel `link` carried through the
  * leader, for a web peer whose direct path did not open: the transport
  * `epoch` is a relay one (an `offer` and `answer` whose SDP is `relay`).
+ * `data` is the message sealed end to end under the two peers' keys for
+ * that transport (base64url), `seq` its number in its direction.
  */
 export interface Relay {
   type: "relay";
@@ -752,8 +758,44 @@ export interface Relay {
    * @maximum 2147483648
    */
   epoch: number;
-  /** @maxLength 69632 */
+  /**
+   * @minimum 0
+   * @maximum 9007199254740991
+   */
+  seq: number;
+  /**
+   * @maxLength 92864
+   * @pattern ^[A-Za-z0-9_-]*(?!\n)$
+   */
   data: string;
+}
+
+/**
+ * In the offer and the answer of a relay transport (SDP `relay`): the
+ * sender's ephemeral X25519 `share`, its `identity` key (whose hash is its
+ * peer id) and that key's `signature` over what the share is for. The two
+ * peers' keys for the relayed frames come from these shares alone
+ * (sidecar/core/relayseal.py): the leader that carries them cannot read them.
+ */
+export interface RelayShare {
+  /**
+   * @minLength 43
+   * @maxLength 43
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
+   */
+  share: string;
+  /**
+   * @minLength 43
+   * @maxLength 43
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
+   */
+  identity: string;
+  /**
+   * @minLength 1
+   * @maxLength 128
+   * @pattern ^[A-Za-z0-9_-]+(?!\n)$
+   */
+  signature: string;
 }
 
 /** One rendezvous target given to start_peer, and what became of it. */

@@ -7,8 +7,10 @@
  * it what they report with `performance.now()`, and wakes it at its deadline
  * with one timer. What the web peer should hear goes up through `LinkEvents`.
  */
-import type { ControlEnvelope, DisconnectReason, Envelope, StateEnvelope } from "../generated/sidecar-types";
-import { LinkCore, type LinkState, type Output, type SignalKind } from "./core/link";
+import type { ControlEnvelope, DisconnectReason, Envelope, RelayShare, StateEnvelope } from "../generated/sidecar-types";
+import type { Identity } from "./core/crypto";
+import { LinkCore, RELAY_SDP, type LinkState, type Output, type SignalKind } from "./core/link";
+import { RelaySeal } from "./core/relayseal";
 
 export { RELAY_SDP } from "./core/link";
 export const LABEL = "live-control";
@@ -23,10 +25,11 @@ export interface LinkEvents {
   envelope(link: Link, envelope: ControlEnvelope | StateEnvelope): void;
   /** Something held back may go now: the channel has room. */
   idle?(link: Link): void;
-  /** An offer or answer to send through the leader; false: no route now. */
-  signal(link: Link, kind: SignalKind, sdp: string, epoch: number): boolean;
-  /** A relay transport's message through the leader; false: no route now. */
-  relay(link: Link, epoch: number, text: string): boolean;
+  /** An offer or answer to send through the leader (`relay`: a relay
+   * transport's share); false: no route now. */
+  signal(link: Link, kind: SignalKind, sdp: string, epoch: number, relay: RelayShare | null): boolean;
+  /** A relay transport's sealed message through the leader; false: no route now. */
+  relay(link: Link, epoch: number, seq: number, box: string): boolean;
   /** Whether the page is not taking what the peer gives it (acks then wait). */
   hostBusy?(): boolean;
 }
@@ -36,10 +39,16 @@ interface Transport {
   close(): void;
 }
 
+/** The channel through the leader's signaling, sealed end to end (./core/relayseal.ts). */
 class RelayTransport implements Transport {
-  constructor(private readonly forward: (text: string) => boolean) {}
+  constructor(
+    readonly seal: RelaySeal,
+    private readonly forward: (seq: number, box: string) => boolean,
+  ) {}
   send(text: string): void {
-    if (!this.forward(text)) throw new Error("no route through the leader now");
+    if (!this.seal.ready) throw new Error("no relay to the peer now");
+    const [seq, box] = this.seal.seal(text);
+    if (!this.forward(seq, box)) throw new Error("no route through the leader now");
   }
   close(): void {
     // nothing to close: the leader's signaling carries on
@@ -134,6 +143,7 @@ export interface LinkSetup {
   linkId: string;
   offerer: boolean;
   iceServers: RTCIceServer[];
+  identity: Identity;
 }
 
 export class Link {
@@ -147,12 +157,16 @@ export class Link {
   private closing = false;
   private readonly toClose: Transport[] = [];
   private readonly iceServers: RTCIceServer[];
+  private readonly identity: Identity;
+  /** (Answerer) the seal of a relay offer being answered, its share checked. */
+  private offeredSeal: RelaySeal | null = null;
 
   constructor(
     setup: LinkSetup,
     private readonly events: LinkEvents,
   ) {
     this.iceServers = setup.iceServers;
+    this.identity = setup.identity;
     // A web peer is in every pair a page has: without a direct path, the relay.
     this.core = new LinkCore({ ...setup, webPeer: true, now: performance.now() });
   }
@@ -184,20 +198,49 @@ export class Link {
     this.flush();
   }
 
-  onOffer(sdp: string, epoch: number): void {
-    this.core.offerReceived(epoch, sdp, performance.now());
-    this.flush();
+  onOffer(sdp: string, epoch: number, relay: RelayShare | null = null): void {
+    if (sdp === RELAY_SDP) {
+      const seal = this.sealOffered(epoch, relay);
+      if (seal === null) return; // not the peer's share, or not for this transport
+      this.offeredSeal = seal;
+    }
+    try {
+      this.core.offerReceived(epoch, sdp, performance.now());
+      this.flush();
+    } finally {
+      this.offeredSeal = null;
+    }
   }
 
-  onAnswer(sdp: string, epoch: number): void {
+  onAnswer(sdp: string, epoch: number, relay: RelayShare | null = null): void {
+    if (sdp === RELAY_SDP) {
+      const t = this.transports.get(epoch);
+      if (!(t instanceof RelayTransport) || relay === null || !t.seal.accept(relay)) return;
+    }
     this.core.answerReceived(epoch, sdp, performance.now());
     this.flush();
   }
 
-  onRelay(epoch: number, data: string): void {
+  onRelay(epoch: number, seq: number, box: string): void {
+    const t = this.transports.get(epoch);
+    const text = t instanceof RelayTransport ? t.seal.open(seq, box) : null;
+    if (text === null) return;
     this.host();
-    this.core.relayReceived(epoch, data, performance.now());
+    this.core.relayReceived(epoch, text, performance.now());
     this.flush();
+  }
+
+  /** A relay offer's seal: its own again (a resent offer), or a new one whose share checks out. */
+  private sealOffered(epoch: number, relay: RelayShare | null): RelaySeal | null {
+    if (relay === null) return null;
+    const current = this.transports.get(epoch);
+    if (current instanceof RelayTransport) return current.seal.accept(relay) ? current.seal : null;
+    const seal = this.newSeal(epoch);
+    return seal.accept(relay) ? seal : null;
+  }
+
+  private newSeal(epoch: number): RelaySeal {
+    return new RelaySeal(this.identity, { peer: this.peerId, link: this.linkId, epoch, offerer: this.core.offerer });
   }
 
   /** There is a new signaling route: a pending offer goes again now. */
@@ -357,9 +400,12 @@ export class Link {
         this.pings.get(o.seq)?.reject(new Error("no answer to a ping"));
         this.pings.delete(o.seq);
         return;
-      case "signal":
-        this.events.signal(this, o.signal, o.sdp, o.epoch);
+      case "signal": {
+        const t = this.transports.get(o.epoch);
+        const relay = o.sdp === RELAY_SDP && t instanceof RelayTransport ? t.seal.mine() : null;
+        this.events.signal(this, o.signal, o.sdp, o.epoch, relay);
         return;
+      }
       case "create_offer": {
         const t = this.direct(o.epoch);
         this.negotiate(o.epoch, t.offer());
@@ -375,9 +421,12 @@ export class Link {
         if (t instanceof DirectTransport) this.negotiate(o.epoch, t.accept(o.sdp).then(() => null));
         return;
       }
-      case "open_relay":
-        this.transports.set(o.epoch, new RelayTransport((text) => this.events.relay(this, o.epoch, text)));
+      case "open_relay": {
+        const offered = this.offeredSeal;
+        const seal = offered !== null && offered.epoch === o.epoch ? offered : this.newSeal(o.epoch);
+        this.transports.set(o.epoch, new RelayTransport(seal, (seq, box) => this.events.relay(this, o.epoch, seq, box)));
         return;
+      }
       case "close": {
         const t = this.transports.get(o.epoch);
         this.transports.delete(o.epoch);

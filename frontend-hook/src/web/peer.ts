@@ -311,19 +311,19 @@ export class WebPeer {
           if (link !== undefined) this.onDown(link, "closed", link.unacked()); // the offerer started anew
           link = this.newLink(frame.from, frame.link, false);
         }
-        link.onOffer(frame.sdp, frame.epoch);
+        link.onOffer(frame.sdp, frame.epoch, frame.relay ?? null);
         return;
       }
       case "answer": {
         const link = this.links.get(frame.from);
         if (link?.linkId !== frame.link) return;
         if (!this.authentic(frame.from, "answer", frame.link, frame.epoch, frame.sdp, frame.auth)) return;
-        link.onAnswer(frame.sdp, frame.epoch);
+        link.onAnswer(frame.sdp, frame.epoch, frame.relay ?? null);
         return;
       }
       case "relay": {
         const link = this.links.get(frame.from);
-        if (link?.linkId === frame.link) link.onRelay(frame.epoch, frame.data);
+        if (link?.linkId === frame.link) link.onRelay(frame.epoch, frame.seq, frame.data);
         return;
       }
       default:
@@ -365,7 +365,9 @@ export class WebPeer {
   private newLink(peerId: string, linkId: string, offerer: boolean): Link {
     const me = this.me;
     if (!me) throw new Error("not started");
-    const setup = { me: me.peer_id, peerId, linkId, offerer, iceServers: this.opts.iceServers ?? [] };
+    const identity = this.identity;
+    if (!identity) throw new Error("not started");
+    const setup = { me: me.peer_id, peerId, linkId, offerer, iceServers: this.opts.iceServers ?? [], identity };
     const link = new Link(setup, {
       up: (l) => {
         this.onUp(l);
@@ -379,13 +381,14 @@ export class WebPeer {
       idle: (l) => {
         if (this.links.get(l.peerId) === l) this.replica?.channelIdle(l.peerId);
       },
-      signal: (l, kind, sdp, epoch) => {
+      signal: (l, kind, sdp, epoch, relay) => {
         const frame: Record<string, unknown> = { type: kind, from: me.peer_id, to: l.peerId, sdp, link: l.linkId, epoch };
+        if (relay !== null) frame.relay = relay;
         if (this.key !== null) frame.auth = sdpAuth(this.key, kind, me.peer_id, l.peerId, l.linkId, epoch, sdp);
         return this.client?.send(frame) ?? false;
       },
-      relay: (l, epoch, text) =>
-        this.client?.send({ type: "relay", from: me.peer_id, to: l.peerId, link: l.linkId, epoch, data: text }) ?? false,
+      relay: (l, epoch, seq, box) =>
+        this.client?.send({ type: "relay", from: me.peer_id, to: l.peerId, link: l.linkId, epoch, seq, data: box }) ?? false,
       hostBusy: () => this.opts.hostBusy?.() ?? false,
     });
     this.links.set(peerId, link);
