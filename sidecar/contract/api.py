@@ -24,6 +24,7 @@ from sidecar.contract.base import (
     PairingCode,
     PairingReason,
     PairingState,
+    PairingToken,
     PeerId,
     PeerName,
     PeerType,
@@ -116,6 +117,8 @@ class StartPeerParams(_Wire):
     """Make a new room key (this is the room's first device): `webrtc:room_key` gives it."""
     pairing_code: PairingCode | None = None
     """Join a keyed room by pairing with a member's open window (`open_pairing`)."""
+    pairing_token: PairingToken | None = None
+    """The same with a pairing link's one-time token instead of the code."""
     mesh: MeshPolicy = "controllers"
     echo: bool = False
     ice_servers: list[IceServer] = field(default_factory=list)
@@ -142,10 +145,12 @@ class StartPeerParams(_Wire):
             self.room_key is not None,
             self.create_room_key,
             self.pairing_code is not None,
+            self.pairing_token is not None,
         ]
         if sum(keyed_ways) > 1:
             raise ValueError(
-                "room_key: give at most one of room_key, create_room_key, pairing_code"
+                "room_key: give at most one of room_key, create_room_key, pairing_code,"
+                " pairing_token"
             )
         if self.ice_transport_policy == "relay" and not any(
             url.startswith("turn")
@@ -230,8 +235,14 @@ class PairingWindow(_Wire):
     code: PairingCode
     expires_at: Millis
     tries_left: Count
-    """`pair_hello`s it still takes (each is one guess of the code)."""
+    """`pair_hello`s it still takes (each is one guess of the code; one address
+    may take 3 of them)."""
     uses_left: Count
+    token: PairingToken | None = None
+    """The one-time secret of a pairing link (a QR code), until it is used."""
+    pair_url: str | None = None
+    """This device's display page with the token: a browser that opens it
+    pairs at once (none once the token is used, or without a display page)."""
 
 
 class RendezvousStatus(_Wire):
@@ -321,6 +332,9 @@ class PairingParams(_Wire):
     state: PairingState
     reason: PairingReason
     window: PairingWindow | None
+    address: str | None = None
+    """Where the try came from (`tried`), or the device that `paired`: many
+    tries from an address the host does not know is someone guessing."""
 
 
 NOTIFICATIONS: dict[str, type[Struct]] = {

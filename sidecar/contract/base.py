@@ -93,6 +93,15 @@ RoomKey = Annotated[
     ),
 ]
 PairingCode = Annotated[str, Meta(pattern=r"^[0-9]{6}(?!\n)$", description="six digits")]
+PairingToken = Annotated[
+    str,
+    Meta(
+        min_length=22,
+        max_length=22,
+        pattern=r"^[A-Za-z0-9_-]+(?!\n)$",
+        description="a pairing link's one-time secret (128 bits, base64url)",
+    ),
+]
 Share = Annotated[str, Meta(min_length=43, max_length=43, pattern=r"^[A-Za-z0-9_-]+(?!\n)$")]
 """A CPace share: 32 bytes, base64url without padding."""
 PairTag = Annotated[str, Meta(min_length=86, max_length=86, pattern=r"^[A-Za-z0-9_-]+(?!\n)$")]

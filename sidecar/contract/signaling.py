@@ -3,7 +3,7 @@ WebSocket, tagged by "type"."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta, field
@@ -201,12 +201,15 @@ class RoomInfo(_Signal, tag="room_info"):
 
 class PairHello(_Signal, tag="pair_hello"):
     """Instead of `register`, from a device without the room key: the first
-    CPace message (sidecar/core/pairing.py). Never sealed."""
+    CPace message (sidecar/core/pairing.py). Never sealed. `secret` says
+    which password it was made with: the window's six-digit `code`, or the
+    one-time `token` of a pairing link."""
 
     room: RoomName
     share: Share
     nonce: Token
     v: Count = PROTOCOL_VERSION
+    secret: Literal["code", "token"] = "code"
 
 
 class PairReply(_Signal, tag="pair_reply"):

@@ -3,10 +3,12 @@
 The signaling registry hands it the `pair_hello` and `pair_confirm` frames
 of connections that have not registered (sidecar/core/pairing.py has the
 exchange itself). Rules: an exchange starts only while a window is open,
-unexpired and has tries and uses left; each `pair_hello` costs a try (it
-is one guess of the code); a confirmation that holds costs a use and
-sends the room key; the window closes when it expires or has no tries or
-uses left, and the member's host hears of every change.
+unexpired and has tries and uses left, and the source address has tries
+left of it; each `pair_hello` costs a try (it is one guess of the code); a
+confirmation that holds costs a use and sends the room key; a pairing
+link's token works once; the window closes when it expires or has no tries
+or uses left, and the member's host hears of every change, with the
+address each try came from.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from sidecar.contract import PairConfirm, PairHello, PairingReason, PairKey, Pai
 from sidecar.core.pairing import PairingError, Responder, Window
 from sidecar.core.signaling import ConnId
 
-MAX_EXCHANGES = 4
-"""Exchanges in progress at once (a window pairs a handful of devices)."""
+MAX_EXCHANGES = 8
+"""Exchanges in progress at once (a window pairs a handful of devices); one
+source address has at most one in progress, so a guesser cannot hold them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +38,15 @@ class Outcome:
 
     reply: PairReply | PairKey | Refusal
     update: PairingReason | None = None
+    address: str | None = None
+    """Where the try, or the device that paired, came from."""
 
 
 class PairingDesk:
     def __init__(self, room: str) -> None:
         self._room = room
         self.window: Window | None = None
-        self._exchanges: dict[ConnId, Responder] = {}
+        self._exchanges: dict[ConnId, tuple[Responder, str, str]] = {}  # (exchange, secret, from)
 
     def open(self, window: Window) -> None:
         """A new window (it replaces any open one)."""
@@ -64,31 +69,44 @@ class PairingDesk:
             return self.close()
         return False
 
-    def hello(self, conn_id: ConnId, server_nonce: str, msg: PairHello, now: float) -> Outcome:
+    def hello(
+        self, conn_id: ConnId, server_nonce: str, msg: PairHello, now: float, address: str = ""
+    ) -> Outcome:
         window = self.window
-        if window is None:
-            return Outcome(Refusal("pairing_closed", "no pairing window is open here"))
-        if (why := window.refusal(now)) is not None:
-            return Outcome(Refusal("pairing_closed", why))
+        why = "no pairing window is open here" if window is None else window.refusal(now)
+        if msg.secret == "token" and (window is None or why is not None or window.token is None):
+            return Outcome(Refusal("token_spent", "this pairing link was used or has expired"))
+        if window is None or why is not None:
+            return Outcome(Refusal("pairing_closed", why or "no pairing window is open here"))
         if msg.room != self._room:
             return Outcome(Refusal("wrong_room", f"this peer is not in room {msg.room!r}"))
-        if len(self._exchanges) >= MAX_EXCHANGES:
+        if window.address_spent(address):
+            return Outcome(
+                Refusal("too_many_tries", "this address has used its tries of the window")
+            )
+        busy = any(source == address for _, _, source in self._exchanges.values())
+        if busy or len(self._exchanges) >= MAX_EXCHANGES:
             return Outcome(Refusal("pairing_busy", "too many pairings at once; try again"))
-        window.take_try()
+        window.take_try(address)
+        password = window.token if msg.secret == "token" and window.token else window.code
         try:
-            responder = Responder(window.code, self._room, server_nonce, msg.nonce)
+            responder = Responder(password, self._room, server_nonce, msg.nonce)
             share, tag = responder.hello(msg.share)
         except (PairingError, ValueError) as exc:
-            return self._spent(Outcome(Refusal("invalid", f"bad pairing share: {exc}"), "tried"))
-        self._exchanges[conn_id] = responder
-        return self._spent(Outcome(PairReply(share=share, tag=tag), "tried"))
+            refused = Refusal("invalid", f"bad pairing share: {exc}")
+            return self._spent(Outcome(refused, "tried", address))
+        self._exchanges[conn_id] = (responder, msg.secret, address)
+        return self._spent(Outcome(PairReply(share=share, tag=tag), "tried", address))
 
-    def confirm(self, conn_id: ConnId, msg: PairConfirm, room_key: str) -> Outcome:
+    def confirm(
+        self, conn_id: ConnId, msg: PairConfirm, room_key: str, address: str = ""
+    ) -> Outcome:
         """An exchange admitted while the window was open completes even if its
         try was the window's last (the window closed for new ones only)."""
-        responder = self._exchanges.pop(conn_id, None)
-        if responder is None:
+        exchange = self._exchanges.pop(conn_id, None)
+        if exchange is None:
             return Outcome(Refusal("unexpected", "pair_confirm without a pair_hello"))
+        responder, secret, _ = exchange
         window = self.window
         if window is not None and window.uses_left <= 0:
             return Outcome(Refusal("pairing_closed", "the pairing window has no use left"))
@@ -97,9 +115,11 @@ class PairingDesk:
         except PairingError as exc:
             return Outcome(Refusal(exc.code, str(exc)))
         if window is None:
-            return Outcome(PairKey(sealed=sealed), "paired")
+            return Outcome(PairKey(sealed=sealed), "paired", address)
         window.paired()
-        return self._spent(Outcome(PairKey(sealed=sealed), "paired"))
+        if secret == "token":
+            window.token = None  # a pairing link works once
+        return self._spent(Outcome(PairKey(sealed=sealed), "paired", address))
 
     def forget(self, conn_id: ConnId) -> None:
         self._exchanges.pop(conn_id, None)
@@ -110,5 +130,5 @@ class PairingDesk:
         if window is not None and window.spent:
             self.window = None
             reason: PairingReason = "paired" if outcome.update == "paired" else "exhausted"
-            return Outcome(outcome.reply, reason)
+            return Outcome(outcome.reply, reason, outcome.address)
         return outcome

@@ -34,7 +34,14 @@ discrete logarithm (or the Diffie-Hellman value y_a·y_b·G, which needs one
 of the scalars): no value of the transcript is computable from the code
 and the public parts alone, so there is nothing to compare a guess with.
 An active guesser commits to one guess per `pair_hello` (its share fixes
-the generator it used), so a window bounds it to MAX_TRIES guesses in all.
+the generator it used), so a window bounds it to MAX_TRIES guesses in all
+(a chance of 10 in a million), and one address to MAX_TRIES_PER_ADDRESS: a
+device guessing from one address cannot use up the window of a device
+pairing from another.
+
+A window also has a one-time `token` (128 random bits) that stands in for
+the code in a pairing link (a QR code): the same exchange with the token as
+the password; it is spent on its first use and dies with its window.
 tests/unit/test_pairing.py checks the transcript against the values a
 guesser can compute from the true code.
 """
@@ -45,7 +52,8 @@ import base64
 import hashlib
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 from cpace import CPace, CPaceError, CPaceRole
 from cryptography.exceptions import InvalidTag
@@ -53,8 +61,12 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 CODE_DIGITS = 6
 ROOM_KEY_BYTES = 32
-MAX_TRIES = 3
+MAX_TRIES = 10
 """`pair_hello`s a window takes (each is one guess of the code), then it closes."""
+MAX_TRIES_PER_ADDRESS = 3
+"""`pair_hello`s a window takes from one source address; that address is then
+refused (`too_many_tries`) while the window stays open for others."""
+TOKEN_BYTES = 16
 WINDOW_S = 120.0
 MIN_WINDOW_S, MAX_WINDOW_S = 30.0, 600.0
 MAX_USES = 8
@@ -79,6 +91,11 @@ def new_room_key() -> str:
 
 def new_code() -> str:
     return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+
+
+def new_token() -> str:
+    """A pairing link's one-time secret: 128 random bits, base64url (22 characters)."""
+    return b64(secrets.token_bytes(TOKEN_BYTES))
 
 
 def channel_id(room: str) -> bytes:
@@ -108,6 +125,15 @@ def wrap_key(isk: bytes) -> ChaCha20Poly1305:
 # ----------------------------------------------------------------- the window
 
 
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """What a new device pairs with: the six-digit `code` a member shows, or
+    the `token` of its pairing link (the exchange's password either way)."""
+
+    kind: Literal["code", "token"]
+    value: str
+
+
 @dataclass
 class Window:
     """A member's open pairing window."""
@@ -116,6 +142,10 @@ class Window:
     expires_at: float
     tries_left: int = MAX_TRIES
     uses_left: int = 1
+    token: str | None = None
+    """The pairing link's secret until it is used (None: spent, or none made)."""
+    tries_by: dict[str, int] = field(default_factory=dict)
+    """Tries taken per source address (at most MAX_TRIES entries)."""
 
     def refusal(self, now: float) -> str | None:
         """Why a new exchange cannot start now, or None (it then costs a try)."""
@@ -125,8 +155,13 @@ class Window:
             return "the pairing window is closed"
         return None
 
-    def take_try(self) -> None:
+    def address_spent(self, address: str) -> bool:
+        """This address took all the tries it may of this window."""
+        return self.tries_by.get(address, 0) >= MAX_TRIES_PER_ADDRESS
+
+    def take_try(self, address: str = "") -> None:
         self.tries_left -= 1
+        self.tries_by[address] = self.tries_by.get(address, 0) + 1
 
     def paired(self) -> None:
         self.uses_left -= 1

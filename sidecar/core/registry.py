@@ -119,6 +119,8 @@ class PairingUpdate:
     reason: PairingReason
     window: Window | None
     """What is left of it (None: closed)."""
+    address: str | None = None
+    """Where the try (or the device that paired) came from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,10 +359,14 @@ class RoomRegistry:
         if isinstance(msg, PairHello):
             if msg.v != self._version:
                 return self._wrong_room(conn_id, msg.v, msg.room)
-            outcome = self._desk.hello(conn_id, conn.nonce, msg, now)
+            outcome = self._desk.hello(conn_id, conn.nonce, msg, now, conn.remote or "")
         else:
-            outcome = self._desk.confirm(conn_id, msg, self._key)
-        update = [PairingUpdate(outcome.update, self._desk.window)] if outcome.update else []
+            outcome = self._desk.confirm(conn_id, msg, self._key, conn.remote or "")
+        update = (
+            [PairingUpdate(outcome.update, self._desk.window, outcome.address or None)]
+            if outcome.update
+            else []
+        )
         if isinstance(outcome.reply, Refusal):
             close = (
                 CloseCode.FORBIDDEN if outcome.reply.code == "wrong_code" else CloseCode.REJECTED

@@ -47,7 +47,6 @@ from sidecar.host.errors import (
     StateFull,
 )
 from sidecar.node.keys import PairingFailed as KeysPairingFailed
-from sidecar.node.keys import window_info
 from sidecar.node.membership import Stopped
 from sidecar.node.node import (
     ROOM_MODULES,
@@ -111,7 +110,7 @@ class Service:
             await node.open()
             if created is not None:
                 self._notify("webrtc:room_key", RoomKeyParams(room_key=created, reason="created"))
-            if options.pairing_code is not None:
+            if options.pairing_code is not None or options.pairing_token is not None:
                 key = await node.paired()
                 self._notify("webrtc:paired", PairedParams(room=options.room, room_key=key))
         except BaseException as exc:
@@ -134,10 +133,9 @@ class Service:
     def open_pairing(self, params: OpenPairingParams) -> PairingWindow:
         node = self._started()
         try:
-            window, expires_ms = node.membership.keys.open_window(params.ttl_s, params.uses)
+            return node.membership.keys.open_window(params.ttl_s, params.uses)
         except RuntimeError as exc:
             raise NotKeyed(str(exc)) from None
-        return window_info(window, expires_ms)
 
     def close_pairing(self) -> None:
         self._started().membership.keys.close_window()

@@ -16,11 +16,12 @@ import asyncio
 import contextlib
 import logging
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, Protocol
 
 from sidecar.contract import PairingWindow, Rekey, RoomKeyReason, Target
-from sidecar.core.pairing import MAX_TRIES, Window, new_code, new_room_key
+from sidecar.core.pairing import MAX_TRIES, Secret, Window, new_code, new_room_key, new_token
 from sidecar.core.registry import PairingUpdate
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ PAIR_TIMEOUT_S = 20.0
 PAIR_ATTEMPT_S = 3.0
 RETRY_TARGET_S = 1.0
 """A member that had no window (yet) is asked again after this long."""
+WRONG_CODE_WAIT_S = 3.0
+"""A wrong code ends the search once every member known has answered, but not
+before this long: one device answering `wrong_code` at once (a fake member)
+does not end it before the real members are found."""
 
 
 class KeyEvents(Protocol):
@@ -67,6 +72,9 @@ class KeyPorts(Protocol):
 
     def close_window(self) -> None: ...
 
+    def display_url(self) -> str | None:
+        """This device's display page, when it serves one."""
+
     def rendezvous_targets(self) -> Iterable[Target]: ...
 
     def resolved(self, target: Target, addresses: list[str]) -> None:
@@ -82,8 +90,8 @@ class KeyPorts(Protocol):
     def spawn(self, coro: Coroutine[Any, Any, None]) -> Any: ...
 
 
-PairWith = Callable[[str, int, str, str, float], Awaitable[str]]
-"""(address, port, room, code, timeout) -> the room key; raises PairFailed."""
+PairWith = Callable[[str, int, str, Secret, float], Awaitable[str]]
+"""(address, port, room, secret, timeout) -> the room key; raises PairFailed."""
 Resolve = Callable[[Target], Awaitable[list[str]]]
 
 
@@ -145,9 +153,9 @@ class RoomKeys:
 
     # ---------------------------------------------------- pairing windows
 
-    def open_window(self, ttl_s: float, uses: int) -> tuple[Window, int]:
-        """A new pairing window (it replaces an open one): the window, and when
-        it expires in ms since the epoch."""
+    def open_window(self, ttl_s: float, uses: int) -> PairingWindow:
+        """A new pairing window (it replaces an open one), with its code and
+        its pairing link's token."""
         if self._ports.room_key is None:
             raise RuntimeError("an open room has no key to pair with")
         window = Window(
@@ -155,10 +163,25 @@ class RoomKeys:
             expires_at=self._ports.now() + ttl_s,
             tries_left=MAX_TRIES,
             uses_left=uses,
+            token=new_token(),
         )
         if not self._ports.open_window(window):
             raise RuntimeError("not in a room yet")
-        return window, self.wall_ms(window.expires_at)
+        return self.info(window)
+
+    def info(self, window: Window) -> PairingWindow:
+        """What the host is shown of a window: the code, the pairing link (the
+        display page with the token, while it is unused), what is left."""
+        page, token = self._ports.display_url(), window.token
+        link = urllib.parse.urlencode({"room": self._ports.room, "pair": token})
+        return PairingWindow(
+            code=window.code,
+            expires_at=self.wall_ms(window.expires_at),
+            tries_left=max(window.tries_left, 0),
+            uses_left=max(window.uses_left, 0),
+            token=token,
+            pair_url=f"{page}#{link}" if page is not None and token is not None else None,
+        )
 
     def close_window(self) -> None:
         self._ports.close_window()
@@ -168,9 +191,9 @@ class RoomKeys:
 
     # ------------------------------------------------ pairing in (a new device)
 
-    def start_pairing(self, code: str) -> None:
+    def start_pairing(self, secret: Secret) -> None:
         self.paired = asyncio.get_running_loop().create_future()
-        self._ports.spawn(self._pair(code))
+        self._ports.spawn(self._pair(secret))
 
     def found(self, addresses: list[str], port: int) -> None:
         """A member's server seen (mDNS, while pairing): a place to try the code."""
@@ -181,7 +204,7 @@ class RoomKeys:
                 self._targets.setdefault((address, port), 0.0)
         self._found.set()
 
-    async def _pair(self, code: str) -> None:
+    async def _pair(self, secret: Secret) -> None:
         from sidecar.net.signaling.pair import PairFailed, pair_with
         from sidecar.net.signaling.query import QueryFailed, resolve
 
@@ -194,41 +217,44 @@ class RoomKeys:
                 for address in await resolve_target(target):
                     p.resolved(target, [address])
                     self._targets.setdefault((address, target.port), 0.0)
-        deadline = p.now() + PAIR_TIMEOUT_S
+        started = p.now()
+        deadline = started + PAIR_TIMEOUT_S
         last_error = "no member of the room with an open pairing window was found"
+        refused: str | None = None  # a member said the code is wrong
+        done: set[tuple[str, int]] = set()  # members that refused the code: not again
         try:
             while p.now() < deadline:
-                due = [t for t, at in self._targets.items() if p.now() - at >= RETRY_TARGET_S]
+                due = [
+                    t
+                    for t, at in self._targets.items()
+                    if p.now() - at >= RETRY_TARGET_S and t not in done
+                ]
                 for address, port in due:
                     if p.is_me(address, port):
                         continue
                     self._targets[(address, port)] = p.now()
                     try:
-                        key = await pair(address, port, p.room, code, PAIR_ATTEMPT_S)
+                        key = await pair(address, port, p.room, secret, PAIR_ATTEMPT_S)
                     except PairFailed as exc:
                         last_error = f"{address}:{port}: {exc}"
                         log.info("pairing with %s:%d: %s", address, port, exc)
-                        if exc.final:
-                            raise PairingFailed(str(exc)) from None
+                        if exc.final:  # refused here for good; another member may hold the window
+                            refused = str(exc)
+                            done.add((address, port))
                         continue
                     log.info("paired with %s:%d", address, port)
                     self.use(key, None)
                     self.paired.set_result(key)
                     return
+                untried = [t for t, at in self._targets.items() if at == 0.0 and t not in done]
+                if refused is not None and not untried and p.now() >= started + WRONG_CODE_WAIT_S:
+                    raise PairingFailed(refused)  # every member we know has answered
                 self._found.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(RETRY_TARGET_S):
                         await self._found.wait()
-            raise PairingFailed(f"no pairing within {PAIR_TIMEOUT_S:.0f} s: {last_error}")
+            timed_out = f"no pairing within {PAIR_TIMEOUT_S:.0f} s: {last_error}"
+            raise PairingFailed(refused or timed_out)
         except PairingFailed as exc:
             if not self.paired.done():
                 self.paired.set_exception(exc)
-
-
-def window_info(window: Window, expires_ms: int) -> PairingWindow:
-    return PairingWindow(
-        code=window.code,
-        expires_at=expires_ms,
-        tries_left=max(window.tries_left, 0),
-        uses_left=max(window.uses_left, 0),
-    )

@@ -48,9 +48,9 @@ from sidecar.contract import (
 from sidecar.core import netview
 from sidecar.core.election import BecomeLeader, Decision, Election, Follow, Retermed
 from sidecar.core.identity import Identity
-from sidecar.core.pairing import Window
+from sidecar.core.pairing import Secret, Window
 from sidecar.core.rendezvous import Rendezvous, parse_targets
-from sidecar.node.keys import KeyEvents, RoomKeys, window_info
+from sidecar.node.keys import KeyEvents, RoomKeys
 from sidecar.node.presence import Presence
 
 if TYPE_CHECKING:
@@ -162,13 +162,21 @@ class Membership:
         self._check_open()
         self._spawn(self._clock())
         self.presence.run()
-        if o.pairing_code is not None:  # the room (election, rendezvous) once a member let us in
-            self.keys.start_pairing(o.pairing_code)
-            self.keys.paired.add_done_callback(  # type: ignore[union-attr]
-                lambda f: None if f.cancelled() or f.exception() else self._start_room()
-            )
-        else:
+        secret = (
+            Secret("code", o.pairing_code)
+            if o.pairing_code is not None
+            else Secret("token", o.pairing_token)
+            if o.pairing_token is not None
+            else None
+        )
+        if secret is None:
             self._start_room()
+            return
+        # The room (election, rendezvous) once a member let us in.
+        self.keys.start_pairing(secret)
+        self.keys.paired.add_done_callback(  # type: ignore[union-attr]
+            lambda f: None if f.cancelled() or f.exception() else self._start_room()
+        )
 
     def _start_room(self) -> None:
         if self.closed:
@@ -202,7 +210,9 @@ class Membership:
     def use_key(self, room_key: str) -> None:
         """Sign and check with `room_key` from now on (a pairing gave it, or the
         room's key was rotated)."""
-        self.options = msgspec.structs.replace(self.options, room_key=room_key, pairing_code=None)
+        self.options = msgspec.structs.replace(
+            self.options, room_key=room_key, pairing_code=None, pairing_token=None
+        )
         if self.server is not None:
             self.server.set_key(room_key)
         self.presence.set_room_key(room_key)  # and our record, signed with it
@@ -219,6 +229,12 @@ class Membership:
             )
             return rekeyed.took, rekeyed.revoked
         raise ConnectionError("not connected to the room's leader")
+
+    def display_url(self) -> str | None:
+        server = self.server
+        if self.addresses and server is not None and server.port:
+            return f"http://{self.addresses[0]}:{server.port}/"
+        return None
 
     def open_window(self, window: Window) -> bool:
         if self.server is None:
@@ -587,16 +603,12 @@ class Membership:
             addresses=self.addresses,
             keyed=self.options.room_key is not None,
             pairing=(
-                window_info(server.pairing, self.keys.wall_ms(server.pairing.expires_at))
+                self.keys.info(server.pairing)
                 if server is not None and server.pairing is not None
                 else None
             ),
             found_by=self.found_by,
-            display_url=(
-                f"http://{self.addresses[0]}:{server.port}/"
-                if self.addresses and server is not None and server.port
-                else None
-            ),
+            display_url=self.display_url(),
             room_addresses=self.room_addresses,
             rendezvous=[
                 RendezvousStatus(

@@ -45,7 +45,6 @@ from sidecar.contract import (
 )
 from sidecar.core.identity import Identity
 from sidecar.core.replica import Replica
-from sidecar.node.keys import window_info
 from sidecar.node.membership import Membership, Stopped
 
 if TYPE_CHECKING:
@@ -243,9 +242,12 @@ class Node:
         window = update.window
         info = None
         if window is not None:
-            info = window_info(window, self.membership.keys.wall_ms(window.expires_at))
+            info = self.membership.keys.info(window)
         state: PairingState = "open" if info is not None else "closed"
-        self.notify("webrtc:pairing", PairingParams(state=state, reason=update.reason, window=info))
+        params = PairingParams(
+            state=state, reason=update.reason, window=info, address=update.address
+        )
+        self.notify("webrtc:pairing", params)
 
     async def paired(self) -> str:
         """(Pairing) The room key, once a member gave it; raises

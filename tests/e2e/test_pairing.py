@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from typing import Any
@@ -54,7 +55,7 @@ async def test_a_display_pairs_with_the_controllers_code_then_rejoins_with_the_k
 ) -> None:
     ctrl, key = await keyed_controller(room)
     window = await ctrl.client.call("open_pairing", {})
-    assert len(window["code"]) == 6 and window["tries_left"] == 3 and window["uses_left"] == 1
+    assert len(window["code"]) == 6 and window["tries_left"] == 10 and window["uses_left"] == 1
     assert (await ctrl.status())["pairing"]["code"] == window["code"]
 
     disp = await room.spawn({**display("Lobby", "lobby"), "pairing_code": window["code"]})
@@ -78,33 +79,57 @@ async def test_a_display_pairs_with_the_controllers_code_then_rejoins_with_the_k
     assert len(notes(disp, "webrtc:paired")) == 1
 
 
-async def test_wrong_codes_close_the_window_and_the_room_carries_on(room: Room) -> None:
+def tries_from(peer: LabPeer, address: str) -> int:
+    return sum(
+        1
+        for n in notes(peer, "webrtc:pairing")
+        if n["reason"] in ("tried", "exhausted") and n["address"] == address
+    )
+
+
+async def test_a_guesser_spends_only_its_own_tries_while_a_device_elsewhere_pairs(
+    room: Room,
+) -> None:
     ctrl, key = await keyed_controller(room)
     member = await room.spawn({**display("Audience"), "room_key": key})
     await member.start()
     await connected([ctrl, member], star(ctrl, [member]), SETUP_S)
-    window = await ctrl.client.call("open_pairing", {})
+    window = await ctrl.client.call("open_pairing", {"uses": 2})
+    assert window["tries_left"] == 10
     wrong = f"{(int(window['code']) + 1) % 1_000_000:06d}"
     guesser = await room.spawn({**display("Guest phone"), "pairing_code": wrong})
-    for _ in range(3):  # each start is one guess: the member refuses the confirmation
-        with pytest.raises(RpcFailure) as refused:
-            await guesser.start()
-        assert refused.value.error["code"] == -32005
-        assert "wrong code" in refused.value.error["message"]
-    await ctrl.client.wait_until(
-        lambda: any(n["reason"] == "exhausted" for n in notes(ctrl, "webrtc:pairing")), 5
-    )
-    assert (await ctrl.status())["pairing"] is None
-    # The right code now finds no open window.
+
+    async def guess() -> None:
+        for _ in range(3):  # each start is one guess: the member refuses the confirmation
+            with pytest.raises(RpcFailure) as refused:
+                await guesser.start()
+            assert refused.value.error["code"] == -32005
+            assert "wrong code" in refused.value.error["message"]
+
+    guessing = asyncio.create_task(guess())
+    try:
+        await ctrl.client.wait_until(lambda: tries_from(ctrl, guesser.host.ip) >= 1, SETUP_S)
+        # Meanwhile the TV at the back pairs with the right code, from its own address.
+        tv = await room.spawn({**display("Lobby TV", "lobby"), "pairing_code": window["code"]})
+        started = time.monotonic()
+        await tv.start()
+        assert time.monotonic() - started < 10.0
+        await guessing
+    finally:
+        guessing.cancel()
+    assert tries_from(ctrl, guesser.host.ip) == 3
+    paired = [n for n in notes(ctrl, "webrtc:pairing") if n["reason"] == "paired"]
+    assert [n["address"] for n in paired] == [tv.host.ip]
+    # The guesser's address has used its tries: even the right code is refused there.
     guesser.params = {**display("Guest phone"), "pairing_code": window["code"]}
-    with pytest.raises(RpcFailure) as closed:
+    with pytest.raises(RpcFailure) as blocked:
         await guesser.start()
-    assert closed.value.error["code"] == -32005
-    assert "no member" in closed.value.error["message"] or "closed" in closed.value.error["message"]
+    assert "too_many_tries" in str(blocked.value.error)
+    assert (await ctrl.status())["pairing"] is not None  # still open for the second use
     # The room never noticed.
     await ctrl.client.call("send_control_message", {"payload": "still here", "to": member.peer_id})
     await member.client.wait_until(lambda: len(messages(member)) == 1, 5)
-    assert disconnects(ctrl) == [] and disconnects(member) == []
+    assert disconnects(member) == []
 
 
 async def test_rotation_keeps_the_members_present_and_shuts_out_the_absent_one(

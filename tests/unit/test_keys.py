@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sidecar.contract import Rekey, RoomKeyReason, Target, parse_target
-from sidecar.core.pairing import MAX_TRIES, Window
+from sidecar.core.pairing import MAX_TRIES, Secret, Window
 from sidecar.core.registry import PairingUpdate
 from sidecar.net.signaling.pair import PairFailed
 from sidecar.node import keys as keys_module
@@ -48,6 +48,9 @@ class FakePorts:
 
     def close_window(self) -> None:
         self.windows.append(None)
+
+    def display_url(self) -> str | None:
+        return "http://10.0.0.1:3010/"
 
     def rendezvous_targets(self) -> Iterable[Target]:
         return self.targets
@@ -111,14 +114,19 @@ def test_a_rekey_from_the_room_is_taken_once() -> None:
     assert heard.revoked == [["x"]]
 
 
-def test_a_pairing_window_has_a_fresh_code_and_the_bounds() -> None:
+def test_a_pairing_window_has_a_fresh_code_a_link_and_the_bounds() -> None:
     ports = FakePorts()
     keys = RoomKeys(ports, Heard())
-    window, expires_ms = keys.open_window(ttl_s=60, uses=2)
-    assert ports.windows == [window]
+    info = keys.open_window(ttl_s=60, uses=2)
+    (window,) = ports.windows
+    assert window is not None and info.code == window.code
     assert window.code.isdigit() and len(window.code) == 6
     assert (window.tries_left, window.uses_left, window.expires_at) == (MAX_TRIES, 2, 160.0)
-    assert abs(expires_ms - keys.wall_ms(160.0)) <= 1
+    assert abs(info.expires_at - keys.wall_ms(160.0)) <= 1
+    assert info.token is not None and len(info.token) == 22 and info.token == window.token
+    assert info.pair_url == f"http://10.0.0.1:3010/#room=main&pair={info.token}"
+    window.token = None  # used: the host is shown no link any more
+    assert keys.info(window).pair_url is None
     keys.close_window()
     assert ports.windows[-1] is None
 
@@ -131,15 +139,15 @@ def test_an_open_room_has_no_window() -> None:
 async def test_pairing_tries_the_members_seen_and_takes_the_key() -> None:
     tried: list[tuple[str, int, str]] = []
 
-    async def pair_with(address: str, port: int, room: str, code: str, timeout: float) -> str:
-        tried.append((address, port, code))
+    async def pair_with(address: str, port: int, room: str, code: Secret, timeout: float) -> str:
+        tried.append((address, port, code.value))
         if address == "10.0.0.7":
             raise PairFailed("no window open")
         return "r" * 43
 
     ports, heard = FakePorts(room_key=None), Heard()
     keys = RoomKeys(ports, heard, pair_with=pair_with)
-    keys.start_pairing("123456")
+    keys.start_pairing(Secret("code", "123456"))
     keys.found(["10.0.0.7", "192.0.2.9"], 3010)  # an address off our networks is never tried
     keys.found(["10.0.0.1"], 3010)  # ourselves
     keys.found(["10.0.0.8"], 3011)
@@ -151,16 +159,53 @@ async def test_pairing_tries_the_members_seen_and_takes_the_key() -> None:
     ]  # not told: start_peer answers
 
 
-async def test_a_wrong_code_ends_the_search(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def pair_with(address: str, port: int, room: str, code: str, timeout: float) -> str:
+async def test_a_wrong_code_from_one_member_does_not_end_the_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A device answering `wrong_code` at once (a fake member) is not asked
+    again, and the search goes on to the member that holds the window."""
+    monkeypatch.setattr(keys_module, "WRONG_CODE_WAIT_S", 5.0)
+    tried: list[str] = []
+
+    async def pair_with(address: str, port: int, room: str, code: Secret, timeout: float) -> str:
+        tried.append(address)
+        if address == "10.0.0.66":
+            raise PairFailed("wrong_code: the confirmation does not hold", final=True)
+        return "r" * 43
+
+    ports = FakePorts(room_key=None)
+    ports.now = asyncio.get_running_loop().time  # type: ignore[method-assign]
+    keys = RoomKeys(ports, Heard(), pair_with=pair_with)
+    keys.start_pairing(Secret("code", "123456"))
+    keys.found(["10.0.0.66"], 3010)
+    await asyncio.sleep(0.05)  # the fake one answered first; the real member shows up later
+    keys.found(["10.0.0.8"], 3010)
+    assert keys.paired is not None
+    assert await asyncio.wait_for(keys.paired, 2) == "r" * 43
+    assert tried == ["10.0.0.66", "10.0.0.8"]
+
+
+async def test_a_wrong_code_ends_the_search_once_every_member_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(keys_module, "WRONG_CODE_WAIT_S", 0.2)
+    monkeypatch.setattr(keys_module, "RETRY_TARGET_S", 0.05)
+
+    async def pair_with(address: str, port: int, room: str, code: Secret, timeout: float) -> str:
+        if address == "10.0.0.9":
+            raise PairFailed("pairing_closed: no window")
         raise PairFailed("wrong_code: the confirmation does not hold", final=True)
 
-    keys = RoomKeys(FakePorts(room_key=None), Heard(), pair_with=pair_with)
-    keys.start_pairing("000000")
-    keys.found(["10.0.0.7"], 3010)
+    ports = FakePorts(room_key=None)
+    ports.now = asyncio.get_running_loop().time  # type: ignore[method-assign]
+    keys = RoomKeys(ports, Heard(), pair_with=pair_with)
+    keys.start_pairing(Secret("code", "000000"))
+    keys.found(["10.0.0.7", "10.0.0.9"], 3010)
     assert keys.paired is not None
+    started = asyncio.get_running_loop().time()
     with pytest.raises(PairingFailed, match="wrong_code"):
         await asyncio.wait_for(keys.paired, 2)
+    assert asyncio.get_running_loop().time() - started < 1.0  # not the whole 20 s
 
 
 async def test_rendezvous_targets_are_places_to_pair(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,7 +215,7 @@ async def test_rendezvous_targets_are_places_to_pair(monkeypatch: pytest.MonkeyP
     async def resolve(target: Target) -> list[str]:
         return ["10.0.0.20"]
 
-    async def pair_with(address: str, port: int, room: str, code: str, timeout: float) -> str:
+    async def pair_with(address: str, port: int, room: str, code: Secret, timeout: float) -> str:
         raise PairFailed("pairing_closed: no window")
 
     ports = FakePorts(room_key=None)
@@ -178,7 +223,7 @@ async def test_rendezvous_targets_are_places_to_pair(monkeypatch: pytest.MonkeyP
     clock = asyncio.get_running_loop().time
     ports.now = clock  # type: ignore[method-assign]
     keys = RoomKeys(ports, Heard(), pair_with=pair_with, resolve=resolve)
-    keys.start_pairing("123456")
+    keys.start_pairing(Secret("code", "123456"))
     assert keys.paired is not None
     with pytest.raises(PairingFailed, match=r"10\.0\.0\.20:4000: pairing_closed"):
         await asyncio.wait_for(keys.paired, 2)

@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -18,6 +18,7 @@ from sidecar.contract import PairConfirm, PairHello, PairKey, PairReply
 from sidecar.core.pairdesk import PairingDesk, Refusal
 from sidecar.core.pairing import (
     MAX_TRIES,
+    MAX_TRIES_PER_ADDRESS,
     Initiator,
     PairingError,
     Responder,
@@ -132,10 +133,31 @@ def test_a_captured_exchange_holds_no_value_computable_from_the_code() -> None:
 # --------------------------------------------------------------- the window
 
 
-def hello(desk: PairingDesk, conn: int, code: str, now: float = 0.0) -> tuple[Initiator, Any]:
+def hello(
+    desk: PairingDesk,
+    conn: int,
+    code: str,
+    now: float = 0.0,
+    address: str | None = None,
+    secret: Literal["code", "token"] = "code",
+) -> tuple[Initiator, Any]:
+    """A `pair_hello` (from its own address unless `address` is given)."""
     a = Initiator(code, ROOM, SN, CN)
-    outcome = desk.hello(conn, SN, PairHello(room=ROOM, share=a.share, nonce=CN), now)
+    msg = PairHello(room=ROOM, share=a.share, nonce=CN, secret=secret)
+    outcome = desk.hello(conn, SN, msg, now, address or f"10.0.0.{conn % 250 + 2}")
     return a, outcome
+
+
+def refused(outcome: Any) -> str:
+    assert isinstance(outcome.reply, Refusal), outcome
+    return str(outcome.reply.code)
+
+
+def paired(desk: PairingDesk, conn: int, a: Initiator, outcome: Any) -> Any:
+    """Confirm an exchange that was admitted: the outcome of the confirmation."""
+    assert isinstance(outcome.reply, PairReply), outcome
+    tag = a.reply(outcome.reply.share, outcome.reply.tag)
+    return desk.confirm(conn, PairConfirm(tag=tag), "k" * 43, "10.0.0.9")
 
 
 def test_each_hello_costs_a_try_and_the_window_closes_after_the_last() -> None:
@@ -144,9 +166,52 @@ def test_each_hello_costs_a_try_and_the_window_closes_after_the_last() -> None:
     for n in range(MAX_TRIES):
         _, outcome = hello(desk, n, "222222")
         assert isinstance(outcome.reply, PairReply)
+        desk.forget(n)  # the guesser's confirmation fails; its connection ends
+        assert (outcome.update, outcome.address) in {
+            ("tried", f"10.0.0.{n + 2}"),
+            ("exhausted", f"10.0.0.{n + 2}"),
+        }
     assert outcome.update == "exhausted" and desk.window is None
-    _, refused = hello(desk, 9, "111111")  # the right code, too late
-    assert isinstance(refused.reply, Refusal) and refused.reply.code == "pairing_closed"
+    _, late = hello(desk, 99, "111111")  # the right code, too late
+    assert refused(late) == "pairing_closed"
+
+
+def test_one_address_spends_only_its_own_tries_and_another_still_pairs() -> None:
+    desk = PairingDesk(ROOM)
+    desk.open(Window(code="111111", expires_at=100.0))
+    hello(desk, 0, "222222", address="10.0.0.66")
+    _, held = hello(desk, 1, "222222", address="10.0.0.66")
+    assert refused(held) == "pairing_busy"  # one exchange at a time per address
+    desk.forget(0)
+    for n in range(1, MAX_TRIES_PER_ADDRESS):
+        _, outcome = hello(desk, n, "222222", address="10.0.0.66")
+        assert isinstance(outcome.reply, PairReply)
+        desk.forget(n)
+    _, more = hello(desk, 50, "222222", address="10.0.0.66")
+    assert refused(more) == "too_many_tries" and more.update is None  # no try taken
+    assert desk.window is not None
+    assert desk.window.tries_left == MAX_TRIES - MAX_TRIES_PER_ADDRESS
+    a, outcome = hello(desk, 60, "111111", address="10.0.0.9")
+    done = paired(desk, 60, a, outcome)
+    assert isinstance(done.reply, PairKey) and (done.update, done.address) == ("paired", "10.0.0.9")
+
+
+def test_a_pairing_link_token_works_once_and_the_code_still_works() -> None:
+    desk = PairingDesk(ROOM)
+    desk.open(Window(code="111111", expires_at=100.0, uses_left=3, token="t" * 22))
+    a, outcome = hello(desk, 1, "t" * 22, secret="token")
+    assert isinstance(paired(desk, 1, a, outcome).reply, PairKey)
+    assert desk.window is not None and desk.window.token is None
+    _, again = hello(desk, 2, "t" * 22, secret="token")
+    assert refused(again) == "token_spent"
+    b, by_code = hello(desk, 3, "111111")
+    assert isinstance(paired(desk, 3, b, by_code).reply, PairKey)
+    # A token is not the code: guessing with the code's password as a token fails.
+    desk.open(Window(code="111111", expires_at=100.0, token="u" * 22))
+    c, wrong = hello(desk, 4, "111111", secret="token")
+    assert isinstance(wrong.reply, PairReply)
+    with pytest.raises(PairingError):
+        c.reply(wrong.reply.share, wrong.reply.tag)
 
 
 def test_the_last_try_may_still_pair() -> None:

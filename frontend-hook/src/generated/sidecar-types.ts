@@ -338,7 +338,9 @@ export interface PairConfirm {
 
 /**
  * Instead of `register`, from a device without the room key: the first
- * CPace message (sidecar/core/pairing.py). Never sealed.
+ * CPace message (sidecar/core/pairing.py). Never sealed. `secret` says
+ * which password it was made with: the window's six-digit `code`, or the
+ * one-time `token` of a pairing link.
  */
 export interface PairHello {
   type: "pair_hello";
@@ -366,6 +368,8 @@ export interface PairHello {
    * @default 4
    */
   v?: number;
+  /** @default "code" */
+  secret?: "code" | "token";
 }
 
 /** The room key, sealed under the exchange's key; then the server closes. */
@@ -421,6 +425,8 @@ export interface PairingParams {
   state: "closed" | "open";
   reason: "closed" | "exhausted" | "expired" | "opened" | "paired" | "tried";
   window: PairingWindow | null;
+  /** @default null */
+  address?: string | null;
 }
 
 /** An open pairing window of this device (`open_pairing`). */
@@ -446,6 +452,10 @@ export interface PairingWindow {
    * @maximum 9007199254740991
    */
   uses_left: number;
+  /** @default null */
+  token?: string | null;
+  /** @default null */
+  pair_url?: string | null;
 }
 
 /** One peer of the room as this sidecar sees it. */
@@ -983,6 +993,8 @@ export interface StartPeerParams {
   create_room_key?: boolean;
   /** @default null */
   pairing_code?: string | null;
+  /** @default null */
+  pairing_token?: string | null;
   /** @default "controllers" */
   mesh?: MeshPolicy;
   /** @default false */

@@ -15,7 +15,7 @@ from sidecar.contract import (
     PairReply,
     SignalError,
 )
-from sidecar.core.pairing import Initiator, PairingError
+from sidecar.core.pairing import Initiator, PairingError, Secret
 from sidecar.core.roomkey import new_nonce
 from sidecar.core.signaling import (
     encode_signal,
@@ -25,28 +25,30 @@ from sidecar.net.signaling.query import QueryFailed, exchange_with, next_frame
 
 
 class PairFailed(Exception):
-    """`final`: the code is wrong (trying other members will not help)."""
+    """`final`: this member refused the code for good (wrong, a link already
+    used, or too many tries from here): asking it again will not help."""
 
     def __init__(self, reason: str, final: bool = False) -> None:
         super().__init__(reason)
         self.final = final
 
 
-async def pair_with(address: str, port: int, room: str, code: str, timeout: float) -> str:
+async def pair_with(address: str, port: int, room: str, secret: Secret, timeout: float) -> str:
     """The room key, from the member at `address:port`; raises PairFailed."""
     try:
-        return await exchange_with(address, port, timeout, lambda ws: _exchange(ws, room, code))
+        return await exchange_with(address, port, timeout, lambda ws: _exchange(ws, room, secret))
     except QueryFailed as exc:
         raise PairFailed(str(exc)) from None
 
 
-async def _exchange(ws: aiohttp.ClientWebSocketResponse, room: str, code: str) -> str:
+async def _exchange(ws: aiohttp.ClientWebSocketResponse, room: str, secret: Secret) -> str:
     challenge = await next_frame(ws)
     if not isinstance(challenge, Challenge):
         raise PairFailed(f"expected a challenge, got {tag(challenge)}")
     nonce = new_nonce()
-    me = Initiator(code, room, challenge.nonce, nonce)
-    await ws.send_str(encode_signal(PairHello(room=room, share=me.share, nonce=nonce)))
+    me = Initiator(secret.value, room, challenge.nonce, nonce)
+    hello = PairHello(room=room, share=me.share, nonce=nonce, secret=secret.kind)
+    await ws.send_str(encode_signal(hello))
     reply = await next_frame(ws)
     _refused(reply)
     if not isinstance(reply, PairReply):
@@ -68,4 +70,5 @@ async def _exchange(ws: aiohttp.ClientWebSocketResponse, room: str, code: str) -
 
 def _refused(msg: object) -> None:
     if isinstance(msg, SignalError):
-        raise PairFailed(f"{msg.code}: {msg.message}", final=msg.code == "wrong_code")
+        final = msg.code in ("wrong_code", "token_spent", "too_many_tries")
+        raise PairFailed(f"{msg.code}: {msg.message}", final=final)

@@ -123,6 +123,12 @@ pub struct PairingWindow {
     pub expires_at: u64,
     pub tries_left: u64,
     pub uses_left: u64,
+    /// The pairing link's one-time secret, until it is used.
+    #[serde(default)]
+    pub token: Option<String>,
+    /// The display page with the token: show it as a QR code.
+    #[serde(default)]
+    pub pair_url: Option<String>,
 }
 
 /// Params of `open_pairing`; `None` leaves the sidecar's default (120 s, one device).
@@ -173,6 +179,9 @@ pub struct PairingParams {
     /// `"opened"`, `"tried"`, `"paired"`, `"expired"`, `"exhausted"` or `"closed"`.
     pub reason: String,
     pub window: Option<PairingWindow>,
+    /// Where the try came from (`"tried"`), or the device that paired.
+    #[serde(default)]
+    pub address: Option<String>,
 }
 
 /// One rendezvous target of `start_peer` and what became of it.
@@ -256,6 +265,9 @@ pub struct StartPeerParams {
     /// Join a keyed room by pairing with a member's code (`open_pairing`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pairing_code: Option<String>,
+    /// The same with a pairing link's one-time token (a scanned QR code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairing_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mesh: Option<MeshPolicy>,
     /// Echo every received control message back to its sender.
@@ -296,6 +308,7 @@ impl StartPeerParams {
             room_key: None,
             create_room_key: None,
             pairing_code: None,
+            pairing_token: None,
             mesh: None,
             echo: None,
             ice_servers: None,
