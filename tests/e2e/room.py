@@ -226,3 +226,17 @@ async def suspend(peer: LabPeer, seconds: float) -> float:
     finally:
         os.kill(pid, signal.SIGCONT)
     return time.monotonic()
+
+
+def notes(peer: LabPeer, method: str) -> list[dict[str, Any]]:
+    """The params of every `method` notification `peer`'s host heard, in order."""
+    return [n["params"] for _, n in peer.client.history if n["method"] == method]
+
+
+async def keyed_controller(room: Room, setup_s: float = 10.0) -> tuple[LabPeer, str]:
+    """A controller that creates the room's key: the key its host was given."""
+    (ctrl,) = await room.start({**CONTROLLER, "create_room_key": True})
+    (created,) = notes(ctrl, "webrtc:room_key")
+    assert created["reason"] == "created" and len(created["room_key"]) >= 43
+    await ctrl.client.wait_until(lambda: ctrl.client.leader_id == ctrl.peer_id, setup_s)
+    return ctrl, str(created["room_key"])

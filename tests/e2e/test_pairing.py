@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from typing import Any
 
 import pytest
 
@@ -18,8 +17,10 @@ from tests.e2e.room import (
     connected,
     disconnects,
     display,
+    keyed_controller,
     leader_named_since,
     messages,
+    notes,
     star,
 )
 from tests.sidecar_proc import RpcFailure
@@ -29,25 +30,12 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(120)]
 SETUP_S = 10.0
 
 
-def notes(peer: LabPeer, method: str) -> list[dict[str, Any]]:
-    return [n["params"] for _, n in peer.client.history if n["method"] == method]
-
-
 def holds_key(peer: LabPeer, key: str) -> bool:
     return any(n["room_key"] == key for n in notes(peer, "webrtc:room_key"))
 
 
 def got_one(peer: LabPeer) -> bool:
     return len(messages(peer)) == 1
-
-
-async def keyed_controller(room: Room) -> tuple[LabPeer, str]:
-    """A controller that creates the room's key: the key its host was given."""
-    (ctrl,) = await room.start({**CONTROLLER, "create_room_key": True})
-    (created,) = notes(ctrl, "webrtc:room_key")
-    assert created["reason"] == "created" and len(created["room_key"]) >= 43
-    await ctrl.client.wait_until(lambda: ctrl.client.leader_id == ctrl.peer_id, SETUP_S)
-    return ctrl, str(created["room_key"])
 
 
 async def test_a_display_pairs_with_the_controllers_code_then_rejoins_with_the_key(

@@ -28,7 +28,7 @@ import { backoffMs, isOfferer, MAX_LINKS, OfferBudget, wants } from "./core/mesh
 import { Replica } from "./core/replica";
 import { keyProblem, StateError, valueSize } from "./core/state";
 import { Link } from "./link";
-import { queryRoom, SignalingClient, SignalingError } from "./signaling";
+import { pairWith, type PairingSecret, queryRoom, SignalingClient, SignalingError } from "./signaling";
 
 export interface WebPeerOptions {
   /** A signaling server of the room: `ws://<device address>:<port>/signal` (the page's own host). */
@@ -144,6 +144,11 @@ export class WebPeer {
       addresses: [],
       port: 0,
     };
+    const secret: PairingSecret | null = options.pairing_code
+      ? { kind: "code", value: options.pairing_code }
+      : options.pairing_token
+        ? { kind: "token", value: options.pairing_token }
+        : null;
     this.replica = new Replica(
       this.me.peer_id,
       () => [...this.links.values()].filter((l) => l.state === "connected"),
@@ -153,8 +158,31 @@ export class WebPeer {
       },
       () => Date.now(),
     );
-    await this.findAndJoin(this.opts.url);
+    try {
+      if (secret !== null) await this.pair(secret);
+      await this.findAndJoin(this.opts.url);
+    } catch (err) {
+      this.stop(); // nothing is left running, as with the sidecar
+      throw err;
+    }
     return this.info(this.me);
+  }
+
+  /** Pairing with the page's own device (start_peer with `pairing_code` or
+   * `pairing_token`): the room key, told as `webrtc:paired`, used from now on. */
+  private async pair(secret: PairingSecret): Promise<void> {
+    const room = this.room;
+    let roomKey: string;
+    try {
+      roomKey = await pairWith(this.opts.url, room, secret);
+    } catch (err) {
+      const code = err instanceof SignalingError ? err.code : "refused";
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new RpcError(-32005, `Pairing failed: ${reason}`, { reason, code });
+    }
+    if (!this.options) return;
+    this.options = { ...this.options, room_key: roomKey, pairing_code: null, pairing_token: null };
+    this.emit("webrtc:paired", { room, room_key: roomKey });
   }
 
   /** Started, but without a leader now (lost while the page slept, say): start again. */
@@ -184,7 +212,18 @@ export class WebPeer {
 
   /** Ask the peer at `url` where the leader is, then register there. */
   private async findAndJoin(url: string): Promise<void> {
-    const records = await queryRoom(url, this.room, this.key);
+    let records: PeerRecord[];
+    try {
+      records = await queryRoom(url, this.room, this.key);
+    } catch (err) {
+      if (err instanceof SignalingError && err.code === "forbidden") {
+        // A keyed room, and we have no key, or one it no longer takes (rotated).
+        const reason = this.key === null ? "needs_key" : "key_refused";
+        const what = this.key === null ? "this room is keyed: pair with a member's code" : "the room no longer takes this key: pair again";
+        throw new RpcError(-32003, `Peer not connected: ${what}`, { reason });
+      }
+      throw err;
+    }
     const leader = records.find((r) => r.role === "leader");
     if (!leader) throw new RpcError(-32003, "no leader in this room yet");
     await this.join(leader);

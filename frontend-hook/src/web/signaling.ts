@@ -1,6 +1,7 @@
 /**
  * A web peer's WebSocket to a room's signaling server (docs/protocol.md,
- * "Signaling"): `query` any peer for the room, `register` at the leader (with
+ * "Signaling"): `query` any peer for the room, pair with a member's open
+ * window (a code or a pairing link's token), `register` at the leader (with
  * this page's identity; sealed under the room key in a keyed room), then the
  * shell of the follower core (./core/follower.ts: heartbeats every 2 s, when
  * the leader is lost, which frames count) with one timer.
@@ -13,9 +14,12 @@ import type {
 } from "../generated/sidecar-types";
 import { type Box, Ephemeral, Identity, openSession, randomHex, registrationStatement } from "./core/crypto";
 import { FollowerCore, type Delivered } from "./core/follower";
+import { Initiator, PairingError } from "../pairing";
 
 export const PROTOCOL_VERSION = 4;
 const JOIN_TIMEOUT_MS = 3000;
+/** A pairing step: the member runs one X25519 exchange (a slow TV's too). */
+const PAIR_TIMEOUT_MS = 5000;
 
 export class SignalingError extends Error {
   constructor(
@@ -189,6 +193,49 @@ export async function queryRoom(url: string, room: string, roomKey: string | nul
     const answer = sealed.open(raw);
     if (answer?.type !== "room_info") throw new SignalingError("forbidden", "the answer is not sealed with the room's key");
     return answer.records.filter((r) => r.room === room);
+  } finally {
+    socket.close();
+  }
+}
+
+/** What a device pairs with: the six digits a member shows, or its pairing link's token. */
+export interface PairingSecret {
+  kind: "code" | "token";
+  value: string;
+}
+
+/** The room key, from the member at `url` whose pairing window is open (docs/protocol.md,
+ * "Pairing"); throws SignalingError: `wrong_code`, `token_spent`, `too_many_tries`,
+ * `pairing_closed`, `pairing_busy`, `protocol`, `refused`, `timeout`. */
+export async function pairWith(url: string, room: string, secret: PairingSecret): Promise<string> {
+  const socket = await Socket.open(url, JOIN_TIMEOUT_MS);
+  try {
+    const challenge = await socket.next(JOIN_TIMEOUT_MS);
+    if (challenge.type !== "challenge") throw new SignalingError("protocol", `expected a challenge, got ${challenge.type}`);
+    const nonce = randomHex(16);
+    const me = new Initiator(secret.value, room, challenge.nonce, nonce);
+    socket.send(JSON.stringify({ type: "pair_hello", room, share: me.share, nonce, v: PROTOCOL_VERSION, secret: secret.kind }));
+    const reply = await socket.next(PAIR_TIMEOUT_MS);
+    const refusedHello = refusal(reply);
+    if (refusedHello) throw refusedHello;
+    if (reply.type !== "pair_reply") throw new SignalingError("protocol", `expected pair_reply, got ${reply.type}`);
+    let tag: string;
+    try {
+      tag = me.reply(reply.share, reply.tag);
+    } catch (err) {
+      if (err instanceof PairingError) throw new SignalingError(err.code, err.message);
+      throw err;
+    }
+    socket.send(JSON.stringify({ type: "pair_confirm", tag }));
+    const sealed = await socket.next(PAIR_TIMEOUT_MS);
+    const refusedConfirm = refusal(sealed);
+    if (refusedConfirm) throw refusedConfirm;
+    if (sealed.type !== "pair_key") throw new SignalingError("protocol", `expected pair_key, got ${sealed.type}`);
+    try {
+      return me.roomKey(sealed.sealed);
+    } catch {
+      throw new SignalingError("protocol", "the sealed room key does not open");
+    }
   } finally {
     socket.close();
   }
