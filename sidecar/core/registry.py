@@ -81,8 +81,15 @@ FRAME_RATE = 20.0
 FRAME_BURST = 60
 """Frames a connection may send at once."""
 RELAY_COST = 0.05
-"""What a `relay` frame costs of that budget: a web peer's channel through the
-leader carries its messages, acks and pings (400 frames a second at most)."""
+"""What a small `relay` frame costs of that budget: a web peer's channel through
+the leader carries its messages, acks and pings (400 frames a second at most)."""
+RELAY_BYTES_PER_FRAME = 16 * 1024
+"""A relay frame costs one frame more per this many characters: a connection
+relays 320 KiB a second at most (1 MiB at once), however it sizes its frames.
+An honest channel has at most its window in flight (core/flow.py: ~140 KiB)."""
+MAX_MEMBERS_PER_ADDRESS = 16
+"""Members registered from one source address (a computer with a few browser
+tabs, a sidecar and its page): one device cannot fill the room."""
 
 # ----------------------------------------------------------------- actions
 
@@ -91,6 +98,9 @@ leader carries its messages, acks and pings (400 frames a second at most)."""
 class Send:
     conn_id: ConnId
     msg: SignalMessage
+    relay_from: ConnId | None = None
+    """A `relay` frame forwarded from this connection: the shell charges the
+    sender, not the receiver, when the receiver cannot take more."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +398,13 @@ class RoomRegistry:
         """What a `query` is answered: this peer's record, then its leader's."""
         self._known = list(records)[:MAX_ROOM_INFO]
 
+    def serves_page(self, address: str, port: int) -> bool:
+        """Whether a device of the room serves its display page at `address:port`
+        (this peer, a member, or a peer this one knows of): a browser's page may
+        come only from there (the `Origin` of its WebSocket)."""
+        devices: list[SignalPeer | PeerRecord] = [*self.members(), *self._known]
+        return any(d.port == port and address in d.addresses for d in devices if d.port > 0)
+
     def set_leader_hint(self, leader_id: str | None) -> None:
         """Who leads when this peer does not, named in `not_leader` refusals."""
         self._leader_hint = leader_id
@@ -504,8 +521,17 @@ class RoomRegistry:
             msg = opened
         elif isinstance(msg, Sealed):
             return [self._error(conn_id, "unexpected", "this room has no key: nothing is sealed")]
-        if isinstance(msg, Relay):  # a channel's traffic: cheaper than a frame
-            conn.tokens = min(float(FRAME_BURST), conn.tokens + 1.0 - RELAY_COST)
+        if isinstance(msg, Relay):  # a channel's traffic: charged by its size
+            cost = RELAY_COST + len(frame) / RELAY_BYTES_PER_FRAME
+            conn.tokens = min(float(FRAME_BURST), conn.tokens + 1.0 - cost)
+            if conn.tokens < 0.0:
+                return self._refuse(
+                    conn_id,
+                    "too_fast",
+                    "more relayed data than a channel ever carries",
+                    CloseCode.TOO_FAST,
+                    "relay flood",
+                )
         if conn.peer is None:
             if isinstance(msg, Register):
                 return self._register(conn_id, conn, msg, now)
@@ -649,9 +675,22 @@ class RoomRegistry:
                 CloseCode.REVOKED,
                 "revoked",
             )
+        old = self._by_id.get(peer_id)
+        from_there = sum(
+            1
+            for cid in self._by_id.values()
+            if cid != old and conn.remote is not None and self._conns[cid].remote == conn.remote
+        )
+        if from_there >= MAX_MEMBERS_PER_ADDRESS:
+            return self._refuse(
+                conn_id,
+                "too_many_members",
+                f"{MAX_MEMBERS_PER_ADDRESS} members already registered from this address",
+                CloseCode.REJECTED,
+                "too many members",
+            )
 
         actions: list[Action] = []
-        old = self._by_id.get(peer_id)
         if old is not None:
             if self._conns[old].seq >= msg.seq:
                 # A registration that the peer itself has already superseded (it came
@@ -708,7 +747,10 @@ class RoomRegistry:
         target = self._by_id.get(msg.to)
         if target is None:
             return [self._error(conn_id, "unknown_peer", f"{msg.to} is not in the room")]
-        return [self._send(target, msg)]
+        forwarded = self._send(target, msg)
+        if isinstance(msg, Relay):
+            return [Send(forwarded.conn_id, forwarded.msg, relay_from=conn_id)]
+        return [forwarded]
 
     # -- helpers
 

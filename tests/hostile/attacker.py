@@ -9,7 +9,10 @@ Modes:
   mdns       read JSON commands on stdin: {"op": "packet", "records": [...]} sends
              hand-made records; {"op": "flood", ...} sends many forged ones.
   slowloris  hold many half-open HTTP connections to host:port for hold_s seconds.
-  ws         a WebSocket client that sends the frames it is told (JSON on stdin).
+  ws         a WebSocket client that sends the frames it is told (JSON on stdin);
+             `origin`: the Origin header a web page would send.
+  members    register `count` members of an open room from this one address,
+             each with its own identity, and keep them alive for `hold_s`.
   rtc        an open-room member: registers, opens a channel to `target`, then
              sends what it is told over it (oversize or flooding messages).
 """
@@ -205,33 +208,103 @@ async def slowloris(host: str, port: int, count: int, hold_s: float) -> None:
 # ------------------------------------------------------------------ WebSocket
 
 
-async def ws(url: str) -> None:
+async def ws(url: str, origin: str | None = None) -> None:
     import aiohttp
 
-    async with aiohttp.ClientSession() as session, session.ws_connect(url, max_msg_size=0) as sock:
-        say(event="connected")
+    async with aiohttp.ClientSession() as session:
+        try:
+            sock = await session.ws_connect(url, max_msg_size=0, origin=origin)
+        except aiohttp.WSServerHandshakeError as exc:
+            say(event="refused", status=exc.status)
+            return
+        async with sock:
+            await _ws_session(sock)
 
-        async def reader() -> None:
-            async for msg in sock:
-                if msg.type is aiohttp.WSMsgType.TEXT:
-                    say(event="frame", frame=json.loads(msg.data))
-            say(event="closed", code=sock.close_code)
 
-        reading = asyncio.create_task(reader())
-        loop = asyncio.get_running_loop()
-        started = time.monotonic()
-        while time.monotonic() - started < MAX_SECONDS:
-            line = await loop.run_in_executor(None, sys.stdin.readline)
-            if not line:
+async def _ws_session(sock: Any) -> None:
+    import aiohttp
+
+    say(event="connected")
+
+    async def reader() -> None:
+        async for msg in sock:
+            if msg.type is aiohttp.WSMsgType.TEXT:
+                say(event="frame", frame=json.loads(msg.data))
+        say(event="closed", code=sock.close_code)
+
+    reading = asyncio.create_task(reader())
+    loop = asyncio.get_running_loop()
+    started = time.monotonic()
+    while time.monotonic() - started < MAX_SECONDS:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            break
+        cmd = json.loads(line)
+        for _ in range(min(int(cmd.get("repeat", 1)), MAX_PACKETS)):
+            if sock.closed:
                 break
-            cmd = json.loads(line)
-            for _ in range(min(int(cmd.get("repeat", 1)), MAX_PACKETS)):
-                if sock.closed:
-                    break
-                await sock.send_str(cmd["text"] if "text" in cmd else json.dumps(cmd["frame"]))
-            say(event="sent")
-        await sock.close()
-        await asyncio.wait_for(reading, 5)
+            await sock.send_str(cmd["text"] if "text" in cmd else json.dumps(cmd["frame"]))
+        say(event="sent")
+    await sock.close()
+    await asyncio.wait_for(reading, 5)
+
+
+async def members(args: dict[str, Any]) -> None:
+    """Register `count` members from this address, one connection each (one at a
+    time: the leader admits few half-open connections per address), then keep
+    them alive with heartbeats for `hold_s` seconds."""
+    import aiohttp
+
+    from sidecar.contract import Challenge, Heartbeat, Register, SignalPeer, decode_signal
+    from sidecar.core.identity import Identity, registration_statement
+    from sidecar.core.signaling import encode_signal
+
+    count, hold_s = min(int(args["count"]), 64), min(float(args["hold_s"]), MAX_SECONDS)
+    async with aiohttp.ClientSession() as session:
+        kept: list[Any] = []
+        codes: dict[str, int] = {}
+        for n in range(count):
+            me = Identity()
+            sock = await session.ws_connect(args["url"])
+            challenge = decode_signal((await sock.receive()).data)
+            assert isinstance(challenge, Challenge)
+            peer = SignalPeer(
+                peer_id=me.peer_id,
+                name=f"Fake {n}",
+                peer_type=args.get("peer_type", "controller"),
+                display_class=None,
+                started_at=int(time.time() * 1000),
+                addresses=[args["ip"]],
+                port=0,
+            )
+            statement = registration_statement(challenge.nonce, me.peer_id, args["room"], 1)
+            register = Register(
+                peer=peer,
+                room=args["room"],
+                identity=me.public_key,
+                signature=me.sign(statement),
+                seq=1,
+            )
+            await sock.send_str(encode_signal(register))
+            answer = json.loads((await sock.receive()).data)
+            kind = answer.get("code", answer["type"])
+            codes[kind] = codes.get(kind, 0) + 1
+            if answer["type"] == "registered":
+                kept.append(sock)
+            else:
+                await sock.close()
+        say(event="registered", counts=codes)
+        started, seq = time.monotonic(), 0
+        while time.monotonic() - started < hold_s:
+            seq += 1
+            for sock in kept:
+                if not sock.closed:
+                    await sock.send_str(encode_signal(Heartbeat(seq=seq, term=0)))
+            await asyncio.sleep(1.0)
+        alive = sum(1 for sock in kept if not sock.closed)
+        for sock in kept:
+            await sock.close()
+        say(event="done", alive=alive)
 
 
 # -------------------------------------------------------------------- WebRTC
@@ -329,7 +402,9 @@ def main() -> None:
             slowloris(raw["target"], int(raw["port"]), int(raw["count"]), float(raw["hold_s"]))
         )
     elif mode == "ws":
-        asyncio.run(ws(raw["url"]))
+        asyncio.run(ws(raw["url"], raw.get("origin")))
+    elif mode == "members":
+        asyncio.run(members(raw))
     elif mode == "rtc":
         asyncio.run(rtc(raw))
     else:

@@ -44,6 +44,8 @@ from sidecar.core.pairing import Initiator, Window
 from sidecar.core.registry import (
     FRAME_BURST,
     FRAME_RATE,
+    MAX_MEMBERS_PER_ADDRESS,
+    RELAY_BYTES_PER_FRAME,
     RELAY_COST,
     Action,
     Close,
@@ -1288,15 +1290,67 @@ def test_a_web_peer_registers_with_the_address_its_connection_comes_from() -> No
     assert registered(actions, 1).peers[1].addresses == ["10.0.0.42"]
 
 
-def test_relay_frames_pass_between_members_and_cost_a_twentieth_of_a_frame() -> None:
+def test_small_relay_frames_cost_a_twentieth_of_a_frame_and_name_their_sender() -> None:
     reg = make()
     join(reg, 1, A)
     join(reg, 2, B)
     relay = Relay(from_=pid("A"), to=pid("B"), link="l1", epoch=2, seq=1, data="c2VhbGVk")
-    for n in range(int((FRAME_BURST - 2) / RELAY_COST) - 20):  # far beyond 60 frames at once
+    cost = RELAY_COST + len(frame(relay)) / RELAY_BYTES_PER_FRAME
+    for n in range(int((FRAME_BURST - 2) / cost) - 20):  # far beyond 60 frames at once
         actions = reg.receive(1, frame(relay), 0.0)
-        assert sent(actions, 2) == [relay], n
+        assert actions == [Send(2, relay, relay_from=1)], n
     to_leader = Relay(from_=pid("A"), to=LEADER.peer_id, link="l2", epoch=1, seq=1, data="x")
     assert reg.receive(1, frame(to_leader), 0.0) == [Deliver(to_leader)]
     spoofed = Relay(from_=pid("B"), to=pid("B"), link="l1", epoch=2, seq=1, data="x")
     assert errors(reg.receive(1, frame(spoofed), 0.0), 1) == ["spoofed"]
+
+
+def test_relay_frames_are_charged_by_size_and_a_flood_cuts_its_sender() -> None:
+    reg = make()
+    join(reg, 1, A)
+    join(reg, 2, B)
+    big = Relay(from_=pid("A"), to=pid("B"), link="l1", epoch=2, seq=1, data="x" * 90_000)
+    per_frame = RELAY_COST + len(frame(big)) / RELAY_BYTES_PER_FRAME
+    passed = 0
+    for _ in range(100):
+        actions = reg.receive(1, frame(big), 0.0)
+        if closes(actions):
+            break
+        passed += 1
+    assert abs(passed - (FRAME_BURST - 2) / per_frame) <= 1.5  # by size, not by count
+    assert passed * len(big.data) < 1.2 * 1024 * 1024  # about 1 MiB at once, not more
+    assert closes(actions) == {1: (CloseCode.TOO_FAST, "relay flood")}
+    assert acked(reg, 2, 0.5)  # the receiver stays
+
+
+def test_one_address_registers_a_bounded_number_of_members() -> None:
+    reg = make()
+    reg.set_networks([ipaddress.IPv4Network("10.0.0.0/24")])
+    ids = [Identity() for _ in range(MAX_MEMBERS_PER_ADDRESS + 1)]
+    for n, identity in enumerate(ids):
+        nonce = nonce_of(reg.connect(n + 1, 0.0, remote="10.0.0.66"), n + 1)
+        who = msgspec.structs.replace(peer("A", addresses=[]), peer_id=identity.peer_id, port=0)
+        statement = registration_statement(nonce, identity.peer_id, ROOM, 0)
+        signed = Register(
+            peer=who,
+            room=ROOM,
+            identity=identity.public_key,
+            signature=identity.sign(statement),
+        )
+        actions = reg.receive(n + 1, frame(signed), 0.0)
+        if n < MAX_MEMBERS_PER_ADDRESS:
+            assert registered(actions, n + 1)
+        else:
+            assert refusal(actions, n + 1) == ("too_many_members", CloseCode.REJECTED)
+    nonce = nonce_of(reg.connect(99, 0.0, remote="10.0.0.9"), 99)  # another device
+    assert registered(reg.receive(99, frame(register(B, nonce)), 0.0), 99)
+
+
+def test_a_page_may_come_only_from_a_device_of_the_room() -> None:
+    reg = make()
+    join(reg, 1, A)  # 10.0.0.9:3010
+    assert reg.serves_page("10.0.0.9", 3010)
+    reg.update_me(msgspec.structs.replace(LEADER, port=4000))  # its bound port
+    assert reg.serves_page("10.0.0.1", 4000)  # the leader itself
+    assert not reg.serves_page("10.0.0.9", 8080)
+    assert not reg.serves_page("192.0.2.1", 3010)

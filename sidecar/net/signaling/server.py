@@ -9,6 +9,7 @@ import ipaddress
 import itertools
 import logging
 import time
+import urllib.parse
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -21,6 +22,7 @@ from sidecar.compat.web import watched_server
 from sidecar.contract import PeerRecord, PeerSignal, Rekey, SignalError, SignalPeer
 from sidecar.core.admission import Admission
 from sidecar.core.clock import overslept
+from sidecar.core.outbox import Outbox, Verdict
 from sidecar.core.pairing import Window
 from sidecar.core.registry import (
     Action,
@@ -45,16 +47,13 @@ from sidecar.core.signaling import (
     call_safely,
     encode_signal,
 )
-from sidecar.net.signaling.static import static_response
+from sidecar.net.signaling.static import page_response, static_response
 
 log = logging.getLogger("sidecar.signaling")
 _T = TypeVar("_T")
 
 SEND_TIMEOUT_S = 5.0
 """A peer whose socket accepts nothing for this long is cut off."""
-OUTBOX_LIMIT_CHARS = 4 * 1024 * 1024
-"""Text queued for one connection (beyond what its socket took) before it counts
-as too slow and is cut off."""
 BIND_ATTEMPTS = 5
 
 
@@ -67,25 +66,31 @@ class _Link:
 
     ws: web.WebSocketResponse
     request: web.BaseRequest
-    outbox: asyncio.Queue[str | Close] = field(default_factory=asyncio.Queue)
-    queued: int = 0  # characters in the outbox, bounded by OUTBOX_LIMIT_CHARS
+    outbox: asyncio.Queue[str | Close | tuple[str, ConnId]] = field(default_factory=asyncio.Queue)
     writer: asyncio.Task[None] | None = None
     closing: bool = False
+    counts: Outbox = field(default_factory=Outbox)
 
-    def put(self, item: str | Close) -> None:
+    def put(self, item: str | Close, relay_from: ConnId | None = None) -> bool:
+        """Queue a frame; False (nothing queued) when it is a relay frame whose
+        sender must be cut off instead (sidecar/core/outbox.py)."""
         if self.closing:
-            return
+            return True
         if isinstance(item, Close):
             self.closing = True
-        else:
-            if self.queued + len(item) > OUTBOX_LIMIT_CHARS:
-                # Its socket is full and its backlog too: a stuck peer cannot even
-                # take a close frame, so cut the TCP connection.
-                log.warning("signaling: peer too slow, cutting it off")
-                self.abort()
-                return
-            self.queued += len(item)
-        self.outbox.put_nowait(item)
+            self.outbox.put_nowait(item)
+            return True
+        verdict = self.counts.offer(len(item), relay_from)
+        if verdict is Verdict.CUT_SENDER:
+            return False
+        if verdict is Verdict.CUT_RECEIVER:
+            # Its socket is full and its backlog too: a stuck peer cannot even
+            # take a close frame, so cut the TCP connection.
+            log.warning("signaling: peer too slow, cutting it off")
+            self.abort()
+            return True
+        self.outbox.put_nowait((item, relay_from) if relay_from is not None else item)
+        return True
 
     def abort(self) -> None:
         self.closing = True
@@ -335,9 +340,24 @@ class SignalingServer:
 
     async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.method == "GET" and request.path == SIGNAL_PATH:
+            origin = request.headers.get("Origin")
+            if origin is not None and not self._page_of_the_room(origin):
+                # A page from elsewhere (a web site on a congregant's phone) may not
+                # join: native clients send no Origin, the room's pages their device's.
+                log.info("signaling: refused a WebSocket from a page at %r", origin[:200])
+                return page_response(403, "Only the room's own display page may join.")
             return await self._handle(request)
         page = static_response(request)  # the display page, for web peers
-        return page if page is not None else web.Response(status=404)
+        return page if page is not None else page_response(404, "Not found.")
+
+    def _page_of_the_room(self, origin: str) -> bool:
+        try:
+            parts = urllib.parse.urlsplit(origin)
+            port = parts.port or 80
+        except ValueError:
+            return False
+        host = parts.hostname or ""
+        return parts.scheme == "http" and self._registry.serves_page(host, port)
 
     async def _handle(self, request: web.BaseRequest) -> web.WebSocketResponse:
         # aiohttp refuses a frame whose size *equals* max_msg_size, hence the + 1.
@@ -383,9 +403,10 @@ class SignalingServer:
                 if isinstance(item, Close):
                     await link.ws.close(code=item.code, message=item.reason.encode()[:123])
                     return
+                text, sender = item if isinstance(item, tuple) else (item, None)
                 async with asyncio.timeout(SEND_TIMEOUT_S):
-                    await link.ws.send_str(item)
-                link.queued -= len(item)
+                    await link.ws.send_str(text)
+                link.counts.sent(len(text), sender)
         except TimeoutError:
             log.warning("signaling: peer stopped reading, cutting it off")
             link.abort()
@@ -399,7 +420,9 @@ class SignalingServer:
                     if isinstance(msg, SignalError):
                         log.debug("signaling: %d: error %s: %s", conn_id, msg.code, msg.message)
                     if link := self._links.get(conn_id):
-                        link.put(encode_signal(msg))
+                        relay_from = action.relay_from
+                        if not link.put(encode_signal(msg), relay_from) and relay_from is not None:
+                            self._cut_flooder(relay_from)
                 case Close(conn_id, code, reason):
                     log.debug("signaling: %d: closing %d %s", conn_id, code, reason)
                     if link := self._links.get(conn_id):
@@ -413,6 +436,13 @@ class SignalingServer:
                 case KeyRotated(room_key, revoked):
                     self._call(self._on_rekey, Rekey(room_key=room_key, revoke=revoked))
         self._wake.set()  # deadlines may have moved
+
+    def _cut_flooder(self, conn_id: ConnId) -> None:
+        """A member relays more than its receiver takes: it goes, the receiver stays."""
+        sender = self._links.get(conn_id)
+        if sender is not None and not sender.closing:
+            log.warning("signaling: %d relays more than its peer can take: cutting it off", conn_id)
+            sender.put(Close(conn_id, CloseCode.TOO_FAST, "relay flood"))
 
     def _call(self, callback: Callable[[_T], None], arg: _T) -> None:
         if not self._closed:  # the owner is shutting down; spare it late news

@@ -6,7 +6,10 @@ sidecar (and in the frozen build).
 
 Only `GET /` (the page) and `GET /assets/<name>` (its scripts and styles)
 are served, from this package's `static/display` folder; every other path
-is 404.
+is 404. Every response carries SECURITY_HEADERS: the page runs only its own
+scripts and styles, connects only to WebSockets (the room's devices), is
+never framed by another site, and nothing it serves is sniffed as another
+type.
 """
 
 from __future__ import annotations
@@ -25,10 +28,25 @@ _TYPES = {
     ".png": "image/png",
     ".ico": "image/x-icon",
 }
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+        " connect-src 'self' ws:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 MISSING = (
     "<!doctype html><meta charset=utf-8><title>mobile-worship</title>"
     "<p>The display page is not built into this sidecar: run scripts/build-display.sh.</p>"
 )
+
+
+def page_response(status: int, text: str) -> web.Response:
+    """A plain answer (404, 403) with the same headers as the page."""
+    return web.Response(status=status, text=text, headers=SECURITY_HEADERS)
 
 
 def static_response(request: web.BaseRequest) -> web.StreamResponse | None:
@@ -38,8 +56,10 @@ def static_response(request: web.BaseRequest) -> web.StreamResponse | None:
     if request.path in ("/", "/index.html"):
         index = STATIC / "index.html"
         if not index.is_file():
-            return web.Response(text=MISSING, content_type="text/html", status=503)
-        return web.FileResponse(index, headers={"Cache-Control": "no-cache"})
+            return web.Response(
+                text=MISSING, content_type="text/html", status=503, headers=SECURITY_HEADERS
+            )
+        return web.FileResponse(index, headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
     m = _ASSET.match(request.path)
     if m is None or m[1].startswith("."):
         return None
@@ -49,5 +69,9 @@ def static_response(request: web.BaseRequest) -> web.StreamResponse | None:
     content_type = _TYPES.get(asset.suffix, "application/octet-stream")
     return web.FileResponse(
         asset,
-        headers={"Content-Type": content_type, "Cache-Control": "max-age=31536000, immutable"},
+        headers={
+            "Content-Type": content_type,
+            "Cache-Control": "max-age=31536000, immutable",
+            **SECURITY_HEADERS,
+        },
     )
