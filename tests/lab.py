@@ -840,6 +840,35 @@ class Lab:
         if self._closed:
             raise LabError(f"lab {self.prefix} is closed")
 
+    def capture(self, path: str | os.PathLike[str]) -> subprocess.Popen[bytes]:
+        """Record every frame on every port of the lab bridge into the pcap file
+        ``path`` (tcpdump in the bridge namespace: what a listener on the room's
+        network sees). Returns once tcpdump listens; stop it with SIGINT (it
+        flushes the file), or :meth:`close` kills it."""
+        self._check_open()
+        if shutil.which("tcpdump") is None:
+            raise LabFeatureUnavailable("tcpdump is not installed (apt install tcpdump)")
+        proc = subprocess.Popen(
+            ["ip", "netns", "exec", self.bridge_netns, "tcpdump", "-i", "any", "-s", "0",
+             "-U", "-n", "-w", os.fspath(path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )  # fmt: skip
+        self._track(proc)
+        assert proc.stderr is not None
+        said = b""
+        for _ in range(5):  # "data link type …", then "listening on any, …" once it captures
+            line = proc.stderr.readline()
+            said += line
+            if b"listening" in line or not line:
+                break
+        if b"listening" not in said:
+            proc.kill()
+            raise LabError(f"tcpdump did not start: {said.decode(errors='replace')}")
+        return proc
+
     def _track(self, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
             self._popens.append(proc)
