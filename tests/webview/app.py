@@ -38,6 +38,7 @@ const snap = () => ({
   role: q('.mw-role') ? q('.mw-role').textContent : null,
   leader: dd('Leader'),
   connected: dd('Connected'),
+  room: dd('Room'),
   restart: q('.mw-status__restart') ? q('.mw-status__restart').textContent : null,
   rows: [...document.querySelectorAll('tr.mw-peer')].map((tr) => ({
     id: tr.dataset.peerId,
@@ -98,8 +99,12 @@ class App:
         self._shots = 0
 
     @classmethod
-    async def launch(cls, host: Host, artifacts: Path, timeout: float = 90.0) -> App:
-        work = Path(tempfile.mkdtemp(prefix="mw-app-"))
+    async def launch(
+        cls, host: Host, artifacts: Path, timeout: float = 90.0, work: Path | None = None
+    ) -> App:
+        """Launch the app; `work`: the folder of an earlier run (its data, as after a
+        restart of the app), else a new one."""
+        work = work or Path(tempfile.mkdtemp(prefix="mw-app-"))
         driver = tauri_driver()
         assert driver is not None
         argv = ["env", f"TAURI_DRIVER={driver}", sys.executable, str(DRIVER), str(APP), str(work)]
@@ -157,13 +162,22 @@ class App:
             return None
 
     async def start(
-        self, name: str, peer_type: str = "controller", display_class: str = ""
+        self,
+        name: str,
+        peer_type: str = "controller",
+        display_class: str = "",
+        room: str = "open",
+        code: str = "",
     ) -> None:
-        """Fill in 'This device' and press Start, as a person would."""
+        """Fill in 'This device' and press Start, as a person would. `room`: how it
+        enters the room (`saved`, `new`, `code` with `code`, `open`)."""
         await self.page.type("#start input[aria-label='device name']", name)
         await self.page.select("#start select[aria-label='peer type']", peer_type)
         if display_class:
             await self.page.select("#start select[aria-label='display class']", display_class)
+        await self.page.select("#start select[aria-label='room']", room)
+        if code:
+            await self.page.type("#start input[aria-label='pairing code']", code)
         await self.page.click("#start button[type='submit']")
 
     async def send_cue(self, cue: str, to: str = "all") -> None:
@@ -245,15 +259,17 @@ class App:
         folder = self.work / LOG_DIR
         return "".join(p.read_text(errors="replace") for p in sorted(folder.glob("*.log")))
 
-    async def close(self, failed: bool) -> None:
-        """Quit; a failed test keeps a screenshot and the logs (`artifacts`)."""
+    async def close(self, failed: bool, keep_work: bool = False) -> None:
+        """Quit; a failed test keeps a screenshot and the logs (`artifacts`); `keep_work`:
+        keep the app's data for a relaunch."""
         if failed:
             with contextlib.suppress(AssertionError):
                 await self.screenshot("at failure")
         await self.page.close()
         if failed:
             keep_logs(self.work, self.artifacts)
-        shutil.rmtree(self.work, ignore_errors=True)
+        if not keep_work:
+            shutil.rmtree(self.work, ignore_errors=True)
 
 
 def _settle(done: asyncio.Future[None]) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.room import CONTROLLER, Room, agree_on, display
+from tests.lab import Lab
 from tests.webview.app import App
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(240)]
@@ -152,3 +153,54 @@ async def test_of_the_test_a_broken_page_fails_with_a_screenshot(app: App) -> No
         await app.see("s.role === 'Leader'", "Leader on a broken page", 2)
     shot = Path(str(failed.value).rsplit("screenshot: ", 1)[1].strip())
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # noqa: ASYNC240 (a small file)
+
+
+async def test_two_apps_started_fresh_end_in_one_keyed_room_without_typing_a_key(
+    lab: Lab, artifacts: Path
+) -> None:
+    booth = await App.launch(lab.add_host("booth"), artifacts / "booth")
+    stage_host = lab.add_host("stagepc")
+    stage = await App.launch(stage_host, artifacts / "stage")
+    passed = False
+    try:
+        # The first device starts a new room; its key goes to the app, never to a person.
+        await booth.start("Booth", room="new")
+        await booth.see(
+            "s.role === 'Leader' && s.room && s.room.startsWith('Keyed')", "a keyed room", SETUP_S
+        )
+        await booth.page.click("#add-device button")  # "Pair a device"
+        code = await booth.expect(
+            "const c = document.querySelector('.pairing-code'); return c && c.textContent;",
+            "the pairing code",
+        )
+        # The second types the six digits it shows.
+        await stage.start("Stage", "display", "stage", room="code", code=str(code))
+        await stage.see(
+            "s.leader && s.leader.includes('Booth') && s.room.startsWith('Keyed')",
+            "in the booth's keyed room",
+            SETUP_S,
+        )
+        await booth.see("s.connected === '1 of 1 other device'", "the stage connected", SETUP_S)
+        key_file = stage.work / "data" / "org.mobileworship.example" / "room-keys.json"
+        assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+
+        # Started again, the stage app rejoins with the key it kept: no code.
+        work = stage.work
+        await stage.close(failed=False, keep_work=True)
+        stage = await App.launch(stage_host, artifacts / "stage", work=work)
+        await stage.expect(
+            "const room = document.querySelector(\"#start select[aria-label='room']\");"
+            " return room.value === 'saved';",
+            "the saved room offered",
+            10,
+        )
+        await stage.start("Stage", "display", "stage", room="saved")
+        await stage.see(
+            "s.leader && s.leader.includes('Booth') && s.room.startsWith('Keyed')",
+            "back in the booth's room",
+            SETUP_S,
+        )
+        passed = True
+    finally:
+        await stage.close(failed=not passed)
+        await booth.close(failed=not passed)

@@ -8,6 +8,8 @@ const COMMANDS: &[&str] = &[
     "open_pairing",
     "close_pairing",
     "rotate_room_key",
+    "saved_room_key",
+    "forget_room_key",
     "ping_peer",
     "stop_peer",
 ];

@@ -1,6 +1,7 @@
 // The example's page: the useWebRTC hook and the ConnectionStatus panel of frontend-hook/,
 // over the plugin's commands (`plugin:mobile-worship|<method>`) and `webrtc:*` events.
-import { StrictMode, useState, type FormEvent } from "react";
+import { invoke } from "@tauri-apps/api/core";
+import { StrictMode, useEffect, useState, type FormEvent } from "react";
 import { createRoot } from "react-dom/client";
 
 import {
@@ -15,6 +16,16 @@ import qrcode from "qrcode-generator";
 import "./style.css";
 
 const DISPLAY_CLASSES = Object.keys(DISPLAY_CLASS_LABELS) as DisplayClass[];
+const ROOM = "default";
+
+/** How this device enters the room: the key it kept, a new room, a member's code, or
+ * (deliberately) an open room that any device on the network may join. */
+type Entry = "saved" | "new" | "code" | "open";
+
+/** The key the plugin kept for the room from an earlier run (docs/api.md, "Keyed rooms"). */
+const savedRoomKey = (): Promise<string | null> =>
+  invoke<string | null>("plugin:mobile-worship|saved_room_key", { room: ROOM });
+const forgetRoomKey = (): Promise<null> => invoke<null>("plugin:mobile-worship|forget_room_key", { room: ROOM });
 
 /** The display page as a QR code (a data: URL of a GIF), for a phone's camera. */
 function qrDataUrl(text: string): string {
@@ -47,6 +58,20 @@ function App() {
   const [stateKey, setStateKey] = useState("slide");
   const [stateValue, setStateValue] = useState('{"song": "Amazing Grace", "verse": 1}');
   const [log, setLog] = useState<{ id: number; text: string; error: boolean }[]>([]);
+  const [savedKey, setSavedKey] = useState<string | null>(null);
+  const [entry, setEntry] = useState<Entry>("code");
+  const [code, setCode] = useState("");
+
+  // A key kept by an earlier run: this device rejoins its room without pairing.
+  useEffect(() => {
+    savedRoomKey().then(
+      (key) => {
+        setSavedKey(key);
+        if (key) setEntry("saved");
+      },
+      () => undefined,
+    );
+  }, []);
 
   const note = (text: string, error = false) => {
     const line = { id: Date.now() + Math.random(), text: `${new Date().toLocaleTimeString()}  ${text}`, error };
@@ -63,12 +88,41 @@ function App() {
   const start = (e: FormEvent) => {
     e.preventDefault();
     run("start_peer", async () => {
-      const me = await webrtc.startPeer(
-        peerType === "display"
-          ? { name, peer_type: peerType, display_class: displayClass }
-          : { name, peer_type: peerType },
-      );
+      const room =
+        entry === "saved" && savedKey
+          ? { room_key: savedKey }
+          : entry === "new"
+            ? { create_room_key: true }
+            : entry === "code"
+              ? { pairing_code: code }
+              : {};
+      const me = await webrtc.startPeer({
+        ...(peerType === "display" ? { name, peer_type: peerType, display_class: displayClass } : { name, peer_type: peerType }),
+        room: ROOM,
+        ...room,
+      });
+      // The plugin kept the key it was given (created or paired): later starts use it.
+      const kept = await savedRoomKey().catch(() => null);
+      setSavedKey(kept);
+      if (kept) setEntry("saved");
       return `started as ${me.name} (${me.peer_id})`;
+    });
+  };
+
+  const pairDevice = () => {
+    run("open_pairing", async () => {
+      const window = await webrtc.openPairing({ ttl_s: 300 });
+      return `pairing open: code ${window.code}`;
+    });
+  };
+
+  const forget = () => {
+    run("forget", async () => {
+      await webrtc.stopPeer().catch(() => undefined);
+      await forgetRoomKey();
+      setSavedKey(null);
+      setEntry("code");
+      return "this device forgot the room";
     });
   };
 
@@ -132,7 +186,24 @@ function App() {
               </option>
             ))}
           </select>
-          <button type="submit">Start</button>
+          <select value={entry} onChange={(e) => setEntry(e.target.value as Entry)} aria-label="room">
+            {savedKey ? <option value="saved">the room this device is in</option> : null}
+            <option value="new">start a new room (the first device)</option>
+            <option value="code">join with a code</option>
+            <option value="open">open room: anyone on this network can join</option>
+          </select>
+          {entry === "code" ? (
+            <input
+              value={code}
+              onChange={(e) => setCode(e.target.value.replace(/[^0-9]/g, "").slice(0, 6))}
+              inputMode="numeric"
+              placeholder="six-digit code"
+              aria-label="pairing code"
+            />
+          ) : null}
+          <button type="submit" disabled={entry === "code" && code.length !== 6}>
+            Start
+          </button>
           <button type="button" onClick={() => run("stop_peer", async () => (await webrtc.stopPeer(), "stopped"))}>
             Stop
           </button>
@@ -178,12 +249,47 @@ function App() {
         </div>
       </section>
 
-      {webrtc.leader.displayUrl ? (
+      {entry === "open" && !webrtc.leader.keyed ? (
+        <p className="warning" role="note">
+          An open room lets any device on this network join it and send cues to your screens. Choose it only on a
+          network you trust.
+        </p>
+      ) : null}
+
+      {webrtc.leader.keyed ? (
+        <section id="add-device">
+          <h2>Add a device</h2>
+          {webrtc.leader.pairing ? (
+            <>
+              <p>
+                On the new device, choose “join with a code” and enter{" "}
+                <strong className="pairing-code">{webrtc.leader.pairing.code}</strong>, or scan this with a phone or
+                tablet (it works once):
+              </p>
+              {webrtc.leader.pairing.pair_url ? (
+                <img className="qr" src={qrDataUrl(webrtc.leader.pairing.pair_url)} alt="QR code of a one-time pairing link" />
+              ) : null}
+            </>
+          ) : (
+            <button type="button" onClick={pairDevice}>
+              Pair a device
+            </button>
+          )}
+          {webrtc.leader.displayUrl ? (
+            <p className="muted">
+              A screen that paired before opens <a href={webrtc.leader.displayUrl}>{webrtc.leader.displayUrl}</a>.
+            </p>
+          ) : null}
+          <button type="button" onClick={forget}>
+            Forget this room on this device
+          </button>
+        </section>
+      ) : webrtc.leader.displayUrl ? (
         <section>
           <h2>Add a screen</h2>
           <p>
             Open <a href={webrtc.leader.displayUrl}>{webrtc.leader.displayUrl}</a> on a phone, tablet or TV on this
-            network{webrtc.leader.keyed ? " (add #key=… with the room key)" : ""}:
+            network:
           </p>
           <img className="qr" src={qrDataUrl(webrtc.leader.displayUrl)} alt={`QR code of ${webrtc.leader.displayUrl}`} />
         </section>

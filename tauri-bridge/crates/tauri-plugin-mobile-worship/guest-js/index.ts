@@ -125,6 +125,13 @@ export const closePairing = (): Promise<null> => command("close_pairing");
 export const rotateRoomKey = (revoke: string[] = []): Promise<RotationResult> =>
   command("rotate_room_key", { revoke });
 
+/** The room key an earlier run of this app kept for `room` (it keeps every key the
+ * sidecar gives it: created, paired, rotated), or null: start with it as `room_key`. */
+export const savedRoomKey = (room = "default"): Promise<string | null> => command("saved_room_key", { room });
+
+/** Forget the room key kept for `room` (this device leaves the room for good). */
+export const forgetRoomKey = (room = "default"): Promise<null> => command("forget_room_key", { room });
+
 /** Round trip over the data channel to `peerId`. */
 export const pingPeer = (peerId: string): Promise<PingResult> => command("ping_peer", { peer_id: peerId });
 

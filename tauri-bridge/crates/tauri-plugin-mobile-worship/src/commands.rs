@@ -44,6 +44,21 @@ pub(crate) async fn send_control_message<R: Runtime>(
     app.mobile_worship().call_json("send_control_message", params).await
 }
 
+/// The room key an earlier run kept for `room` (default `default`), or null.
+#[command]
+pub(crate) async fn saved_room_key<R: Runtime>(app: AppHandle<R>, request: Request<'_>) -> Result<Value> {
+    let room = crate::room_of(&params_of(request.body())?);
+    Ok(app.mobile_worship().saved_room_key(&room).map_or(Value::Null, Value::String))
+}
+
+/// Forget the room key kept for `room` (default `default`).
+#[command]
+pub(crate) async fn forget_room_key<R: Runtime>(app: AppHandle<R>, request: Request<'_>) -> Result<Value> {
+    let room = crate::room_of(&params_of(request.body())?);
+    app.mobile_worship().forget_room_key(&room)?;
+    Ok(Value::Null)
+}
+
 #[command]
 pub(crate) async fn get_connected_peers<R: Runtime>(app: AppHandle<R>) -> Result<Value> {
     app.mobile_worship().call_json("get_connected_peers", Value::Null).await

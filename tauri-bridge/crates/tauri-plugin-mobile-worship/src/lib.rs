@@ -29,10 +29,12 @@ use tauri::{AppHandle, Emitter, Manager, RunEvent, Runtime};
 
 mod commands;
 mod error;
+pub mod keystore;
 pub mod models;
 mod shell;
 
 pub use error::{Error, Result};
+pub use keystore::KeyStore;
 pub use models::{events, Rejoined, SidecarSource, SidecarStatus};
 pub use sidecar_client;
 
@@ -51,6 +53,10 @@ pub struct MobileWorship<R: Runtime> {
     /// The params of the last successful `start_peer` (until `stop_peer`), for a rejoin
     /// after a restart.
     joined: Mutex<Option<Value>>,
+    /// The room of the last `start_peer` (its key may come before its answer).
+    room: Mutex<String>,
+    /// The room keys kept across restarts (none when the app has no data directory).
+    keys: Option<KeyStore>,
 }
 
 impl<R: Runtime> MobileWorship<R> {
@@ -88,6 +94,7 @@ impl<R: Runtime> MobileWorship<R> {
 
     /// `start_peer` with JSON params, remembered for a rejoin after a restart.
     pub async fn start_peer_json(&self, params: Value) -> Result<Value> {
+        *self.room.lock().unwrap_or_else(|e| e.into_inner()) = room_of(&params);
         let info = self.call_json("start_peer", params.clone()).await?;
         *self.joined() = Some(params);
         Ok(info)
@@ -137,11 +144,36 @@ impl<R: Runtime> MobileWorship<R> {
 
     /// A room key this device got (created, paired, rotated) replaces the one of the
     /// remembered `start_peer` params, so a rejoin after a restart uses it (and not a
-    /// used-up pairing code, nor a key the room has rotated away from).
-    fn remember_room_key(&self, room_key: &str) {
+    /// used-up pairing code, nor a key the room has rotated away from), and is kept for
+    /// the app's next start ([`KeyStore`]).
+    fn remember_room_key(&self, room: Option<&str>, room_key: &str) {
         let mut joined = self.joined();
         if let Some(params) = joined.as_mut() {
             *params = with_room_key(params, room_key);
+        }
+        drop(joined);
+        let room = room
+            .map(str::to_owned)
+            .unwrap_or_else(|| self.room.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        if let Some(keys) = &self.keys {
+            if let Err(e) = keys.put(&room, room_key) {
+                tracing::error!(error = %e, path = %keys.path().display(), "could not keep the room key");
+            }
+        }
+    }
+
+    /// The room key kept for `room` by an earlier run, if any.
+    pub fn saved_room_key(&self, room: &str) -> Option<String> {
+        self.keys.as_ref().and_then(|k| k.get(room))
+    }
+
+    /// Forget the key kept for `room` (the person chose to leave the room on this device).
+    pub fn forget_room_key(&self, room: &str) -> Result<()> {
+        match &self.keys {
+            Some(keys) => {
+                keys.forget(room).map_err(|e| Error::Unavailable(format!("cannot forget the key: {e}")))
+            }
+            None => Ok(()),
         }
     }
 
@@ -258,6 +290,8 @@ impl Builder {
                 commands::open_pairing,
                 commands::close_pairing,
                 commands::rotate_room_key,
+                commands::saved_room_key,
+                commands::forget_room_key,
                 commands::ping_peer,
                 commands::stop_peer,
             ])
@@ -296,7 +330,16 @@ impl Builder {
                 if let Some(s) = &supervisor {
                     forward(app.clone(), s);
                 }
-                app.manage(MobileWorship::<R> { _runtime: std::marker::PhantomData, supervisor, startup_error, rejoin, joined: Mutex::new(None) });
+                let keys = app.path().app_data_dir().ok().map(|dir| KeyStore::new(&dir));
+                app.manage(MobileWorship::<R> {
+                    _runtime: std::marker::PhantomData,
+                    supervisor,
+                    startup_error,
+                    rejoin,
+                    joined: Mutex::new(None),
+                    room: Mutex::new("default".into()),
+                    keys,
+                });
                 Ok(())
             })
             .on_event(|app, event| {
@@ -325,14 +368,22 @@ fn dev_override() -> Option<SidecarSource> {
     sidecar_client::SidecarCommand::from_command_line(&line).map(SidecarSource::Command)
 }
 
-/// `start_peer` params with `room_key` set to `key` and no `pairing_code`.
+/// `start_peer` params with `room_key` set to `key`, and none of the other ways to a key
+/// (a used-up pairing code or token, `create_room_key`, which would make another room).
 fn with_room_key(params: &Value, key: &str) -> Value {
     let mut params = params.clone();
     if let Some(map) = params.as_object_mut() {
         map.insert("room_key".into(), Value::String(key.into()));
-        map.remove("pairing_code");
+        for other in ["pairing_code", "pairing_token", "create_room_key"] {
+            map.remove(other);
+        }
     }
     params
+}
+
+/// The room `start_peer` params ask for (`default` when they name none).
+fn room_of(params: &Value) -> String {
+    params.get("room").and_then(Value::as_str).unwrap_or("default").to_owned()
 }
 
 /// The supervisor's decisions, for the app's log (target `tauri_plugin_mobile_worship`).
@@ -368,7 +419,8 @@ fn forward<R: Runtime>(app: AppHandle<R>, supervisor: &Supervisor) {
                             params.get("room_key").and_then(Value::as_str),
                             handle.try_state::<MobileWorship<R>>(),
                         ) {
-                            state.remember_room_key(key);
+                            let room = params.get("room").and_then(Value::as_str);
+                            state.remember_room_key(room, key);
                         }
                     }
                     if let Err(e) = handle.emit(note.method(), params) {
@@ -419,5 +471,11 @@ mod tests {
         );
         let keyed = json!({"name": "Booth", "peer_type": "controller", "room_key": "old-key-of-the-room"});
         assert_eq!(with_room_key(&keyed, "new")["room_key"], json!("new"));
+        // The first device of a room: rejoining must not make another room.
+        let created = json!({"name": "Booth", "peer_type": "controller", "create_room_key": true});
+        assert_eq!(
+            with_room_key(&created, "k"),
+            json!({"name": "Booth", "peer_type": "controller", "room_key": "k"})
+        );
     }
 }
