@@ -22,7 +22,7 @@ from sidecar.compat.web import watched_server
 from sidecar.contract import PeerRecord, PeerSignal, Rekey, SignalError, SignalPeer
 from sidecar.core.admission import Admission
 from sidecar.core.clock import overslept
-from sidecar.core.outbox import Outbox, Verdict
+from sidecar.core.connqueue import ConnQueue, Verdict
 from sidecar.core.pairing import Window
 from sidecar.core.registry import (
     Action,
@@ -69,11 +69,11 @@ class _Link:
     outbox: asyncio.Queue[str | Close | tuple[str, ConnId]] = field(default_factory=asyncio.Queue)
     writer: asyncio.Task[None] | None = None
     closing: bool = False
-    counts: Outbox = field(default_factory=Outbox)
+    counts: ConnQueue = field(default_factory=ConnQueue)
 
     def put(self, item: str | Close, relay_from: ConnId | None = None) -> bool:
         """Queue a frame; False (nothing queued) when it is a relay frame whose
-        sender must be cut off instead (sidecar/core/outbox.py)."""
+        sender must be cut off instead (sidecar/core/connqueue.py)."""
         if self.closing:
             return True
         if isinstance(item, Close):

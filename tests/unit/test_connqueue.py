@@ -1,13 +1,13 @@
-"""What the leader queues for a connection (sidecar/core/outbox.py): a stuck
+"""What the leader queues for a connection (sidecar/core/connqueue.py): a stuck
 receiver is cut off, but a relay flood cuts its sender, not its receiver."""
 
 from __future__ import annotations
 
-from sidecar.core.outbox import Outbox, Verdict
+from sidecar.core.connqueue import ConnQueue, Verdict
 
 
 def test_a_receiver_that_takes_nothing_is_cut_once_its_queue_is_full() -> None:
-    box = Outbox(limit=100, relay_limit=50)
+    box = ConnQueue(limit=100, relay_limit=50)
     assert box.offer(60) is Verdict.QUEUE
     assert box.offer(40) is Verdict.QUEUE
     assert box.offer(1) is Verdict.CUT_RECEIVER
@@ -16,7 +16,7 @@ def test_a_receiver_that_takes_nothing_is_cut_once_its_queue_is_full() -> None:
 
 
 def test_a_relay_flood_cuts_its_sender_and_leaves_the_others_room() -> None:
-    box = Outbox(limit=100, relay_limit=50)
+    box = ConnQueue(limit=100, relay_limit=50)
     for _ in range(5):
         assert box.offer(10, relay_from="flooder") is Verdict.QUEUE
     assert box.offer(10, relay_from="flooder") is Verdict.CUT_SENDER

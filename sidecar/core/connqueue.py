@@ -28,7 +28,7 @@ class Verdict(Enum):
     """A relay frame over its sender's share of this receiver's queue."""
 
 
-class Outbox:
+class ConnQueue:
     def __init__(
         self, limit: int = OUTBOX_LIMIT_CHARS, relay_limit: int = RELAY_LIMIT_CHARS
     ) -> None:
