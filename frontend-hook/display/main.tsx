@@ -28,6 +28,7 @@ interface Fragment {
   params: StartPeerParams;
   echo: boolean;
   token: string | null;
+  key: string | null;
 }
 
 /** What the address asks for; the secrets in it are stored or kept in memory, and
@@ -43,15 +44,14 @@ function takeFragment(): Fragment {
     display_class: displayClass,
     room,
   };
-  const key = q.get("key");
-  if (key) storeRoomKey(room, key);
+  const key = q.get("key"); // kept only once it opened the room (a crafted link cannot replace a good key)
   const token = q.get("pair");
   if (SECRETS.some((s) => q.has(s))) {
     for (const s of SECRETS) q.delete(s);
     const rest = q.toString();
     history.replaceState(history.state, "", `${location.pathname}${location.search}${rest ? `#${rest}` : ""}`);
   }
-  return { params, echo: q.get("echo") === "1", token };
+  return { params, echo: q.get("echo") === "1", token, key };
 }
 
 function show(payload: unknown): string {
@@ -89,6 +89,7 @@ function Display() {
   const { params, echo } = fragment;
   const room = params.room ?? "default";
   const token = useRef(fragment.token);
+  const handKey = useRef(fragment.key);
   const peer = useMemo(() => new WebPeer({ url: `ws://${location.host}/signal` }), []);
   const transport = useMemo(() => webPeerTransport(peer), [peer]);
   const onRoomKey = useCallback(
@@ -112,25 +113,27 @@ function Display() {
       if (retry.current !== null) clearTimeout(retry.current);
       const start: StartPeerParams = { ...params, echo };
       const link = token.current;
+      const given = handKey.current;
       token.current = null; // one use, whatever happens
+      handKey.current = null;
       if (pairingCode) start.pairing_code = pairingCode;
       else if (link) start.pairing_token = link;
       else {
-        const key = readRoomKey(room);
+        const key = given ?? readRoomKey(room);
         if (key) start.room_key = key;
       }
       setStep({ kind: "joining" });
       startPeer(start)
         .then(
           () => {
+            if (given && !pairingCode && !link) storeRoomKey(room, given); // it opened the room
             setProblem(null);
             setStep({ kind: "in" });
           },
           (err: unknown) => {
+            // A refused key stays kept (a refusal may be forged, or come from a device
+            // that missed a rotation): a pairing replaces it, "Forget" removes it.
             const next = afterFailure(err, location.host);
-            if (next?.kind === "code" && err instanceof WebRTCCommandError && (err.data as { reason?: string } | null)?.reason === "key_refused") {
-              forgetRoomKey(room);
-            }
             if (next) {
               setProblem(null);
               setStep(next);
@@ -163,11 +166,19 @@ function Display() {
     };
     document.addEventListener("visibilitychange", onVisible);
     (window as unknown as { __mw: unknown }).__mw = { peer };
+    const offRevoked = peer.on("mobile-worship:page_device_revoked", () => {
+      forgetRoomKey(room);
+      setStep({
+        kind: "code",
+        why: "The device this page came from was removed from the room. Open the page from another device of the room.",
+      });
+    });
     return () => {
+      offRevoked();
       document.removeEventListener("visibilitychange", onVisible);
       if (retry.current !== null) clearTimeout(retry.current);
     };
-  }, [join, peer, stopPeer]);
+  }, [join, peer, room, stopPeer]);
 
   // Keep the screen awake where the browser allows it.
   useEffect(() => {

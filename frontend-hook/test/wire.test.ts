@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 
 import type { Envelope, RelayShare, SignalMessage } from "../src/generated/sidecar-types";
 import { RelaySeal } from "../src/web/core/relayseal";
-import { constantTimeEqual, Ephemeral, hex, Identity, openSession, registrationStatement, roomSecret, sdpAuth, sessionKeys, type Side } from "../src/web/core/crypto";
+import { constantTimeEqual, Ephemeral, hex, Identity, openSession, registrationStatement, roomSecret, sdpAuth, sessionBinding, sessionKeys, type Side } from "../src/web/core/crypto";
 
 interface Wire {
   identity: { secret_key: string; public_key: string; peer_id: string; statement: string; signature: string };
@@ -53,8 +53,10 @@ describe("the wire protocol: the vectors the sidecar's tests check too", () => {
     const v = wire.identity;
     const me = new Identity(unhex(v.secret_key));
     expect([me.publicKey, me.peerId]).toEqual([v.public_key, v.peer_id]);
-    const [, nonce = "", peerId = "", room = "", seq = "0"] = v.statement.split("|");
-    const statement = registrationStatement(nonce, peerId, room, Number(seq));
+    const [, nonce = "", peerId = "", room = "", seq = "0", ...session] = v.statement.split("|");
+    const s = wire.sealing;
+    expect(session.join("|")).toBe(sessionBinding(s.client_nonce, s.server_share, s.client_share));
+    const statement = registrationStatement(nonce, peerId, room, Number(seq), session.join("|"));
     expect(new TextDecoder().decode(statement)).toBe(v.statement);
     expect(me.sign(statement)).toBe(v.signature);
   });

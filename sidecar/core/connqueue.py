@@ -25,7 +25,8 @@ class Verdict(Enum):
     CUT_RECEIVER = "cut_receiver"
     """The receiver takes nothing while this much waits: it is stuck."""
     CUT_SENDER = "cut_sender"
-    """A relay frame over its sender's share of this receiver's queue."""
+    """A relay frame over its sender's share of this receiver's queue, or over
+    the queue's limit."""
 
 
 class ConnQueue:
@@ -45,7 +46,10 @@ class ConnQueue:
             if waiting > self._relay_limit:
                 return Verdict.CUT_SENDER
         if self.queued + size > self._limit:
-            return Verdict.CUT_RECEIVER
+            # Full: a relay frame's sender goes (several senders together must
+            # not get a slow receiver thrown out); the leader's own frames not
+            # taken mean the receiver is stuck.
+            return Verdict.CUT_SENDER if relay_from is not None else Verdict.CUT_RECEIVER
         if relay_from is not None:
             self._relayed[relay_from] = waiting
         self.queued += size

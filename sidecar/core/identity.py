@@ -46,9 +46,15 @@ def peer_id_of(public_key: str) -> str:
     return str(uuid.UUID(bytes=digest[:16], version=4))
 
 
-def registration_statement(nonce: str, peer_id: str, room: str, seq: int) -> bytes:
-    """What a registering peer signs: the leader's challenge and what it claims."""
-    return f"mw-register|{nonce}|{peer_id}|{room}|{seq}".encode()
+def registration_statement(
+    nonce: str, peer_id: str, room: str, seq: int, session: str = ""
+) -> bytes:
+    """What a registering peer signs: the leader's challenge, what it claims, and
+    in a keyed room the session it registers in (`session`: the client's nonce
+    and both ephemeral shares, sidecar/core/roomkey.py `session_binding`), so
+    that a device in the middle holding the room key cannot carry the
+    registration into a session of its own with the leader."""
+    return f"mw-register|{nonce}|{peer_id}|{room}|{seq}|{session}".encode()
 
 
 class Identity:

@@ -46,7 +46,8 @@ class PairingDesk:
     def __init__(self, room: str) -> None:
         self._room = room
         self.window: Window | None = None
-        self._exchanges: dict[ConnId, tuple[Responder, str, str]] = {}  # (exchange, secret, from)
+        # conn -> (the exchange, its secret's kind, where from, the window it was admitted on)
+        self._exchanges: dict[ConnId, tuple[Responder, str, str, Window]] = {}
 
     def open(self, window: Window) -> None:
         """A new window (it replaces any open one)."""
@@ -84,7 +85,7 @@ class PairingDesk:
             return Outcome(
                 Refusal("too_many_tries", "this address has used its tries of the window")
             )
-        busy = any(source == address for _, _, source in self._exchanges.values())
+        busy = any(source == address for _, _, source, _ in self._exchanges.values())
         if busy or len(self._exchanges) >= MAX_EXCHANGES:
             return Outcome(Refusal("pairing_busy", "too many pairings at once; try again"))
         window.take_try(address)
@@ -95,31 +96,33 @@ class PairingDesk:
         except (PairingError, ValueError) as exc:
             refused = Refusal("invalid", f"bad pairing share: {exc}")
             return self._spent(Outcome(refused, "tried", address))
-        self._exchanges[conn_id] = (responder, msg.secret, address)
+        self._exchanges[conn_id] = (responder, msg.secret, address, window)
         return self._spent(Outcome(PairReply(share=share, tag=tag), "tried", address))
 
     def confirm(
         self, conn_id: ConnId, msg: PairConfirm, room_key: str, address: str = ""
     ) -> Outcome:
         """An exchange admitted while the window was open completes even if its
-        try was the window's last (the window closed for new ones only)."""
+        try was the window's last (the window closed for new ones only), but
+        never beyond the window's uses, and a token pairs once: of two exchanges
+        admitted at once, the second to confirm is refused."""
         exchange = self._exchanges.pop(conn_id, None)
         if exchange is None:
             return Outcome(Refusal("unexpected", "pair_confirm without a pair_hello"))
-        responder, secret, _ = exchange
-        window = self.window
-        if window is not None and window.uses_left <= 0:
+        responder, secret, _, window = exchange
+        if window.uses_left <= 0:
             return Outcome(Refusal("pairing_closed", "the pairing window has no use left"))
+        if secret == "token" and window.token is None:
+            return Outcome(Refusal("token_spent", "this pairing link was used or has expired"))
         try:
             sealed = responder.confirm(msg.tag, room_key)
         except PairingError as exc:
             return Outcome(Refusal(exc.code, str(exc)))
-        if window is None:
-            return Outcome(PairKey(sealed=sealed), "paired", address)
         window.paired()
         if secret == "token":
             window.token = None  # a pairing link works once
-        return self._spent(Outcome(PairKey(sealed=sealed), "paired", address))
+        outcome = Outcome(PairKey(sealed=sealed), "paired", address)
+        return self._spent(outcome) if window is self.window else outcome
 
     def forget(self, conn_id: ConnId) -> None:
         self._exchanges.pop(conn_id, None)

@@ -62,14 +62,13 @@ from sidecar.contract import (
 from sidecar.core.identity import peer_id_of, registration_statement, verify
 from sidecar.core.pairdesk import PairingDesk, Refusal
 from sidecar.core.pairing import Window
-from sidecar.core.roomkey import Box, Ephemeral, new_nonce, open_session
+from sidecar.core.roomkey import Box, Ephemeral, new_nonce, open_session, session_binding
 from sidecar.core.signaling import (
     HEARTBEAT_GRACE_S,
     HEARTBEAT_INTERVAL_S,
     KNOWN_TAGS,
     MISSED_LIMIT,
     REGISTER_TIMEOUT_S,
-    SERVER_ONLY,
     CloseCode,
     ConnId,
     encode_signal,
@@ -161,6 +160,7 @@ class _Conn:
     last_heartbeat: float = 0.0
     seq: int = 0  # the registration's `seq`: a newer one of the same peer replaces it
     box: Box | None = None  # a keyed room's session, once its first frame opened
+    binding: str = ""  # that session, as a registration signed in it names it
     remote: str | None = None  # the address the connection comes from
     tokens: float = FRAME_BURST  # the frame-rate bucket
     refilled: float = 0.0
@@ -508,8 +508,8 @@ class RoomRegistry:
             return self._pair(conn_id, conn, msg, now)  # a device without the key: never sealed
         if self._key is not None:
             opened = self._unseal(conn, msg)
-            if isinstance(opened, msgspec.ValidationError):
-                return [self._send(conn_id, _invalid(msg.body, opened))]  # type: ignore[union-attr]
+            if isinstance(opened, tuple):  # intact, but not a valid frame
+                return [self._send(conn_id, _invalid(*opened))]
             if opened is None:
                 return self._refuse(
                     conn_id,
@@ -556,10 +556,11 @@ class RoomRegistry:
 
     def _unseal(
         self, conn: _Conn, msg: SignalMessage
-    ) -> SignalMessage | msgspec.ValidationError | None:
+    ) -> SignalMessage | tuple[str, msgspec.ValidationError] | None:
         """The frame inside a keyed room's sealed frame; None when it is not
-        sealed, not intact, not the next one, or itself sealed; the validation
-        error when it is intact but not a valid frame (answered `invalid`)."""
+        sealed, not intact, not the next one, or itself sealed; its text and the
+        validation error when it is intact but not a valid frame (answered
+        `invalid`)."""
         if not isinstance(msg, Sealed) or self._key is None:
             return None
         if conn.box is None:
@@ -582,6 +583,7 @@ class RoomRegistry:
             if first is None:
                 return None  # (the box is kept only once a first frame opened)
             conn.box, body = box, first
+            conn.binding = session_binding(msg.nonce, conn.ephemeral.share, msg.share)
         else:
             opened = conn.box.open(msg.seq, msg.box)
             if opened is None:
@@ -590,7 +592,7 @@ class RoomRegistry:
         try:
             inner = decode_signal(body)
         except msgspec.ValidationError as exc:  # before DecodeError: it is a subclass
-            return exc
+            return body, exc
         except msgspec.DecodeError:
             return None
         return None if isinstance(inner, Sealed) else inner
@@ -636,7 +638,7 @@ class RoomRegistry:
             )
         if refusal := self._wrong_room(conn_id, msg.v, msg.room):
             return refusal
-        statement = registration_statement(conn.nonce, peer_id, msg.room, msg.seq)
+        statement = registration_statement(conn.nonce, peer_id, msg.room, msg.seq, conn.binding)
         if peer_id_of(msg.identity) != peer_id or not verify(
             msg.identity, statement, msg.signature
         ):
@@ -735,8 +737,7 @@ class RoomRegistry:
                 if self._me.peer_id in msg.revoke:
                     return [self._error(conn_id, "invalid", "the leader cannot be revoked")]
                 return self._rotate(msg.room_key, msg.revoke, by=conn_id)
-            case _:
-                assert isinstance(msg, (*SERVER_ONLY, Sealed))
+            case _:  # a server's frame, a query, pairing, or a rekey of an open room
                 return [self._error(conn_id, "unexpected", f"{tag(msg)} is not a member's frame")]
 
     def _forward(self, conn_id: ConnId, peer: SignalPeer, msg: PeerSignal) -> list[Action]:

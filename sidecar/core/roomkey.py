@@ -137,6 +137,13 @@ def session_keys(
     )
 
 
+def session_binding(client_nonce: str, server_share: str, client_share: str) -> str:
+    """What names one session in the registration a peer signs in it: a device
+    that terminates the client's session and opens its own towards the leader
+    has other shares, so the signature does not fit its session."""
+    return f"{client_nonce}|{server_share}|{client_share}"
+
+
 def open_session(
     room_key: str,
     room: str,

@@ -26,7 +26,7 @@ from sidecar.contract import (
     SignalMessage,
     decode_signal,
 )
-from sidecar.core.roomkey import Ephemeral, new_nonce, open_session
+from sidecar.core.roomkey import Ephemeral, new_nonce, open_session, session_binding
 
 log = logging.getLogger("sidecar.signaling")
 _T = TypeVar("_T")
@@ -104,6 +104,8 @@ class ClientSession:
     ) -> None:
         self._mine = mine or Ephemeral()
         self._nonce: str | None = nonce or new_nonce()
+        self.binding = session_binding(self._nonce, challenge.share, self._mine.share)
+        """This session, as the registration signed in it names it."""
         self._box = open_session(
             room_key,
             room,

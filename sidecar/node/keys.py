@@ -124,7 +124,11 @@ class RoomKeys:
     # ------------------------------------------------------- the key in use
 
     def use(self, room_key: str, reason: RoomKeyReason | None, revoked: Sequence[str] = ()) -> None:
-        """Everything signs and checks with `room_key` from now on."""
+        """Everything signs and checks with `room_key` from now on. A rotation
+        closes this device's pairing window: a code seen before it (perhaps by
+        the device it shut out) gives nothing after it."""
+        if reason == "rotated":
+            self._ports.close_window()
         self._ports.use_key(room_key)
         self._events.room_key_changed(room_key, reason, revoked)
 

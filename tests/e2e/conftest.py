@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ _REPO = str(Path(__file__).resolve().parents[2])
 if _REPO not in sys.path:  # make `tests.lab` importable however pytest was started
     sys.path.insert(0, _REPO)
 
+from tests.browser.page import Page, browser_missing  # noqa: E402
 from tests.e2e.room import Room  # noqa: E402
 from tests.lab import Lab, lab_unavailable_reason, sweep_stale_labs  # noqa: E402
 
@@ -62,3 +64,19 @@ async def room(lab: Lab, sidecar_logs: Path) -> AsyncIterator[Room]:
         yield the_room
     finally:
         await the_room.close()
+
+
+@pytest.fixture
+async def pages(tmp_path: Path) -> AsyncIterator[list[Page]]:
+    """Browser pages a test opens (it appends them); a screenshot of each is
+    kept in the test's folder, then every one is closed."""
+    if (missing := browser_missing()) is not None:
+        pytest.fail(missing)  # ./scripts/test installs it: its absence is a broken setup
+    opened: list[Page] = []
+    try:
+        yield opened
+    finally:
+        for n, page in enumerate(opened):
+            with contextlib.suppress(AssertionError):
+                await page.screenshot(tmp_path / f"page-{n}.png")
+            await page.close()

@@ -5,17 +5,14 @@ nothing installed, next to real sidecars in other namespaces."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.browser.page import Page, browser_missing
+from tests.browser.page import Page
 from tests.e2e.room import (
     CONTROLLER,
     LabPeer,
@@ -53,21 +50,6 @@ async def via(peer: LabPeer, peer_id: str) -> str | None:
         if info["peer_id"] == peer_id:
             return str(info["via"])
     return None
-
-
-@pytest.fixture
-async def pages(tmp_path: Path) -> AsyncIterator[list[Page]]:
-    """Pages opened by the test; screenshots of each kept when it fails."""
-    if (missing := browser_missing()) is not None:
-        pytest.fail(missing)  # ./scripts/test installs it: its absence is a broken setup
-    opened: list[Page] = []
-    try:
-        yield opened
-    finally:
-        for n, page in enumerate(opened):
-            with contextlib.suppress(AssertionError):
-                await page.screenshot(tmp_path / f"page-{n}.png")
-            await page.close()
 
 
 def lists(peer: LabPeer, peer_id: str) -> bool:

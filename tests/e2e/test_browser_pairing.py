@@ -4,15 +4,12 @@ opens the member's one-time pairing link, then comes back on its own."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
-from tests.browser.page import Page, browser_missing
-from tests.e2e.room import LabPeer, Room, connected_ids, keyed_controller, notes
+from tests.browser.page import Page
+from tests.e2e.room import LabPeer, Room, connected_ids, display, keyed_controller, notes
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 
@@ -22,20 +19,6 @@ JOINED = "const p = window.__mw && window.__mw.peer; return !!(p && p.leaderStat
 FORM = (
     "const f = document.getElementById('pairing-code'); return f ? document.body.innerText : null;"
 )
-
-
-@pytest.fixture
-async def pages(tmp_path: Path) -> AsyncIterator[list[Page]]:
-    if (missing := browser_missing()) is not None:
-        pytest.fail(missing)  # ./scripts/test installs it: its absence is a broken setup
-    opened: list[Page] = []
-    try:
-        yield opened
-    finally:
-        for n, page in enumerate(opened):
-            with contextlib.suppress(AssertionError):
-                await page.screenshot(tmp_path / f"page-{n}.png")
-            await page.close()
 
 
 async def open_page(pages: list[Page], room: Room, name: str, url: str) -> Page:
@@ -124,3 +107,24 @@ async def test_a_phone_pairs_by_opening_the_link_once_and_a_second_use_is_refuse
 
 async def page_text(page: Page, js: str) -> str:
     return str(await page.wait(js, SETUP_S))
+
+
+async def test_a_page_whose_device_is_revoked_takes_no_new_key(
+    room: Room, pages: list[Page]
+) -> None:
+    """The page runs the code its device serves: when that device is shut out of
+    the room, the page must not keep the new key where the device could read it."""
+    ctrl, _ = await keyed_controller(room)
+    window = await ctrl.client.call("open_pairing", {})
+    lobby = await room.spawn({**display("Lobby PC", "lobby"), "pairing_code": window["code"]})
+    await lobby.start()
+    link = (await lobby.client.call("open_pairing", {}))["pair_url"]
+    tv = await open_page(pages, room, "tv", link)  # the page comes from the lobby PC
+    await joined_as(tv)
+    kept = await tv.eval(STORED)
+    assert kept is not None
+    await ctrl.client.call("rotate_room_key", {"revoke": [lobby.peer_id]})
+    said = await page_text(tv, FORM)
+    assert "removed from the room" in said
+    new_key = notes(ctrl, "webrtc:room_key")[-1]["room_key"]
+    assert await tv.eval(STORED) not in (new_key, kept)  # nothing kept for that origin

@@ -8,17 +8,15 @@ TCP stream or (unmasked) WebSocket message."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import secrets
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tests.browser.page import Page, browser_missing
+from tests.browser.page import Page
 from tests.e2e.room import (
     LabPeer,
     Room,
@@ -34,20 +32,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(240)]
 
 SETUP_S = 15.0
 JOINED = "const p = window.__mw && window.__mw.peer; return !!(p && p.leaderStatus().leader_id);"
-
-
-@pytest.fixture
-async def pages(tmp_path: Path) -> AsyncIterator[list[Page]]:
-    if (missing := browser_missing()) is not None:
-        pytest.fail(missing)
-    opened: list[Page] = []
-    try:
-        yield opened
-    finally:
-        for n, page in enumerate(opened):
-            with contextlib.suppress(AssertionError):
-                await page.screenshot(tmp_path / f"page-{n}.png")
-            await page.close()
 
 
 async def paired_display(room: Room, ctrl: LabPeer, name: str) -> LabPeer:

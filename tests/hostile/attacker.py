@@ -249,14 +249,26 @@ async def _ws_session(sock: Any) -> None:
     await asyncio.wait_for(reading, 5)
 
 
+def _register(me: Any, peer: Any, room: str, nonce: str) -> str:
+    """An open room's `register` frame of `peer`, signed by its identity `me`."""
+    from sidecar.contract import Register
+    from sidecar.core.identity import registration_statement
+    from sidecar.core.signaling import encode_signal
+
+    statement = registration_statement(nonce, me.peer_id, room, 1)
+    signature = me.sign(statement)
+    frame = Register(peer=peer, room=room, identity=me.public_key, signature=signature, seq=1)
+    return encode_signal(frame)
+
+
 async def members(args: dict[str, Any]) -> None:
     """Register `count` members from this address, one connection each (one at a
     time: the leader admits few half-open connections per address), then keep
     them alive with heartbeats for `hold_s` seconds."""
     import aiohttp
 
-    from sidecar.contract import Challenge, Heartbeat, Register, SignalPeer, decode_signal
-    from sidecar.core.identity import Identity, registration_statement
+    from sidecar.contract import Challenge, Heartbeat, SignalPeer, decode_signal
+    from sidecar.core.identity import Identity
     from sidecar.core.signaling import encode_signal
 
     count, hold_s = min(int(args["count"]), 64), min(float(args["hold_s"]), MAX_SECONDS)
@@ -277,15 +289,7 @@ async def members(args: dict[str, Any]) -> None:
                 addresses=[args["ip"]],
                 port=0,
             )
-            statement = registration_statement(challenge.nonce, me.peer_id, args["room"], 1)
-            register = Register(
-                peer=peer,
-                room=args["room"],
-                identity=me.public_key,
-                signature=me.sign(statement),
-                seq=1,
-            )
-            await sock.send_str(encode_signal(register))
+            await sock.send_str(_register(me, peer, args["room"], challenge.nonce))
             answer = json.loads((await sock.receive()).data)
             kind = answer.get("code", answer["type"])
             codes[kind] = codes.get(kind, 0) + 1
@@ -317,8 +321,8 @@ async def rtc(args: dict[str, Any]) -> None:
     import aiohttp
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-    from sidecar.contract import Challenge, Offer, Register, SignalPeer, decode_signal
-    from sidecar.core.identity import Identity, registration_statement
+    from sidecar.contract import Challenge, Offer, SignalPeer, decode_signal
+    from sidecar.core.identity import Identity
     from sidecar.core.signaling import encode_signal
 
     target = args["target"]
@@ -346,15 +350,7 @@ async def rtc(args: dict[str, Any]) -> None:
     async with aiohttp.ClientSession() as session, session.ws_connect(args["url"]) as sock:
         challenge = decode_signal((await sock.receive()).data)
         assert isinstance(challenge, Challenge)
-        statement = registration_statement(challenge.nonce, me.peer_id, args["room"], 1)
-        register = Register(
-            peer=peer,
-            room=args["room"],
-            identity=me.public_key,
-            signature=me.sign(statement),
-            seq=1,
-        )
-        await sock.send_str(encode_signal(register))
+        await sock.send_str(_register(me, peer, args["room"], challenge.nonce))
         say(
             event="registered",
             frame=json.loads((await sock.receive()).data)["type"],

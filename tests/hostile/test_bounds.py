@@ -5,18 +5,15 @@ browser's retained state under the same rules as a sidecar's."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sidecar.core.identity import Identity
-from tests.browser.page import Page, browser_missing
+from tests.browser.page import Page
 from tests.e2e.room import (
     CueStream,
     LabPeer,
@@ -26,6 +23,7 @@ from tests.e2e.room import (
     display,
 )
 from tests.hostile.device import Hostile
+from tests.hostile.test_channels import guest_channel
 from tests.hostile.test_signaling import (
     closed,
     frame_of,
@@ -140,34 +138,6 @@ async def test_6_every_page_response_carries_the_security_headers(room: Room) ->
         assert headers["x-content-type-options"] == "nosniff"
 
 
-@pytest.fixture
-async def pages(tmp_path: Path) -> AsyncIterator[list[Page]]:
-    if (missing := browser_missing()) is not None:
-        pytest.fail(missing)
-    opened: list[Page] = []
-    try:
-        yield opened
-    finally:
-        for n, page in enumerate(opened):
-            with contextlib.suppress(AssertionError):
-                await page.screenshot(tmp_path / f"page-{n}.png")
-            await page.close()
-
-
-async def guest_channel(room: Room, leader: LabPeer, target: str, name: str) -> Hostile:
-    host = room.lab.add_host(name)
-    attacker = await Hostile.start(
-        host,
-        "rtc",
-        url=f"ws://{leader.host.ip}:3010/signal",
-        room="default",
-        target=target,
-        ip=host.ip,
-    )
-    await attacker.wait("open", within=20)
-    return attacker
-
-
 def state_write(writer: str, key: str, value: Any, at_ms: int) -> str:
     entry = {"key": key, "value": value, "origin": writer, "version": {"time": at_ms, "counter": 0}}
     return json.dumps({"type": "state", "entries": [entry]})
@@ -197,7 +167,7 @@ async def test_6_a_future_dated_write_is_refused_by_a_browser_as_by_a_sidecar(
     # A guest writes the same key two days ahead, to the browser and to the display.
     guests = [
         await guest_channel(room, ctrl, tv, "guest1"),
-        await guest_channel(room, ctrl, disp.peer_id, "guest2"),
+        await guest_channel(room, ctrl, disp, "guest2"),
     ]
     future = int(time.time() * 1000) + 2 * DAY_MS
     for guest in guests:

@@ -38,15 +38,16 @@ def rss(peer: LabPeer) -> int:
     raise AssertionError("no VmRSS")
 
 
-async def guest_channel(room: Room, leader: LabPeer, target: LabPeer, name: str) -> Hostile:
-    """An attacker that joined the open room and opened a channel to `target`."""
+async def guest_channel(room: Room, leader: LabPeer, target: LabPeer | str, name: str) -> Hostile:
+    """An attacker that joined the open room and opened a channel to `target` (a
+    sidecar, or the peer id of a browser)."""
     host = room.lab.add_host(name)
     attacker = await Hostile.start(
         host,
         "rtc",
         url=f"ws://{leader.host.ip}:3010/signal",
         room="default",
-        target=target.peer_id,
+        target=target if isinstance(target, str) else target.peer_id,
         ip=host.ip,
     )
     await attacker.wait("open", within=20)

@@ -91,11 +91,17 @@ async def get(queue: asyncio.Queue[T], timeout: float = WAIT) -> T:
 
 
 def register(
-    who: SignalPeer, nonce: str, *, seq: int = 0, identity: Identity | None = None
+    who: SignalPeer,
+    nonce: str,
+    *,
+    seq: int = 0,
+    identity: Identity | None = None,
+    session: str = "",
 ) -> Register:
-    """`who`'s registration answering `nonce`, signed with its own key."""
+    """`who`'s registration answering `nonce` (in the keyed `session`), signed
+    with its own key."""
     identity = identity or IDS[NAMES[who.peer_id]]
-    signature = identity.sign(registration_statement(nonce, who.peer_id, ROOM, seq))
+    signature = identity.sign(registration_statement(nonce, who.peer_id, ROOM, seq, session))
     return Register(peer=who, room=ROOM, identity=identity.public_key, signature=signature, seq=seq)
 
 
@@ -104,6 +110,10 @@ class Session:
 
     def __init__(self, challenge: Challenge, key: str = KEY) -> None:
         self.client = ClientSession(key, ROOM, challenge)
+
+    def seal_register(self, who: SignalPeer, nonce: str) -> Sealed:
+        """`who`'s registration, signed in this session and sealed in it."""
+        return self.seal(register(who, nonce, session=self.client.binding))
 
     def seal(self, msg: SignalMessage) -> Sealed:
         """The next frame to send; the first one carries the client nonce and share."""
@@ -290,7 +300,8 @@ class Raw:
         nonce = await self.challenge()
         if key is not None:
             self.sealed = self.keyed(key)
-        await self.say(register(who, nonce))
+        binding = self.sealed.client.binding if self.sealed is not None else ""
+        await self.say(register(who, nonce, session=binding))
         reply = await self.hear()
         assert isinstance(reply, Registered), reply
         return reply

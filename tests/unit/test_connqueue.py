@@ -26,3 +26,11 @@ def test_a_relay_flood_cuts_its_sender_and_leaves_the_others_room() -> None:
     box.sent(10, relay_from="flooder")
     assert box.relayed_from("flooder") == 40
     assert box.offer(10, relay_from="flooder") is Verdict.QUEUE  # within its share again
+
+
+def test_many_relay_senders_together_cut_the_one_that_overflows_not_the_receiver() -> None:
+    box = ConnQueue(limit=100, relay_limit=50)
+    for sender in ("a", "b", "c"):
+        assert box.offer(30, relay_from=sender) is Verdict.QUEUE
+    assert box.offer(20, relay_from="d") is Verdict.CUT_SENDER  # 110 > 100: d goes
+    assert box.offer(10) is Verdict.QUEUE  # the receiver stays, its own frames go

@@ -95,6 +95,7 @@ async def test_a_rotation_reaches_the_room_then_is_used_and_told() -> None:
     new = ports.rekeys[0]
     assert ports.room_key == new and heard.keys == [(new, "rotated")]
     assert took == ["me", "b"] and revoked == heard.revoked[0] == ["lost-tablet"]
+    assert ports.windows == [None]  # a code shown before the rotation opens nothing
     assert new != KEY and len(new) == 43
 
 
@@ -111,7 +112,7 @@ def test_a_rekey_from_the_room_is_taken_once() -> None:
     keys.rekeyed(Rekey(room_key=KEY))  # the key we have: nothing to do
     keys.rekeyed(Rekey(room_key="n" * 43, revoke=["x"]))
     assert heard.keys == [("n" * 43, "rotated")] and ports.room_key == "n" * 43
-    assert heard.revoked == [["x"]]
+    assert heard.revoked == [["x"]] and ports.windows == [None]
 
 
 def test_a_pairing_window_has_a_fresh_code_a_link_and_the_bounds() -> None:

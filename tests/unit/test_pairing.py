@@ -238,3 +238,20 @@ def test_a_use_closes_a_single_use_window_and_expiry_closes_any() -> None:
     assert not desk.expire(99.0) and desk.expire(100.0) and desk.window is None
     _, late = hello(desk, 2, "333333", now=101.0)
     assert isinstance(late.reply, Refusal)
+
+
+def test_a_token_or_a_single_use_pairs_one_device_even_when_two_confirm_at_once() -> None:
+    desk = PairingDesk(ROOM)
+    desk.open(Window(code="111111", expires_at=100.0, uses_left=3, token="t" * 22))
+    a, first = hello(desk, 1, "t" * 22, secret="token")  # the phone that scanned it
+    b, second = hello(desk, 2, "t" * 22, secret="token")  # someone else who saw the QR code
+    assert isinstance(paired(desk, 1, a, first).reply, PairKey)
+    late = paired(desk, 2, b, second)
+    assert isinstance(late.reply, Refusal) and late.reply.code == "token_spent"
+    desk.open(Window(code="222222", expires_at=100.0, uses_left=1))
+    c, one = hello(desk, 3, "222222")
+    d, other = hello(desk, 4, "222222")
+    assert isinstance(paired(desk, 3, c, one).reply, PairKey)
+    assert desk.window is None  # its one use is spent
+    refused_late = paired(desk, 4, d, other)
+    assert isinstance(refused_late.reply, Refusal) and refused_late.reply.code == "pairing_closed"

@@ -56,7 +56,15 @@ from sidecar.core.registry import (
     RoomRegistry,
     Send,
 )
-from sidecar.core.roomkey import Box, Ephemeral, b64, open_session, session_keys, unb64
+from sidecar.core.roomkey import (
+    Box,
+    Ephemeral,
+    b64,
+    open_session,
+    session_binding,
+    session_keys,
+    unb64,
+)
 from sidecar.core.signaling import CloseCode, encode_signal
 
 ROOM = "main"
@@ -153,10 +161,12 @@ def register(
     room: str = ROOM,
     v: int = PROTOCOL_VERSION,
     identity: Identity | None = None,
+    session: str = "",
 ) -> Register:
-    """`who`'s registration answering `nonce`, signed with its own key."""
+    """`who`'s registration answering `nonce` (in the keyed `session`), signed
+    with its own key."""
     identity = identity or IDS[NAMES[who.peer_id]]
-    signature = identity.sign(registration_statement(nonce, who.peer_id, room, seq))
+    signature = identity.sign(registration_statement(nonce, who.peer_id, room, seq, session))
     return Register(
         peer=who, room=room, identity=identity.public_key, signature=signature, v=v, seq=seq
     )
@@ -184,6 +194,8 @@ class Session:
     ) -> None:
         self.nonce = nonce
         self.mine = Ephemeral()
+        self.server_share = server_share or SHARES.get(server_nonce) or Ephemeral().share
+        self.binding = session_binding(nonce, self.server_share, self.mine.share)
         self.box = open_session(
             key,
             ROOM,
@@ -191,10 +203,14 @@ class Session:
             mine=self.mine,
             server_nonce=server_nonce,
             client_nonce=nonce,
-            server_share=server_share or SHARES.get(server_nonce) or Ephemeral().share,
+            server_share=self.server_share,
             client_share=self.mine.share,
         )
         self._first = True
+
+    def seal_register(self, who: SignalPeer, server_nonce: str, *, seq: int = 0) -> Sealed:
+        """`who`'s registration, signed in this session and sealed in it."""
+        return self.seal(register(who, server_nonce, seq=seq, session=self.binding))
 
     def seal(self, msg: SignalMessage) -> Sealed:
         """The next frame to send; the first one carries the client nonce and share."""
@@ -238,7 +254,7 @@ def join_keyed(
     opened already) and the register's actions."""
     server_nonce = hello(reg, conn, now)
     session = Session(server_nonce, nonce=nonce)
-    sealed = session.seal(register(who, server_nonce, seq=seq))
+    sealed = session.seal_register(who, server_nonce, seq=seq)
     actions = reg.receive(conn, frame(sealed), now)
     (reply,) = sent(actions, conn)
     assert isinstance(session.open(reply), Registered)
@@ -492,7 +508,7 @@ def test_keyed_room_accepts_a_sealed_register_and_seals_everything_after() -> No
     reg = make(KEY)
     nonce = hello(reg, 1)
     a = Session(nonce)
-    sealed = a.seal(register(A, nonce))
+    sealed = a.seal_register(A, nonce)
     assert sealed.seq == 1 and sealed.nonce == a.nonce
     actions = reg.receive(1, frame(sealed), 0.0)
     (reply,) = sent(actions, 1)
@@ -590,11 +606,11 @@ def test_a_sealed_register_is_bound_to_its_connections_nonce() -> None:
     nonce1 = hello(reg, 1)
     hello(reg, 2)
     # Connection 1's sealed register, replayed on connection 2.
-    replayed = Session(nonce1).seal(register(A, nonce1))
+    replayed = Session(nonce1).seal_register(A, nonce1)
     actions = reg.receive(2, frame(replayed), 0.0)
     assert refusal(actions, 2) == ("forbidden", CloseCode.FORBIDDEN)
     # On its own connection it opens.
-    (reply,) = sent(reg.receive(1, frame(Session(nonce1).seal(register(A, nonce1))), 0.0), 1)
+    (reply,) = sent(reg.receive(1, frame(Session(nonce1).seal_register(A, nonce1)), 0.0), 1)
     assert isinstance(reply, Sealed)
     assert names(reg.members()) == ["L", "A"]
 
@@ -655,7 +671,7 @@ def test_keyed_room_closes_a_member_whose_frame_is_not_sealed_or_not_intact_with
 def test_open_room_answers_a_sealed_frame_with_unexpected_and_stays_open() -> None:
     reg = make()
     nonce = hello(reg, 1)
-    sealed = Session(nonce).seal(register(A, nonce))
+    sealed = Session(nonce).seal_register(A, nonce)
     actions = reg.receive(1, frame(sealed), 0.0)
     assert errors(actions, 1) == ["unexpected"] and not closes(actions)
     assert registered(reg.receive(1, frame(register(A, nonce)), 0.0), 1)
@@ -670,7 +686,7 @@ def test_a_relay_cannot_alter_the_sealed_register() -> None:
     reg = make(KEY)
     nonce = hello(reg, 1)
     client = Session(nonce)
-    sealed = client.seal(register(A, nonce))
+    sealed = client.seal_register(A, nonce)
     altered = msgspec.structs.replace(sealed, box=flipped(sealed.box))
     actions = reg.receive(1, frame(altered), 0.0)
     assert closes(actions) == {1: (CloseCode.FORBIDDEN, "forbidden")}
@@ -679,15 +695,31 @@ def test_a_relay_cannot_alter_the_sealed_register() -> None:
     # Nor can it hand the client a challenge of its own: the keys then differ.
     nonce = hello(reg, 2)
     fooled = Session("a nonce of the relay's")
-    actions = reg.receive(2, frame(fooled.seal(register(A, nonce))), 0.0)
+    actions = reg.receive(2, frame(fooled.seal_register(A, nonce)), 0.0)
     assert closes(actions) == {2: (CloseCode.FORBIDDEN, "forbidden")}
+
+
+def test_a_member_in_the_middle_cannot_carry_anothers_registration_into_its_own_session() -> None:
+    """A device that holds the room key answers for the leader's address: it
+    opens the client's sealed register (its own session with the client) and
+    seals it again in a session of its own with the leader. The registration
+    was signed in the client's session, so it does not fit: the leader refuses
+    it, and never sends that client's frames (a later rekey) through the device."""
+    reg = make(KEY)
+    nonce = hello(reg, 1)
+    victim = Session(nonce, server_share=Ephemeral().share)  # the device's share, not the leader's
+    carried = register(A, nonce, session=victim.binding)
+    middle = Session(nonce, nonce="mitm")  # the device's own session with the leader
+    actions = reg.receive(1, frame(middle.seal(carried)), 0.0)
+    assert refusal(actions, 1) == ("bad_identity", CloseCode.FORBIDDEN)
+    assert names(reg.members()) == ["L"]
 
 
 def test_a_relay_cannot_alter_the_leaders_sealed_reply() -> None:
     reg = make(KEY)
     nonce = hello(reg, 1)
     client = Session(nonce)
-    (reply,) = sent(reg.receive(1, frame(client.seal(register(A, nonce))), 0.0), 1)
+    (reply,) = sent(reg.receive(1, frame(client.seal_register(A, nonce)), 0.0), 1)
     assert isinstance(reply, Sealed)
     altered = msgspec.structs.replace(reply, box=flipped(reply.box))
     assert client.box.open(altered.seq, altered.box) is None
@@ -1225,7 +1257,7 @@ def test_a_members_rekey_goes_to_every_other_member_and_becomes_the_rooms_key() 
     assert session_a.open(outcome) == Rekeyed(took=took, revoked=[])
     # New sessions need the new key; the old one is refused.
     old = Session(hello(reg, 3))
-    refused = reg.receive(3, frame(old.seal(register(C, "x"))), 2.0)
+    refused = reg.receive(3, frame(old.seal_register(C, "x")), 2.0)
     assert errors(refused, 3) == ["forbidden"]
 
 
@@ -1255,7 +1287,7 @@ def test_a_rotation_that_revokes_closes_the_device_tells_the_rest_and_keeps_it_o
     assert [a for a in actions if isinstance(a, KeyRotated)] == [KeyRotated(new, [pid("C")], took)]
     # Back with the new key (however it got it), the device is still refused.
     nonce = hello(reg, 4, 2.0)
-    back = Session(nonce, key=new).seal(register(C, nonce))
+    back = Session(nonce, key=new).seal_register(C, nonce)
     assert refusal(reg.receive(4, frame(back), 2.0), 4) == ("revoked", CloseCode.REVOKED)
 
 
@@ -1274,7 +1306,7 @@ def test_the_leader_revokes_by_itself_and_cannot_be_revoked() -> None:
     (error,) = opened(session_a, bad, 1)
     assert isinstance(error, SignalError) and error.code == "invalid"
     nonce = hello(reg, 3, 2.0)  # nothing rotated: the key asked for admits nobody
-    attempt = Session(nonce, key="m" * 43).seal(register(C, nonce))
+    attempt = Session(nonce, key="m" * 43).seal_register(C, nonce)
     assert refusal(reg.receive(3, frame(attempt), 2.0), 3)[0] == "forbidden"
 
 
@@ -1354,3 +1386,28 @@ def test_a_page_may_come_only_from_a_device_of_the_room() -> None:
     assert reg.serves_page("10.0.0.1", 4000)  # the leader itself
     assert not reg.serves_page("10.0.0.9", 8080)
     assert not reg.serves_page("192.0.2.1", 3010)
+
+
+def test_a_member_s_odd_frames_are_answered_not_crashed_on() -> None:
+    """Frames a member never sends (a query, a pairing frame, a rekey in an open
+    room, one that opens but is not valid) get an error; the member stays."""
+    keyed = make(KEY)
+    session, _ = join_keyed(keyed, 1, A, nonce="a1" * 16)
+    for odd in (Query(room=ROOM), Rekeyed(took=[], revoked=[])):
+        (answer,) = [
+            session.open(m) for m in sent(keyed.receive(1, frame(session.seal(odd)), 0.5), 1)
+        ]
+        assert isinstance(answer, SignalError) and answer.code == "unexpected"
+    bad = keyed.receive(1, frame(session.seal_text('{"type":"heartbeat","seq":-1,"term":0}')), 0.5)
+    (answer,) = [session.open(m) for m in sent(bad, 1)]
+    assert isinstance(answer, SignalError) and answer.code == "invalid"
+    assert acked_sealed(keyed, session, 1, 0.6)
+    open_room = make()
+    join(open_room, 1, A)
+    assert errors(open_room.receive(1, frame(Rekey(room_key="n" * 43)), 0.5), 1) == ["unexpected"]
+    assert acked(open_room, 1, 0.6)
+
+
+def acked_sealed(reg: RoomRegistry, session: Session, conn: int, now: float) -> bool:
+    actions = reg.receive(conn, frame(session.seal(Heartbeat(seq=1, term=TERM))), now)
+    return [session.open(m) for m in sent(actions, conn)] == [HeartbeatAck(seq=1, term=reg.term)]

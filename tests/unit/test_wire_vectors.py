@@ -20,6 +20,7 @@ from sidecar.core.roomkey import (
     open_session,
     room_secret,
     sdp_auth,
+    session_binding,
     session_keys,
 )
 from sidecar.core.signaling import encode_signal
@@ -35,8 +36,11 @@ def test_identity_peer_id_and_registration_signature() -> None:
     assert (me.public_key, me.peer_id) == (v["public_key"], v["peer_id"])
     statement = v["statement"].encode()
     assert me.sign(statement) == v["signature"]  # Ed25519 is deterministic
-    nonce, peer_id, room, seq = v["statement"].split("|")[1:]
-    assert registration_statement(nonce, peer_id, room, int(seq)) == statement
+    nonce, peer_id, room, seq, *session = v["statement"].split("|")[1:]
+    binding = "|".join(session)  # the session it is signed in (keyed rooms)
+    assert registration_statement(nonce, peer_id, room, int(seq), binding) == statement
+    s = WIRE["sealing"]
+    assert binding == session_binding(s["client_nonce"], s["server_share"], s["client_share"])
     assert verify(v["public_key"], statement, v["signature"])
 
 

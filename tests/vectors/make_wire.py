@@ -42,6 +42,7 @@ from sidecar.core.roomkey import (
     open_session,
     room_secret,
     sdp_auth,
+    session_binding,
     session_keys,
 )
 from sidecar.core.signaling import encode_signal
@@ -74,7 +75,9 @@ def main() -> None:
         display_class="stage",
         started_at=1796000000000,
     )
-    statement = registration_statement(SERVER_NONCE, me.peer_id, ROOM, 2)
+    server, client = Ephemeral(SERVER_SCALAR), Ephemeral(CLIENT_SCALAR)
+    binding = session_binding(CLIENT_NONCE, server.share, client.share)
+    statement = registration_statement(SERVER_NONCE, me.peer_id, ROOM, 2, binding)
     register = Register(
         peer=phone,
         room=ROOM,
@@ -85,7 +88,6 @@ def main() -> None:
     )
     registered = Registered(leader_id=LEADER, term=3, peers=[phone])
 
-    server, client = Ephemeral(SERVER_SCALAR), Ephemeral(CLIENT_SCALAR)
     to_server, to_client = session_keys(
         ROOM_KEY,
         ROOM,

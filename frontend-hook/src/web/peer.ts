@@ -83,6 +83,8 @@ export class WebPeer {
   private readonly offers = new OfferBudget();
   /** Peers a rotation shut out of the room: nothing of theirs is taken again. */
   private readonly revoked = new Set<string>();
+  /** The device that served this page (the first record its query answered). */
+  private servedBy: string | null = null;
   private replica: Replica | null = null;
   private joinSeq = 0;
   private stopped = true;
@@ -215,6 +217,7 @@ export class WebPeer {
     let records: PeerRecord[];
     try {
       records = await queryRoom(url, this.room, this.key);
+      if (url === this.opts.url) this.servedBy = records[0]?.peer_id ?? this.servedBy;
     } catch (err) {
       if (err instanceof SignalingError && err.code === "forbidden") {
         // A keyed room, and we have no key, or one it no longer takes (rotated).
@@ -374,6 +377,14 @@ export class WebPeer {
    * devices it revoked (as the sidecar's channels do). */
   private rekeyed(roomKey: string, revoke: string[]): void {
     if (!this.options || roomKey === this.key) return;
+    if (this.servedBy !== null && revoke.includes(this.servedBy)) {
+      // The device this page came from was shut out: it serves the page's code, and
+      // could read a key kept for its origin. Take nothing more from the room here.
+      const servedBy = this.servedBy;
+      this.stop();
+      this.emit("mobile-worship:page_device_revoked", { peer_id: servedBy });
+      return;
+    }
     this.options = { ...this.options, room_key: roomKey };
     for (const peerId of revoke) {
       this.revoked.add(peerId);

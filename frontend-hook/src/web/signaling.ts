@@ -12,7 +12,7 @@ import type {
   SignalMessage,
   SignalPeer,
 } from "../generated/sidecar-types";
-import { type Box, Ephemeral, Identity, openSession, randomHex, registrationStatement } from "./core/crypto";
+import { type Box, Ephemeral, Identity, openSession, randomHex, registrationStatement, sessionBinding } from "./core/crypto";
 import { FollowerCore, type Delivered } from "./core/follower";
 import { Initiator, PairingError } from "../pairing";
 
@@ -115,6 +115,8 @@ class Session {
   private readonly box: Box | null;
   private readonly mine = new Ephemeral();
   private first = true;
+  /** This session, as a registration signed in it names it ("" in an open room). */
+  readonly binding: string;
 
   constructor(
     roomKey: string | null,
@@ -122,6 +124,7 @@ class Session {
     room: string,
     private readonly nonce = randomHex(16),
   ) {
+    this.binding = roomKey === null ? "" : sessionBinding(this.nonce, challenge.share, this.mine.share);
     this.box =
       roomKey === null
         ? null
@@ -275,7 +278,7 @@ export class SignalingClient {
       const sealed = session(roomKey, challenge, room);
       this.session = sealed;
       if (challenge.type !== "challenge") throw new SignalingError("protocol", "no challenge");
-      const signature = identity.sign(registrationStatement(challenge.nonce, me.peer_id, room, seq));
+      const signature = identity.sign(registrationStatement(challenge.nonce, me.peer_id, room, seq, sealed.binding));
       socket.send(
         sealed.frame({
           type: "register",

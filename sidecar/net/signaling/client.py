@@ -209,7 +209,13 @@ class SignalingClient:
         first = await _next_join_frame(ws, refusal)
         if not isinstance(first, Challenge):
             raise JoinFailed(f"expected a challenge, got {tag(first)}", "protocol")
-        statement = registration_statement(first.nonce, me.peer_id, room, seq)
+        if room_key is not None:
+            try:
+                self._sealed = ClientSession(room_key, room, first)
+            except ValueError:
+                raise JoinFailed("the leader's share is not one", "protocol") from None
+        binding = self._sealed.binding if self._sealed is not None else ""
+        statement = registration_statement(first.nonce, me.peer_id, room, seq, binding)
         register = Register(
             peer=me,
             room=room,
@@ -217,11 +223,6 @@ class SignalingClient:
             signature=identity.sign(statement),
             seq=seq,
         )
-        if room_key is not None:
-            try:
-                self._sealed = ClientSession(room_key, room, first)
-            except ValueError:
-                raise JoinFailed("the leader's share is not one", "protocol") from None
         await ws.send_str(self._frame(register))
         while True:
             msg = await _next_join_frame(ws, refusal)

@@ -39,8 +39,15 @@ export function peerIdOf(publicKey: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-export function registrationStatement(nonce: string, peerId: string, room: string, seq: number): Uint8Array {
-  return utf8.encode(`mw-register|${nonce}|${peerId}|${room}|${String(seq)}`);
+/** What a registering peer signs (sidecar/core/identity.py): the challenge, what it
+ * claims and, in a keyed room, the session it registers in (`sessionBinding`). */
+export function registrationStatement(nonce: string, peerId: string, room: string, seq: number, session = ""): Uint8Array {
+  return utf8.encode(`mw-register|${nonce}|${peerId}|${room}|${String(seq)}|${session}`);
+}
+
+/** One session as the registration signed in it names it (sidecar/core/roomkey.py). */
+export function sessionBinding(clientNonce: string, serverShare: string, clientShare: string): string {
+  return `${clientNonce}|${serverShare}|${clientShare}`;
 }
 
 /** This page's key pair: its peer id is the key's hash, new at every start. */

@@ -13,11 +13,16 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 /// The file of the keys, `room-keys.json` in the app's data directory.
 pub const FILE_NAME: &str = "room-keys.json";
 /// Rooms remembered at most (a device belongs to one or two).
 const MAX_ROOMS: usize = 16;
+
+/// Writes of this process go one at a time (two notifications at once must not
+/// lose a key); another process of the same app is not expected.
+static WRITING: Mutex<()> = Mutex::new(());
 
 #[derive(Debug, Clone)]
 pub struct KeyStore {
@@ -44,6 +49,7 @@ impl KeyStore {
 
     /// Keep `key` for `room` (it replaces the one kept).
     pub fn put(&self, room: &str, key: &str) -> std::io::Result<()> {
+        let _one_at_a_time = WRITING.lock().unwrap_or_else(|e| e.into_inner());
         let mut keys = self.load();
         keys.insert(room.to_owned(), key.to_owned());
         while keys.len() > MAX_ROOMS {
@@ -58,6 +64,7 @@ impl KeyStore {
 
     /// Forget the key of `room` (a person chose "forget", or the room refused it).
     pub fn forget(&self, room: &str) -> std::io::Result<()> {
+        let _one_at_a_time = WRITING.lock().unwrap_or_else(|e| e.into_inner());
         let mut keys = self.load();
         if keys.remove(room).is_some() {
             self.write(&keys)?;
@@ -69,15 +76,22 @@ impl KeyStore {
         if let Some(dir) = self.path.parent() {
             fs::create_dir_all(dir)?;
         }
-        let tmp = self.path.with_extension("json.tmp");
+        // A name of its own (a leftover of a crash is never reused with its mode).
+        let tmp = self.path.with_extension(format!("json.{}.tmp", std::process::id()));
+        let _ = fs::remove_file(&tmp);
         let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
         let mut file = options.open(&tmp)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(fs::Permissions::from_mode(0o600))?; // whatever the umask
+        }
         file.write_all(&serde_json::to_vec(keys).map_err(std::io::Error::other)?)?;
         file.sync_all()?;
         drop(file);
