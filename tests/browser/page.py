@@ -1,4 +1,5 @@
-"""A browser page in a lab namespace, driven from the test (tests/browser/page_driver.py)."""
+"""A browser page in a lab namespace, driven from the test (tests/browser/page_driver.py):
+Chromium, Firefox, or WebKitGTK (the engine without WebRTC)."""
 
 from __future__ import annotations
 
@@ -14,28 +15,56 @@ from typing import IO, Any
 from tests.lab import Host
 
 DRIVER = Path(__file__).with_name("page_driver.py")
+MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"
+# engine: (what it needs, where it comes from); ./scripts/test installs them all
+NEEDS: dict[str, list[tuple[str, str]]] = {
+    "chromium": [("chromium", "apt: chromium"), ("chromedriver", "apt: chromium-driver")],
+    "firefox": [
+        ("firefox-esr", "apt: firefox-esr"),
+        ("geckodriver", "cargo install --locked geckodriver --version 0.37.1"),
+    ],
+    "webkit": [
+        (MINIBROWSER, "apt: libwebkit2gtk-4.1-0"),
+        ("WebKitWebDriver", "apt: webkit2gtk-driver"),
+        ("Xvfb", "apt: xvfb"),
+    ],
+}
+# The engines with WebRTC: every browser test runs on each.
+WEBRTC_ENGINES = ("chromium", "firefox")
 
 
-def browser_missing() -> str | None:
-    for tool in ("chromium", "chromedriver"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (apt install chromium chromium-driver)"
+def _found(tool: str) -> bool:
+    if tool.startswith("/"):
+        return Path(tool).exists()
+    return shutil.which(tool) is not None or (Path.home() / ".cargo/bin" / tool).exists()
+
+
+def browser_missing(engine: str = "chromium") -> str | None:
+    for tool, source in NEEDS[engine]:
+        if not _found(tool):
+            return f"{tool} is not installed ({source})"
     return None
 
 
 class Page:
-    """One headless Chromium showing one page."""
+    """One browser showing one page (`engine`: chromium, firefox or webkit)."""
 
     def __init__(self, process: asyncio.subprocess.Process, profile: str) -> None:
         self.process = process
         self.profile = profile
         self._ids = 0
         self._lost = False
+        self.engine = "chromium"
 
     @classmethod
-    async def open(cls, host: Host, url: str, timeout: float = 60.0) -> Page:
-        profile = tempfile.mkdtemp(prefix="mw-chromium-")
-        return await cls.launch(host, [sys.executable, str(DRIVER), url, profile], profile, timeout)
+    async def open(
+        cls, host: Host, url: str, engine: str = "chromium", timeout: float = 60.0
+    ) -> Page:
+        scratch = tempfile.mkdtemp(prefix=f"mw-{engine}-")
+        argv = [sys.executable, str(DRIVER), url, scratch, engine]
+        page = await cls.launch(host, argv, scratch, timeout)
+        page.engine = engine
+        return page
 
     @classmethod
     async def launch(
@@ -111,6 +140,14 @@ class Page:
     async def select(self, css: str, value: str) -> None:
         await self._do(30.0, op="select", css=css, value=value)
 
+    async def size(self, width: int, height: int) -> list[int]:
+        """Lay the page out at `width` x `height` CSS pixels; what it got."""
+        return list(await self._do(30.0, op="size", width=width, height=height))
+
+    async def cdp(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        """A DevTools protocol command (Chromium only)."""
+        return await self._do(30.0, op="cdp", method=method, params=params or {})
+
     async def close_window(self) -> None:
         await self._do(30.0, op="close_window")
 
@@ -126,3 +163,17 @@ class Page:
         except TimeoutError:
             self.process.kill()
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+class Pages(list[Page]):
+    """The browser pages a test opened, all of one engine."""
+
+    def __init__(self, engine: str) -> None:
+        super().__init__()
+        self.engine = engine
+
+    async def open(self, host: Host, url: str, engine: str | None = None) -> Page:
+        """A page of this test's engine (or of `engine`) in `host`, kept to be closed."""
+        page = await Page.open(host, url, engine or self.engine)
+        self.append(page)
+        return page

@@ -1,7 +1,13 @@
-"""Runs inside a lab namespace: a headless Chromium (Debian's chromium and
-chromedriver, through Selenium) on one page, driven by JSON lines on stdin.
+"""Runs inside a lab namespace: one browser on one page, driven by JSON lines on
+stdin, through Selenium and the engine's own WebDriver:
 
-    python page_driver.py <url> <user-data-dir>
+- ``chromium``: Debian's chromium and chromedriver, headless;
+- ``firefox``: Debian's firefox-esr and geckodriver (crates.io), headless;
+- ``webkit``: WebKitGTK's MiniBrowser and WebKitWebDriver (Debian's
+  webkit2gtk-driver) under a private Xvfb. It has no RTCPeerConnection: it
+  stands for the TV browsers and kiosk webviews without WebRTC.
+
+    python page_driver.py <url> <scratch-dir> [chromium|firefox|webkit]
 
 Prints {"event": "ready"} once the page is loaded, then answers each command
 with one line: {"id", "ok", "value" | "error"}. Commands: {"op": "eval", "js"}
@@ -9,23 +15,37 @@ with one line: {"id", "ok", "value" | "error"}. Commands: {"op": "eval", "js"}
 script returns something truthy; polled in the page every 100 ms),
 {"op": "tab", "url"} (another page in a new tab), {"op": "screenshot", "path"},
 {"op": "click", "css"}, {"op": "type", "css", "text"}, {"op": "select", "css",
-"value"} (through the UI, as a person would), {"op": "close_window"}, {"op": "quit"}.
+"value"} (through the UI, as a person would), {"op": "size", "width", "height"}
+(the page's viewport, in CSS pixels), {"op": "cdp", "method", "params"} (a
+DevTools command: Chromium only), {"op": "close_window"}, {"op": "quit"}.
 tests/browser/app_driver.py serves the same commands for the Tauri app.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.firefox.service import Service as GeckoService
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.select import Select
+from selenium.webdriver.webkitgtk.service import Service as WebKitService
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script, in a namespace
+from tests.browser.xserver import app_env, start_xvfb
+
+ENGINES = ("chromium", "firefox", "webkit")
+MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"
 
 FLAGS = [
     "--headless=new",
@@ -63,14 +83,70 @@ def say(**what: Any) -> None:
     sys.stdout.flush()
 
 
-def main() -> None:
-    url, profile = sys.argv[1], sys.argv[2]
+def geckodriver() -> str:
+    found = shutil.which("geckodriver") or str(Path.home() / ".cargo/bin/geckodriver")
+    return found
+
+
+def chromium(scratch: Path) -> WebDriver:
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for flag in FLAGS:
         options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    options.add_argument(f"--user-data-dir={scratch}")
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+
+
+def firefox(scratch: Path) -> WebDriver:
+    options = webdriver.FirefoxOptions()
+    options.binary_location = "/usr/bin/firefox-esr"
+    options.add_argument("-headless")
+    options.add_argument("--width=1280")
+    options.add_argument("--height=800")
+    # a test profile makes no request of its own (updates, telemetry, safe browsing)
+    for pref, value in {
+        "app.update.enabled": False,
+        "browser.safebrowsing.malware.enabled": False,
+        "browser.safebrowsing.phishing.enabled": False,
+        "datareporting.policy.dataSubmissionEnabled": False,
+        "toolkit.telemetry.enabled": False,
+        "network.captive-portal-service.enabled": False,
+        "network.connectivity-service.enabled": False,
+        "extensions.update.enabled": False,
+        # every tab is a display, visible or not: no throttling of background tabs
+        "dom.min_background_timeout_value": 4,
+        "dom.timeout.enable_budget_timer_throttling": False,
+    }.items():
+        options.set_preference(pref, value)
+    env = {**os.environ, "HOME": str(scratch), "TMPDIR": str(scratch)}
+    service = GeckoService(geckodriver(), log_output=str(scratch / "geckodriver.log"), env=env)
+    return webdriver.Firefox(service=service, options=options)
+
+
+def webkit(scratch: Path) -> tuple[WebDriver, subprocess.Popen[bytes]]:
+    xvfb, display = start_xvfb(scratch / "xvfb.log")
+    os.environ.update(app_env(scratch, display))  # WebKitWebDriver starts MiniBrowser with it
+    options = webdriver.WebKitGTKOptions()
+    options.binary_location = MINIBROWSER
+    options.add_argument("--automation")
+    try:
+        service = WebKitService("/usr/bin/WebKitWebDriver", log_output=str(scratch / "wd.log"))
+        return webdriver.WebKitGTK(service=service, options=options), xvfb
+    except BaseException:
+        xvfb.kill()
+        raise
+
+
+def main() -> None:
+    url, scratch = sys.argv[1], Path(sys.argv[2])
+    engine = sys.argv[3] if len(sys.argv) > 3 else "chromium"
+    xvfb: subprocess.Popen[bytes] | None = None
+    if engine == "firefox":
+        driver = firefox(scratch)
+    elif engine == "webkit":
+        driver, xvfb = webkit(scratch)
+    else:
+        driver = chromium(scratch)
     try:
         driver.set_script_timeout(30)
         driver.get(url)
@@ -78,6 +154,9 @@ def main() -> None:
         serve(driver)
     finally:
         driver.quit()
+        if xvfb is not None:
+            xvfb.terminate()
+            xvfb.wait(10)
 
 
 def serve(driver: WebDriver) -> None:
@@ -126,6 +205,14 @@ def do(driver: WebDriver, op: str | None, cmd: dict[str, Any]) -> Any:
     if op == "select":
         Select(driver.find_element(By.CSS_SELECTOR, cmd["css"])).select_by_value(cmd["value"])
         return None
+    if op == "size":  # the viewport (what the page lays out in), not the window
+        width, height = int(cmd["width"]), int(cmd["height"])
+        driver.set_window_size(width, height)
+        inner = driver.execute_script("return [innerWidth, innerHeight];")
+        driver.set_window_size(2 * width - inner[0], 2 * height - inner[1])
+        return driver.execute_script("return [innerWidth, innerHeight];")
+    if op == "cdp":
+        return driver.execute_cdp_cmd(cmd["method"], cmd.get("params") or {})
     if op == "close_window":
         driver.close()
         return None

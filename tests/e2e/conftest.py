@@ -13,7 +13,7 @@ _REPO = str(Path(__file__).resolve().parents[2])
 if _REPO not in sys.path:  # make `tests.lab` importable however pytest was started
     sys.path.insert(0, _REPO)
 
-from tests.browser.page import Page, browser_missing  # noqa: E402
+from tests.browser.page import WEBRTC_ENGINES, Pages, browser_missing  # noqa: E402
 from tests.e2e.room import Room  # noqa: E402
 from tests.lab import Lab, lab_unavailable_reason, sweep_stale_labs  # noqa: E402
 
@@ -66,13 +66,19 @@ async def room(lab: Lab, sidecar_logs: Path) -> AsyncIterator[Room]:
         await the_room.close()
 
 
+@pytest.fixture(params=WEBRTC_ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    """Each browser engine with WebRTC: a test that opens pages runs once on each."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def pages(tmp_path: Path) -> AsyncIterator[list[Page]]:
-    """Browser pages a test opens (it appends them); a screenshot of each is
-    kept in the test's folder, then every one is closed."""
-    if (missing := browser_missing()) is not None:
+async def pages(tmp_path: Path, engine: str) -> AsyncIterator[Pages]:
+    """Browser pages a test opens (`await pages.open(host, url)`), of the engine under
+    test; a screenshot of each is kept in the test's folder, then every one is closed."""
+    if (missing := browser_missing(engine)) is not None:
         pytest.fail(missing)  # ./scripts/test installs it: its absence is a broken setup
-    opened: list[Page] = []
+    opened = Pages(engine)
     try:
         yield opened
     finally:

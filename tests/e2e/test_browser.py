@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.page import Page
+from tests.browser.page import Page, Pages
 from tests.e2e.room import (
     CONTROLLER,
     LabPeer,
@@ -60,10 +60,8 @@ def page_url(peer: LabPeer, **fragment: str) -> str:
     return f"http://{peer.host.ip}:3010/#" + "&".join(f"{k}={v}" for k, v in fragment.items())
 
 
-async def open_display(pages: list[Page], host: Host, url: str) -> Page:
-    page = await Page.open(host, url)
-    pages.append(page)
-    return page
+async def open_display(pages: Pages, host: Host, url: str) -> Page:
+    return await pages.open(host, url)
 
 
 def peer_id_of(page_info: dict[str, Any]) -> str:
@@ -80,7 +78,7 @@ async def browser_self(page: Page) -> dict[str, Any]:
 
 
 async def test_a_browser_display_joins_gets_cues_and_echoes_them_directly(
-    room: Room, pages: list[Page]
+    room: Room, pages: Pages
 ) -> None:
     ctrl, disp = await room.start(CONTROLLER, display("Stage", "stage"))
     await agree_on([ctrl, disp], ctrl, SETUP_S)
@@ -108,7 +106,7 @@ async def test_a_browser_display_joins_gets_cues_and_echoes_them_directly(
 
 
 async def test_with_its_udp_blocked_a_browser_joins_through_the_leader(
-    room: Room, pages: list[Page]
+    room: Room, pages: Pages
 ) -> None:
     ctrl, _ = await room.start(CONTROLLER, display("Stage", "stage"))
     phone_host = room.lab.add_host("phone")
@@ -123,7 +121,7 @@ async def test_with_its_udp_blocked_a_browser_joins_through_the_leader(
 
 
 async def test_a_relayed_browser_moves_to_a_direct_path_once_udp_works(
-    room: Room, pages: list[Page]
+    room: Room, pages: Pages
 ) -> None:
     ctrl, _ = await room.start(CONTROLLER, display("Stage", "stage"))
     phone_host = room.lab.add_host("phone")
@@ -144,7 +142,7 @@ async def test_a_relayed_browser_moves_to_a_direct_path_once_udp_works(
 
 
 async def test_when_the_leader_dies_the_browser_follows_the_successor(
-    room: Room, pages: list[Page]
+    room: Room, pages: Pages
 ) -> None:
     first, second = await room.start(CONTROLLER, {**CONTROLLER, "name": "Second booth"})
     leader = min([first, second], key=lambda p: (p.info["started_at"], p.peer_id))
@@ -165,9 +163,7 @@ async def test_when_the_leader_dies_the_browser_follows_the_successor(
     await page.wait(f"{last} return !!e && e.textContent === 'still here';", 5)
 
 
-async def test_in_a_keyed_room_only_a_page_with_the_key_joins(
-    room: Room, pages: list[Page]
-) -> None:
+async def test_in_a_keyed_room_only_a_page_with_the_key_joins(room: Room, pages: Pages) -> None:
     (ctrl,) = await room.start({**CONTROLLER, "create_room_key": True})
     key = next(
         n["params"]["room_key"] for _, n in ctrl.client.history if n["method"] == "webrtc:room_key"

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.browser.page import Page
+from tests.browser.page import Page, Pages
 from tests.e2e.room import LabPeer, Room, connected_ids, display, keyed_controller, notes
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
@@ -21,10 +21,8 @@ FORM = (
 )
 
 
-async def open_page(pages: list[Page], room: Room, name: str, url: str) -> Page:
-    page = await Page.open(room.lab.add_host(name), url)
-    pages.append(page)
-    return page
+async def open_page(pages: Pages, room: Room, name: str, url: str) -> Page:
+    return await pages.open(room.lab.add_host(name), url)
 
 
 async def joined_as(page: Page) -> str:
@@ -59,7 +57,7 @@ def paired_count(ctrl: LabPeer) -> int:
 
 
 async def test_a_tv_pairs_by_typing_the_code_and_comes_back_without_it(
-    room: Room, pages: list[Page]
+    room: Room, pages: Pages
 ) -> None:
     ctrl, key = await keyed_controller(room)
     window = await ctrl.client.call("open_pairing", {})
@@ -80,7 +78,7 @@ async def test_a_tv_pairs_by_typing_the_code_and_comes_back_without_it(
 
 
 async def test_a_phone_pairs_by_opening_the_link_once_and_a_second_use_is_refused(
-    room: Room, pages: list[Page]
+    room: Room, pages: Pages
 ) -> None:
     ctrl, key = await keyed_controller(room)
     window = await ctrl.client.call("open_pairing", {"uses": 2})
@@ -109,9 +107,7 @@ async def page_text(page: Page, js: str) -> str:
     return str(await page.wait(js, SETUP_S))
 
 
-async def test_a_page_whose_device_is_revoked_takes_no_new_key(
-    room: Room, pages: list[Page]
-) -> None:
+async def test_a_page_whose_device_is_revoked_takes_no_new_key(room: Room, pages: Pages) -> None:
     """The page runs the code its device serves: when that device is shut out of
     the room, the page must not keep the new key where the device could read it."""
     ctrl, _ = await keyed_controller(room)

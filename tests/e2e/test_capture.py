@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.page import Page
+from tests.browser.page import Pages
 from tests.e2e.room import (
     LabPeer,
     Room,
@@ -69,7 +69,7 @@ async def cues(ctrl: LabPeer, n: int, tag: str) -> tuple[list[str], list[str]]:
 
 
 async def test_a_listener_reads_no_key_no_cue_and_no_value(
-    room: Room, pages: list[Page], tmp_path: Path
+    room: Room, pages: Pages, tmp_path: Path
 ) -> None:
     pcap = tmp_path / "room.pcap"
     tcpdump = room.lab.capture(pcap)
@@ -80,8 +80,7 @@ async def test_a_listener_reads_no_key_no_cue_and_no_value(
     window = await ctrl.client.call("open_pairing", {})
     phone_host = room.lab.add_host("phone")
     phone_host.run(["nft", "-f", "-"], input=NO_UDP, check=True)
-    page = await Page.open(phone_host, window["pair_url"])
-    pages.append(page)
+    page = await pages.open(phone_host, window["pair_url"])
     await page.wait(JOINED, SETUP_S)
     phone = str(await page.eval("return window.__mw.peer.selfInfo().peer_id;"))
     await ctrl.client.wait_until(

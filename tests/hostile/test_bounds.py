@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from sidecar.core.identity import Identity
-from tests.browser.page import Page
+from tests.browser.page import Pages
 from tests.e2e.room import (
     CueStream,
     LabPeer,
@@ -150,13 +150,12 @@ def told_song(peer: LabPeer) -> Any:
 
 
 async def test_6_a_future_dated_write_is_refused_by_a_browser_as_by_a_sidecar(
-    room: Room, pages: list[Page]
+    room: Room, pages: Pages
 ) -> None:
     ctrl, disp = await room_of(room, display("Audience"))
-    page = await Page.open(
+    page = await pages.open(
         room.lab.add_host("tv"), f"http://{ctrl.host.ip}:3010/#name=TV&class=lobby"
     )
-    pages.append(page)
     await page.wait(
         "const p = window.__mw && window.__mw.peer; return !!(p && p.leaderStatus().leader_id);",
         SETUP_S,
