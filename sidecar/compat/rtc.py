@@ -36,6 +36,7 @@ __all__ = [
     "RTCPeerConnection",
     "RTCSessionDescription",
     "candidate_from_sdp",
+    "remote_sdp_for_aioice",
     "restrict_ice_gathering",
     "restrict_remote_candidates",
     "selected_path",
@@ -116,3 +117,44 @@ def restrict_remote_candidates(allowed: Callable[[str], bool]) -> None:
             original(self, remote_candidate, network_host)
 
         aioice.ice.Connection._add_remote_candidate = add_remote  # type: ignore[method-assign]
+
+
+def _is_mdns_candidate(line: str) -> bool:
+    # a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ …
+    fields = line.split()
+    if not line.startswith("a=candidate:") or len(fields) < 5:
+        return False
+    return fields[4].lower().endswith(".local")
+
+
+def remote_sdp_for_aioice(sdp: str, kind: str) -> str:
+    """A browser's description, made safe for aioice 0.13 before aiortc reads it.
+
+    Browsers hide their host addresses behind mDNS names (`<uuid>.local`), and
+    Firefox answers the mDNS query for such a name only once it has the other
+    side's description: in the lab a Firefox *offer*'s names never resolved
+    (4 runs of 4, aioice gives up after 1 s), while a Firefox answer's did
+    within 30 ms. aioice then prunes the component that has no resolved
+    candidate at end-of-candidates, and because it gathers its own candidates
+    per remaining component, an answer made after that carries no candidate at
+    all: the browser has nothing to check, and the direct path never opens (5
+    of 8 Firefox pages stayed relayed). So, for aioice:
+
+    - `a=end-of-candidates` is dropped from any description with an mDNS
+      candidate (no pruning; the checks run until the link's own deadline);
+    - an offer's mDNS candidates are dropped (they cannot resolve yet, and
+      waiting 1 s for each delays the answer): the browser's checks to our
+      candidates reach us from its real address, a peer-reflexive candidate
+      (RFC 8445 §7.3.1.3), as with Chromium's hidden ones.
+    """
+    lines = sdp.split("\r\n")
+    mdns = [n for n, line in enumerate(lines) if _is_mdns_candidate(line)]
+    if not mdns:
+        return sdp
+    dropped = set(mdns) if kind == "offer" else set()
+    kept = [
+        line
+        for n, line in enumerate(lines)
+        if n not in dropped and line.strip() != "a=end-of-candidates"
+    ]
+    return "\r\n".join(kept)

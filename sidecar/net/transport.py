@@ -28,6 +28,7 @@ from sidecar.compat.rtc import (
     RTCPeerConnection,
     RTCSessionDescription,
     candidate_from_sdp,
+    remote_sdp_for_aioice,
     selected_path,
 )
 from sidecar.contract import ICE_URL, IceServer, IceTransportPolicy
@@ -108,12 +109,14 @@ class Transport:
         return str(self.pc.localDescription.sdp)
 
     async def answer(self, sdp: str) -> str:
+        sdp = remote_sdp_for_aioice(sdp, "offer")
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return str(self.pc.localDescription.sdp)
 
     async def accept_answer(self, sdp: str) -> None:
         if self.pc.signalingState == "have-local-offer":
+            sdp = remote_sdp_for_aioice(sdp, "answer")
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
 
     async def add_candidate(self, text: str, sdp_mid: str | None, index: int | None) -> None:

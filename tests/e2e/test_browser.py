@@ -99,10 +99,38 @@ async def test_a_browser_display_joins_gets_cues_and_echoes_them_directly(
     shown = await page.wait(
         "const e = document.getElementById('last-message'); return e && e.textContent;", 5
     )
-    assert json.loads(shown) == {"slide": 7}
+    assert shown == "slide: 7"  # as a person reads it (docs/api.md, "What the display page shows")
     await ctrl.client.wait_until(lambda: any(m["from"] == phone for m in messages(ctrl)), 5)
     (echo,) = [m for m in messages(ctrl) if m["from"] == phone]
     assert echo["payload"] == {"slide": 7}
+
+
+async def test_a_browser_that_makes_the_offer_also_opens_a_direct_path(
+    room: Room, pages: Pages
+) -> None:
+    """The lower peer id offers. A browser's offer names its host by an mDNS name
+    that Firefox resolves for nobody yet; the sidecar must still answer with its
+    own candidates (sidecar.compat.rtc.remote_sdp_for_aioice)."""
+    (ctrl,) = await room.start(CONTROLLER)
+    await agree_on([ctrl], ctrl, SETUP_S)
+    page = await open_display(
+        pages, room.lab.add_host("phone"), page_url(ctrl, name="Phone", echo="1")
+    )
+    phone = peer_id_of(await browser_self(page))
+    for _ in range(12):  # a fresh peer id per load: the page offers when its id is lower
+        if phone < ctrl.peer_id:
+            break
+        await page.eval("setTimeout(() => location.reload(), 0); return true;")
+        await page.wait(
+            "const p = window.__mw && window.__mw.peer; const me = p && p.selfInfo();"
+            f" return !!(me && me.peer_id !== {json.dumps(phone)} && p.leaderStatus().leader_id);",
+            SETUP_S,
+        )
+        phone = peer_id_of(await page.eval("return window.__mw.peer.selfInfo();"))
+    assert phone < ctrl.peer_id, "12 page loads, and the controller's id was always lower"
+    await ctrl.client.wait_until(lambda: phone in connected_ids(ctrl), SETUP_S)
+    assert await via(ctrl, phone) == "direct"
+    await three_cues_echoed(ctrl, phone)
 
 
 async def test_with_its_udp_blocked_a_browser_joins_through_the_leader(

@@ -64,3 +64,43 @@ def test_jsonrpcserver_loads_without_jsonschema_or_http_server_which_stay_import
     seen = json.loads(out)
     assert seen["before"] == {"jsonrpcserver": True, "jsonschema": False, "http.server": False}
     assert seen["real_after"] == [True, True]
+
+
+FIREFOX_OFFER = "\r\n".join(
+    [
+        "v=0",
+        "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+        "a=candidate:0 1 UDP 2122252543 6dd8063a-910b-4264-93b3-6b43e9a81c69.local 33525 typ host",
+        "a=candidate:1 1 TCP 2105524479 6dd8063a-910b-4264-93b3-6b43e9a81c69.local 9 typ host"
+        " tcptype active",
+        "a=candidate:2 1 UDP 1686052607 10.0.0.9 40000 typ srflx raddr 0.0.0.0 rport 0",
+        "a=end-of-candidates",
+        "a=ice-ufrag:30c03bee",
+        "",
+    ]
+)
+
+
+def test_a_browser_offer_loses_its_mdns_candidates_and_its_end_of_candidates() -> None:
+    from sidecar.compat.rtc import remote_sdp_for_aioice
+
+    offer = remote_sdp_for_aioice(FIREFOX_OFFER, "offer")
+    assert ".local" not in offer
+    assert "a=end-of-candidates" not in offer
+    assert "10.0.0.9 40000 typ srflx" in offer  # an address it gave is kept
+    assert offer.endswith("a=ice-ufrag:30c03bee\r\n")
+
+
+def test_an_answer_keeps_its_mdns_candidates_but_not_its_end_of_candidates() -> None:
+    from sidecar.compat.rtc import remote_sdp_for_aioice
+
+    answer = remote_sdp_for_aioice(FIREFOX_OFFER, "answer")
+    assert answer.count(".local") == 2  # they resolve once the browser has our offer
+    assert "a=end-of-candidates" not in answer
+
+
+def test_a_description_without_mdns_candidates_is_left_alone() -> None:
+    from sidecar.compat.rtc import remote_sdp_for_aioice
+
+    plain = FIREFOX_OFFER.replace("6dd8063a-910b-4264-93b3-6b43e9a81c69.local", "10.0.0.8")
+    assert remote_sdp_for_aioice(plain, "offer") == plain
