@@ -8,7 +8,7 @@ exact outputs expected; both languages must produce them, in order.
 fills in `out` (and `deadline`, `result`) from the Python core, for a trace
 whose inputs were just written: read what it recorded before committing it.
 
-Link traces (`LinkCore`, sidecar/core/link.py). `link`: {"offerer", "web_peer"};
+Link traces (`LinkCore`, sidecar/core/link.py). `link`: {"offerer", "web_peer", "direct"};
 this side is "a", the other "b", the channel "l1". Each step: `at` (ms), `in`
 (one input: its name and arguments), `out` (outputs), and optionally `result`
 (what the input returned), `deadline` (next_deadline() after it) and `check`
@@ -216,6 +216,7 @@ def run_link(trace: dict[str, Any], record: bool = False) -> dict[str, Any]:
         offerer=setup["offerer"],
         web_peer=setup.get("web_peer", False),
         now=float(setup.get("at", 0)),
+        direct=setup.get("direct", True),
     )
     for n, step in enumerate(trace["steps"]):
         ((name, args),) = step["in"].items()

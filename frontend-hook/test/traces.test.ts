@@ -32,7 +32,7 @@ interface Step {
 }
 interface Trace {
   description: string;
-  link?: { offerer: boolean; web_peer?: boolean; at?: number };
+  link?: { offerer: boolean; web_peer?: boolean; direct?: boolean; at?: number };
   me?: string;
   steps: Step[];
 }
@@ -229,6 +229,7 @@ describe("link traces (tests/vectors/link)", () => {
         linkId: "l1",
         offerer: setup.offerer,
         webPeer: setup.web_peer ?? false,
+        direct: setup.direct ?? true,
         now: setup.at ?? 0,
       });
       trace.steps.forEach((step, n) => {

@@ -30,7 +30,9 @@ class SignalPeer(_Wire):
 
     `addresses` and `port` locate its signaling server (bound by every peer at
     start, serving only while it leads), so on leader loss the followers can
-    reach the successor at once, without a new discovery round.
+    reach the successor at once, without a new discovery round. `webrtc` is
+    false for a browser without RTCPeerConnection (a TV browser, a kiosk
+    webview): its channels go through the leader's relay from the first offer.
     """
 
     peer_id: PeerId
@@ -42,6 +44,7 @@ class SignalPeer(_Wire):
         default_factory=list
     )
     port: Port = 0
+    webrtc: bool = True
 
 
 # ------------------------------------------------------------------ discovery

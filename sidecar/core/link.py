@@ -245,7 +245,15 @@ class _Ping:
 
 class LinkCore:
     def __init__(
-        self, *, me: str, peer_id: str, link_id: str, offerer: bool, web_peer: bool, now: float
+        self,
+        *,
+        me: str,
+        peer_id: str,
+        link_id: str,
+        offerer: bool,
+        web_peer: bool,
+        now: float,
+        direct: bool = True,
     ) -> None:
         self.me = me
         self.peer_id = peer_id
@@ -254,6 +262,11 @@ class LinkCore:
         """The lower peer id of the pair: it makes every offer of the channel."""
         self.web_peer = web_peer
         """The other side is a web peer: without a direct path in RELAY_AFTER_MS, relay."""
+        self.direct = direct
+        """A direct path can exist: false when one side has no WebRTC (a browser
+        without RTCPeerConnection says so when it registers). Every transport of
+        the channel is then the leader's relay, from the first offer on, and no
+        direct path is tried."""
         self.state: LinkState = "connecting"
         self.epoch = 0
         self.opened_at: float | None = None
@@ -359,6 +372,7 @@ class LinkCore:
         self._advance(now)
         if self._closing or self._failed:
             return
+        relay = relay or not self.direct
         epoch = self._tried_epoch = max(self.epoch, self._tried_epoch) + 1
         transport = self._replace(epoch, relay=relay, offering=True, now=now)
         if relay:
@@ -411,6 +425,8 @@ class LinkCore:
             if self._answer_sdp is not None:  # our answer was lost: send it again
                 self._signal("answer", epoch, self._answer_sdp)
             return
+        if sdp != RELAY_SDP and not self.direct:
+            return  # a direct path we cannot open: the offerer falls back to the relay
         if self._relayed_and_open() and sdp != RELAY_SDP:
             self._answer_upgrade(epoch, sdp, now)
             return
@@ -883,7 +899,7 @@ class LinkCore:
         )
 
     def _may_upgrade(self) -> bool:
-        return self.web_peer and self.offerer and self._relayed_and_open()
+        return self.web_peer and self.offerer and self.direct and self._relayed_and_open()
 
     def _try_upgrade(self, now: float) -> None:
         """(Offerer) Offer a direct transport beside the relay that carries the channel."""

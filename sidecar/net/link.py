@@ -138,6 +138,7 @@ class Link:
             offerer=offerer,
             web_peer=remote.port == 0,  # a web peer serves nothing
             now=self._now(),
+            direct=remote.webrtc,
         )
         self._transports: dict[int, AnyTransport] = {}
         self._queued: dict[int, _Queued] = {}

@@ -925,7 +925,9 @@ export type SignalMessage = Challenge | PairHello | PairReply | PairConfirm | Pa
  *
  * `addresses` and `port` locate its signaling server (bound by every peer at
  * start, serving only while it leads), so on leader loss the followers can
- * reach the successor at once, without a new discovery round.
+ * reach the successor at once, without a new discovery round. `webrtc` is
+ * false for a browser without RTCPeerConnection (a TV browser, a kiosk
+ * webview): its channels go through the leader's relay from the first offer.
  */
 export interface SignalPeer {
   /**
@@ -961,6 +963,8 @@ export interface SignalPeer {
    * @default 0
    */
   port?: number;
+  /** @default true */
+  webrtc?: boolean;
 }
 
 export interface StartPeerParams {

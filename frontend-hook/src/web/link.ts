@@ -142,8 +142,16 @@ export interface LinkSetup {
   peerId: string;
   linkId: string;
   offerer: boolean;
+  /** A direct path can exist: both this browser and the other side have WebRTC. */
+  direct: boolean;
   iceServers: RTCIceServer[];
   identity: Identity;
+}
+
+/** Whether this browser can open a direct path at all (TV browsers and kiosk
+ * webviews often have no RTCPeerConnection: their channels go through the relay). */
+export function hasWebRTC(): boolean {
+  return typeof globalThis.RTCPeerConnection === "function";
 }
 
 export class Link {

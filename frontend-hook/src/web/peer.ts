@@ -27,7 +27,7 @@ import { constantTimeEqual, Identity, randomHex, sdpAuth, uuid4 } from "./core/c
 import { backoffMs, isOfferer, MAX_LINKS, OfferBudget, wants } from "./core/mesh";
 import { Replica } from "./core/replica";
 import { keyProblem, StateError, valueSize } from "./core/state";
-import { Link } from "./link";
+import { hasWebRTC, Link } from "./link";
 import { pairWith, type PairingSecret, queryRoom, SignalingClient, SignalingError } from "./signaling";
 
 export interface WebPeerOptions {
@@ -88,6 +88,8 @@ export class WebPeer {
   private replica: Replica | null = null;
   private joinSeq = 0;
   private stopped = true;
+  /** Looking for the next leader after losing one (see `follow`). */
+  private following = false;
 
   constructor(private readonly opts: WebPeerOptions) {}
 
@@ -145,6 +147,7 @@ export class WebPeer {
       started_at: Date.now(),
       addresses: [],
       port: 0,
+      webrtc: hasWebRTC(),
     };
     const secret: PairingSecret | null = options.pairing_code
       ? { kind: "code", value: options.pairing_code }
@@ -187,14 +190,16 @@ export class WebPeer {
     this.emit("webrtc:paired", { room, room_key: roomKey });
   }
 
-  /** Started, but without a leader now (lost while the page slept, say): start again. */
+  /** Started, but without a leader and no longer looking for one (lost while the
+   * page slept, say): start again. While it follows a successor it needs nothing. */
   get needsRestart(): boolean {
-    return !this.stopped && this.client === null;
+    return !this.stopped && this.client === null && !this.following;
   }
 
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
+    this.following = false;
     for (const link of this.links.values()) link.close(true);
     this.links.clear();
     this.client?.close(true, this.me?.peer_id ?? "");
@@ -275,6 +280,7 @@ export class WebPeer {
     this.client = null;
     this.leaderId = null;
     this.emit("webrtc:leader_changed", { leader_id: null, is_leader: false, term: this.term });
+    this.following = true;
     const successors = this.members
       .filter((m) => m.peer_id !== old && (m.port ?? 0) > 0 && (m.addresses ?? []).length > 0)
       .sort((a, b) => (before(a, b) ? -1 : 1));
@@ -284,20 +290,26 @@ export class WebPeer {
   /** Try the successors in order, a few times, then ask the page's device again. */
   private async follow(successors: SignalPeer[], attempt: number): Promise<void> {
     for (const next of successors) {
-      if (this.stopped || this.client) return;
+      if (this.stopped || this.client) break;
       try {
         await this.join(next);
-        return;
+        break;
       } catch {
         // not leading (yet), or gone: the next one
       }
     }
-    if (this.stopped || this.client) return;
+    if (this.stopped || this.client) {
+      this.following = false;
+      return;
+    }
     try {
       await this.findAndJoin(this.opts.url);
+      this.following = false;
     } catch {
       if (attempt < SUCCESSOR_TRIES * 20) {
         setTimeout(() => void this.follow(successors, attempt + 1), 500);
+      } else {
+        this.following = false; // given up: the page starts again when it can
       }
     }
   }
@@ -417,7 +429,9 @@ export class WebPeer {
     if (!me) throw new Error("not started");
     const identity = this.identity;
     if (!identity) throw new Error("not started");
-    const setup = { me: me.peer_id, peerId, linkId, offerer, iceServers: this.opts.iceServers ?? [], identity };
+    const other = this.members.find((m) => m.peer_id === peerId);
+    const direct = me.webrtc !== false && other?.webrtc !== false;
+    const setup = { me: me.peer_id, peerId, linkId, offerer, direct, iceServers: this.opts.iceServers ?? [], identity };
     const link = new Link(setup, {
       up: (l) => {
         this.onUp(l);

@@ -93,6 +93,8 @@ export interface LinkOptions {
   offerer: boolean;
   /** The other side is a web peer: without a direct path in RELAY_AFTER_MS, relay. */
   webPeer: boolean;
+  /** A direct path can exist (false when one side has no WebRTC): every transport is the relay. */
+  direct?: boolean;
   now: number;
 }
 
@@ -102,6 +104,7 @@ export class LinkCore {
   readonly linkId: string;
   readonly offerer: boolean;
   readonly webPeer: boolean;
+  readonly direct: boolean;
   state: LinkState = "connecting";
   epoch = 0;
   openedAt: number | null = null;
@@ -144,6 +147,7 @@ export class LinkCore {
     this.linkId = options.linkId;
     this.offerer = options.offerer;
     this.webPeer = options.webPeer;
+    this.direct = options.direct ?? true;
     const now = options.now;
     this.nextUpgrade = now + UPGRADE_EVERY_MS;
     this.started = now;
@@ -209,6 +213,7 @@ export class LinkCore {
   offer(now: number, relay = false): void {
     this.advance(now);
     if (this.closing || this.failed) return;
+    relay ||= !this.direct;
     const epoch = (this.triedEpoch = Math.max(this.epoch, this.triedEpoch) + 1);
     const t = this.replace(epoch, relay, true, now);
     if (relay) {
@@ -260,6 +265,7 @@ export class LinkCore {
       if (this.answerSdp !== null) this.signal("answer", epoch, this.answerSdp);
       return;
     }
+    if (sdp !== RELAY_SDP && !this.direct) return; // the offerer falls back to the relay
     if (this.relayedAndOpen() && sdp !== RELAY_SDP) {
       this.answerUpgrade(epoch, sdp, now);
       return;
@@ -721,7 +727,7 @@ export class LinkCore {
   }
 
   private mayUpgrade(): boolean {
-    return this.offerer && this.webPeer && this.relayedAndOpen();
+    return this.offerer && this.webPeer && this.direct && this.relayedAndOpen();
   }
 
   private tryUpgrade(now: number): void {
