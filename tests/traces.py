@@ -326,9 +326,10 @@ def run_state(trace: dict[str, Any], record: bool = False) -> dict[str, Any]:
 
 def run_mesh(trace: dict[str, Any], record: bool = False) -> dict[str, Any]:
     """Who connects and who offers (sidecar/core/mesh.py): `pairs` of two peers
-    ({peer_id, peer_type}) under a `mesh`, each with `wants` and `offerer` (the
-    first offers); `backoff` the delays (ms) of attempts 1, 2, ...; `offers`
-    the offers of new transports taken from peers ({peer, at, taken})."""
+    ({peer_id, peer_type}) under a `mesh` and the room's `leader` (if any), each
+    with `wants` and `offerer` (the first offers); `backoff` the delays (ms) of
+    attempts 1, 2, ...; `offers` the offers of new transports taken from peers
+    ({peer, at, taken})."""
     from sidecar.contract import SignalPeer
     from sidecar.core.mesh import OfferBudget, backoff_s, is_offerer, wants
 
@@ -343,7 +344,11 @@ def run_mesh(trace: dict[str, Any], record: bool = False) -> dict[str, Any]:
 
     for case in trace["pairs"]:
         a, b = peer(case["a"]), peer(case["b"])
-        got = {"wants": wants(case["mesh"], a, b), "offerer": is_offerer(a.peer_id, b.peer_id)}
+        leader = case.get("leader")
+        got = {
+            "wants": wants(case["mesh"], a, b, leader),
+            "offerer": is_offerer(a.peer_id, b.peer_id),
+        }
         if record:
             case.update(got)
         else:

@@ -306,6 +306,7 @@ interface MeshTrace {
     mesh: MeshPolicy;
     a: { peer_id: string; peer_type: PeerType };
     b: { peer_id: string; peer_type: PeerType };
+    leader?: string;
     wants: boolean;
     offerer: boolean;
   }[];
@@ -318,7 +319,7 @@ describe("mesh traces (tests/vectors/mesh)", () => {
     it(name, () => {
       const trace = load(path) as MeshTrace;
       for (const pair of trace.pairs) {
-        expect({ wants: wants(pair.mesh, pair.a, pair.b), offerer: isOfferer(pair.a.peer_id, pair.b.peer_id) }, JSON.stringify(pair)).toEqual({
+        expect({ wants: wants(pair.mesh, pair.a, pair.b, pair.leader ?? null), offerer: isOfferer(pair.a.peer_id, pair.b.peer_id) }, JSON.stringify(pair)).toEqual({
           wants: pair.wants,
           offerer: pair.offerer,
         });

@@ -6,11 +6,19 @@ from __future__ import annotations
 from sidecar.contract import MeshPolicy, SignalPeer
 
 
-def wants(mesh: MeshPolicy, a: SignalPeer, b: SignalPeer) -> bool:
-    """Whether the pair (a, b) keeps a data channel under `mesh` (docs/api.md)."""
+def wants(mesh: MeshPolicy, a: SignalPeer, b: SignalPeer, leader_id: str | None = None) -> bool:
+    """Whether the pair (a, b) keeps a data channel under `mesh` (docs/api.md).
+
+    With `controllers`, a pair with a controller, and also a pair with the
+    leader (`leader_id`): when no controller runs (the booth laptop restarting),
+    the leader is a display that holds the room's retained state, and a screen
+    switched on meanwhile gets it from there. While a controller leads, this
+    adds no channel."""
     if mesh == "full":
         return True
-    return "controller" in (a.peer_type, b.peer_type)
+    return "controller" in (a.peer_type, b.peer_type) or (
+        leader_id is not None and leader_id in (a.peer_id, b.peer_id)
+    )
 
 
 def is_offerer(my_id: str, their_id: str) -> bool:

@@ -110,6 +110,7 @@ class Channels:
         self._on_idle = on_idle
         self._links: dict[str, Link] = {}
         self._room: dict[str, SignalPeer] = {}
+        self._leader_id: str | None = None
         self._attempts: dict[str, int] = {}
         self._left: set[str] = set()
         self._revoked: dict[str, None] = {}  # shut out of the room (oldest first)
@@ -144,13 +145,14 @@ class Channels:
 
     # ----------------------------------------------------------------- events
 
-    def update_room(self, members: Sequence[SignalPeer]) -> None:
+    def update_room(self, members: Sequence[SignalPeer], leader_id: str | None = None) -> None:
         """The room as the leader lists it. Opens what is missing; never closes a
         healthy channel (a peer list during a change of leader may be partial).
         A peer back in the room is offered at once, whatever its backoff; a
         peer listed at other addresses gets its links' paths checked."""
         if self._closed:
             return
+        self._leader_id = leader_id
         room = {
             m.peer_id: m
             for m in members
@@ -248,7 +250,8 @@ class Channels:
         if remote is None:
             log.info("offer from %s, not in the room yet: ignored", peer_id)
             return None
-        if not wants(self.mesh, self.me, remote) or not is_offerer(peer_id, self.me.peer_id):
+        keeps = wants(self.mesh, self.me, remote, self._leader_id)
+        if not keeps or not is_offerer(peer_id, self.me.peer_id):
             log.warning(
                 "offer from %s, which is not the offerer of a pair we keep: ignored", peer_id
             )
@@ -389,7 +392,8 @@ class Channels:
         return link
 
     def _maybe_offer(self, peer: SignalPeer) -> None:
-        if not wants(self.mesh, self.me, peer) or not is_offerer(self.me.peer_id, peer.peer_id):
+        keeps = wants(self.mesh, self.me, peer, self._leader_id)
+        if not keeps or not is_offerer(self.me.peer_id, peer.peer_id):
             return
         if len(self._links) >= MAX_LINKS:
             log.warning("not opening a channel to %s: already %d", peer.peer_id, MAX_LINKS)

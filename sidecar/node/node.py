@@ -217,7 +217,7 @@ class Node:
         members = m.members()
         if self.channels is not None:
             self.channels.me = self.me
-            self.channels.update_room(members)
+            self.channels.update_room(members, leader[0])
         infos = [self.info(m) for m in members]
         membership = sorted((i.peer_id, i.is_leader) for i in infos)
         if membership != self.last_membership:

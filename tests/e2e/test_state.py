@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser.page import Pages
 from tests.e2e.room import (
     CONTROLLER,
     LabPeer,
@@ -137,6 +138,32 @@ async def test_the_state_outlives_the_controller_that_set_it(room: Room, mesh: s
     await late.client.wait_until(lambda: state_map(late) == KEYS, STATE_S * 2)
     assert await get_state(late) == KEYS
     assert {e["origin"] for _, e in states(late)} == {writer.peer_id}
+
+
+async def test_with_no_controller_a_screen_switched_on_gets_the_state_from_the_leader(
+    room: Room, pages: Pages
+) -> None:
+    """The booth laptop restarts: the displays left elect one of them, and a sidecar
+    display or a browser switched on meanwhile gets the state from it (mesh
+    `controllers`: a pair with the leader keeps a channel)."""
+    ctrl, aud, stage = await room.start(CONTROLLER, display("Audience"), display("Stage", "stage"))
+    await connected([ctrl, aud, stage], star(ctrl, [aud, stage]), SETUP_S)
+    await set_keys(ctrl, KEYS)
+    await until([aud, stage], lambda p: state_map(p) == KEYS, 5)
+    ctrl.client.process.kill()
+    await until([aud, stage], lambda p: p.client.leader_id in (aud.peer_id, stage.peer_id), SETUP_S)
+    leader = aud if aud.client.leader_id == aud.peer_id else stage
+
+    late = await room.spawn(display("Lobby", "lobby"))
+    await late.start()
+    await late.client.wait_until(lambda: leader.peer_id in connected_ids(late), SETUP_S)
+    await late.client.wait_until(lambda: state_map(late) == KEYS, STATE_S * 2)
+    assert await get_state(late) == KEYS
+
+    page = await pages.open(room.lab.add_host("tv"), f"http://{leader.host.ip}:3010/#name=TV")
+    await page.wait("return document.querySelectorAll('dd[data-key]').length === 3;", SETUP_S)
+    shown = await page.eval("return window.__mw.peer.call('get_state');")
+    assert {e["key"]: e["value"] for e in shown} == KEYS
 
 
 async def test_two_halves_of_a_partition_converge_on_the_later_write(room: Room) -> None:

@@ -28,7 +28,7 @@ class RecordingChannels:
     async def handle_signal(self, msg: Any) -> None:
         self.signals.append(msg)
 
-    def update_room(self, members: list[SignalPeer]) -> None:
+    def update_room(self, members: list[SignalPeer], leader_id: str | None = None) -> None:
         self.rooms.append(list(members))
 
     def connected(self) -> list[SignalPeer]:

@@ -333,7 +333,7 @@ export class WebPeer {
 
   private wants(other: SignalPeer): boolean {
     const me = this.me;
-    return me !== null && wants(this.options?.mesh ?? "controllers", me, other);
+    return me !== null && wants(this.options?.mesh ?? "controllers", me, other, this.leaderId);
   }
 
   private onFrame(frame: SignalMessage): void {

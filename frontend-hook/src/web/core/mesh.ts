@@ -4,9 +4,14 @@
  */
 import type { MeshPolicy, SignalPeer } from "../../generated/sidecar-types";
 
-/** Whether the pair (a, b) keeps a data channel under `mesh`. */
-export function wants(mesh: MeshPolicy, a: Pick<SignalPeer, "peer_type">, b: Pick<SignalPeer, "peer_type">): boolean {
-  return mesh === "full" || a.peer_type === "controller" || b.peer_type === "controller";
+type Pair = Pick<SignalPeer, "peer_id" | "peer_type">;
+
+/** Whether the pair (a, b) keeps a data channel under `mesh`: with `controllers`,
+ * a pair with a controller or with the leader (a display leads when no controller
+ * runs, and it holds the room's retained state for screens that join meanwhile). */
+export function wants(mesh: MeshPolicy, a: Pair, b: Pair, leaderId: string | null = null): boolean {
+  if (mesh === "full" || a.peer_type === "controller" || b.peer_type === "controller") return true;
+  return leaderId !== null && (a.peer_id === leaderId || b.peer_id === leaderId);
 }
 
 /** The lower peer id of a pair makes the offer: no glare. */
