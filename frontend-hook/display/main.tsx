@@ -8,18 +8,35 @@
 // link (a QR code: `#pair=<one-time token>`). The room key is then kept in this
 // browser's storage for the next visits (./roomkeys.ts); any secret in the address
 // (`pair`, or a `key` given by hand) is taken out of it at once.
-import { StrictMode, useCallback, useEffect, useMemo, useRef, useState, type SyntheticEvent } from "react";
+//
+// What it shows: the latest cue, as large as fits (./cue.ts has the payload's
+// convention), and out of the way at the bottom, small, the room's retained state and
+// one line of status worded for a volunteer; the status stands out only when
+// something needs a person (an error, an open room, a lost booth).
+import {
+  Fragment,
+  StrictMode,
+  useCallback,
+  useEffect,
+  useLayoutEffect,
+  useMemo,
+  useRef,
+  useState,
+  type SyntheticEvent,
+} from "react";
 import { createRoot } from "react-dom/client";
 
-import { ConnectionStatus } from "../src/ConnectionStatus";
+import { ConnectionStatus, displaySummary } from "../src/ConnectionStatus";
 import "../src/ConnectionStatus.css";
 import { WebRTCCommandError } from "../src/errors";
-import type { DisplayClass, StartPeerParams } from "../src/generated/sidecar-types";
+import type { DisplayClass, MessageParams, StartPeerParams } from "../src/generated/sidecar-types";
 import { webPeerTransport } from "../src/transport";
 import { useWebRTC } from "../src/useWebRTC";
 import { WebPeer } from "../src/web/peer";
+import { cueOf, fitFontSize, plainText } from "./cue";
 import "./display.css";
 import { forgetRoomKey, readRoomKey, storeRoomKey } from "./roomkeys";
+import { relayNote, wakeNote, type WakeState } from "./status";
 
 const CLASSES: readonly DisplayClass[] = ["audience", "stage", "lobby"];
 const SECRETS = ["key", "pair"];
@@ -54,9 +71,152 @@ function takeFragment(): Fragment {
   return { params, echo: q.get("echo") === "1", token, key };
 }
 
-function show(payload: unknown): string {
-  if (typeof payload === "string") return payload;
-  return JSON.stringify(payload, null, 2);
+const MIN_PX = 12;
+
+function px(value: string): number {
+  return Number.parseFloat(value) || 0;
+}
+
+/** Sets the cue's font size to the largest at which it fits its stage: first with each
+ * line kept whole (lyrics), and when that is too small to read, with lines wrapping. */
+function fit(cue: HTMLElement, stage: HTMLElement): boolean {
+  const box = getComputedStyle(stage);
+  const width = stage.clientWidth - px(box.paddingLeft) - px(box.paddingRight);
+  const height = stage.clientHeight - px(box.paddingTop) - px(box.paddingBottom);
+  if (width <= 0 || height <= 0) return false;
+  const hi = Math.max(MIN_PX, Math.min(width / 7, height / 4));
+  const fits = (size: number) => {
+    cue.style.fontSize = `${String(size)}px`;
+    return cue.scrollHeight <= height + 0.5 && cue.scrollWidth <= cue.clientWidth + 0.5;
+  };
+  // data-wrap: how lines may break (display.css): "no" each line whole, "words", "anywhere"
+  cue.dataset.wrap = "no";
+  let size = fitFontSize(fits, MIN_PX, hi);
+  if (size < Math.max(24, height / 18) || !fits(size)) {
+    cue.dataset.wrap = "words";
+    size = fitFontSize(fits, MIN_PX, hi);
+    if (!fits(size)) {
+      cue.dataset.wrap = "anywhere"; // a word wider than the screen even at the smallest size
+      size = fitFontSize(fits, MIN_PX, hi);
+    }
+  }
+  cue.style.fontSize = `${String(size)}px`;
+  return true;
+}
+
+/** The latest cue, as large as fits the space left to it. */
+function Cue({ message }: { message: MessageParams }) {
+  const cue = useMemo(() => cueOf(message.payload), [message.payload]);
+  const ref = useRef<HTMLDivElement>(null);
+  const id = message.message_id;
+  useLayoutEffect(() => {
+    const el = ref.current;
+    const stage = el?.parentElement;
+    if (!el || !stage) return;
+    const refit = () => {
+      // data-fit: which cue was fitted at which viewport (tests wait for it)
+      if (fit(el, stage)) el.dataset.fit = `${id}@${String(innerWidth)}x${String(innerHeight)}`;
+    };
+    refit();
+    const watch = new ResizeObserver(refit);
+    watch.observe(stage);
+    return () => {
+      watch.disconnect();
+    };
+  }, [cue, id]);
+  return (
+    <div id="last-message" className="mw-cue" ref={ref} data-cue={id}>
+      {cue.title !== null ? <p className="mw-cue__title">{cue.title}</p> : null}
+      {cue.lines.length > 0 ? (
+        <p className="mw-cue__body">
+          {cue.lines.map((line, i) => (
+            // a line break between lines: the element's text is the payload's ("a\nb")
+            <Fragment key={i}>
+              {i > 0 ? "\n" : null}
+              <span className="mw-cue__line">
+                {line.label !== null ? <span className="mw-cue__label">{line.label}: </span> : null}
+                {line.text}
+              </span>
+            </Fragment>
+          ))}
+        </p>
+      ) : null}
+    </div>
+  );
+}
+
+/** The screen wake lock where the browser gives one, asked for again whenever the page
+ * is shown (a browser releases it when the page is hidden); its state for the status. */
+function useWakeLock(): WakeState {
+  const [wake, setWake] = useState<WakeState>("pending");
+  useEffect(() => {
+    // absent on pages that are not a secure context (http from a LAN address)
+    const lock = (navigator as Partial<Navigator>).wakeLock;
+    if (!lock) {
+      setWake("unavailable");
+      return;
+    }
+    let held: WakeLockSentinel | null = null;
+    let asking = false;
+    let gone = false;
+    const ask = () => {
+      if (gone || asking || document.visibilityState !== "visible" || (held && !held.released)) return;
+      asking = true;
+      lock.request("screen").then(
+        (sentinel) => {
+          asking = false;
+          if (gone) {
+            void sentinel.release().catch(() => undefined);
+            return;
+          }
+          held = sentinel;
+          setWake("held");
+          sentinel.addEventListener("release", () => {
+            if (!gone) setWake("released");
+          });
+        },
+        () => {
+          asking = false;
+          if (!gone) setWake("refused");
+        },
+      );
+    };
+    ask();
+    const onVisible = () => {
+      if (document.visibilityState === "visible") ask();
+    };
+    document.addEventListener("visibilitychange", onVisible);
+    return () => {
+      gone = true;
+      document.removeEventListener("visibilitychange", onVisible);
+      if (held && !held.released) void held.release().catch(() => undefined);
+    };
+  }, []);
+  return wake;
+}
+
+/** Whether a channel of the page goes through the leader's relay. The peer tells no
+ * event when a channel moves between the relay and a direct path: it is looked at
+ * whenever the room changes, and every two seconds. */
+function useRelayed(peer: WebPeer, peers: unknown): boolean {
+  const [relayed, setRelayed] = useState(false);
+  useEffect(() => {
+    const look = () => {
+      setRelayed(peer.connectedPeers().some((p) => p.via === "relay"));
+    };
+    look();
+    const every = setInterval(look, 2000);
+    return () => {
+      clearInterval(every);
+    };
+  }, [peer, peers]);
+  return relayed;
+}
+
+const HAS_WEBRTC = typeof RTCPeerConnection !== "undefined";
+
+function cx(...names: (string | false | null | undefined)[]): string {
+  return names.filter(Boolean).join(" ");
 }
 
 type Step = { kind: "joining" } | { kind: "code"; why: string } | { kind: "in" };
@@ -104,7 +264,7 @@ function Display() {
   const [code, setCode] = useState("");
   const starting = useRef(false);
   const retry = useRef<ReturnType<typeof setTimeout> | null>(null);
-  const { startPeer, stopPeer, connectionState } = webrtc;
+  const { startPeer, stopPeer, clearError } = webrtc;
 
   const join = useCallback(
     (pairingCode?: string) => {
@@ -128,6 +288,7 @@ function Display() {
           () => {
             if (given && !pairingCode && !link) storeRoomKey(room, given); // it opened the room
             setProblem(null);
+            clearError(); // a refused code or a failed try before this one is over
             setStep({ kind: "in" });
           },
           (err: unknown) => {
@@ -149,7 +310,7 @@ function Display() {
           starting.current = false;
         });
     },
-    [params, echo, room, startPeer],
+    [params, echo, room, startPeer, clearError],
   );
 
   // Join, and join again after a phone's sleep or a tab in the background.
@@ -180,10 +341,18 @@ function Display() {
     };
   }, [join, peer, room, stopPeer]);
 
-  // Keep the screen awake where the browser allows it.
+  const wake = useWakeLock(); // keep the screen awake where the browser allows it
+  const relayed = useRelayed(peer, webrtc.peers);
+  const [fullScreen, setFullScreen] = useState(false);
   useEffect(() => {
-    if ("wakeLock" in navigator) navigator.wakeLock.request("screen").catch(() => undefined);
-  }, [connectionState]);
+    const onChange = () => {
+      setFullScreen(Boolean(document.fullscreenElement));
+    };
+    document.addEventListener("fullscreenchange", onChange);
+    return () => {
+      document.removeEventListener("fullscreenchange", onChange);
+    };
+  }, []);
 
   const submit = (e: SyntheticEvent) => {
     e.preventDefault();
@@ -205,8 +374,14 @@ function Display() {
   const keyed = webrtc.leader.keyed;
   const last = webrtc.messages.at(-1);
   const state = Object.values(webrtc.state);
+  const joined = step.kind === "in";
+  const openRoom = joined && keyed === false;
+  const notes = [joined ? relayNote(relayed, HAS_WEBRTC) : null, wakeNote(wake)].filter((n) => n !== null);
+  // what needs a person: a failure, an open room, no network, a booth that was there and is lost
+  const summary = displaySummary(webrtc.connectionState, webrtc.peers, webrtc.self?.peer_id ?? null);
+  const attention = problem !== null || openRoom || webrtc.error !== null || summary.tone === "attention";
   return (
-    <main className="mw-display">
+    <main className={cx("mw-display", attention && "mw-display--attention")}>
       {step.kind === "code" ? (
         <form className="mw-display__pair" onSubmit={submit} aria-label="Join the room">
           <p role="status">{step.why}</p>
@@ -230,36 +405,51 @@ function Display() {
           </button>
         </form>
       ) : (
-        <section className="mw-display__now" aria-label="Now showing">
-          {last ? <pre id="last-message">{show(last.payload)}</pre> : <p className="mw-display__idle">Waiting for the first cue…</p>}
+        <section className="mw-display__now" aria-label="Now showing" aria-live="polite">
+          {last ? <Cue key={last.message_id} message={last} /> : <p className="mw-display__idle">Waiting for the first cue…</p>}
         </section>
       )}
-      {state.length > 0 ? (
-        <dl className="mw-display__state" aria-label="Room state">
-          {state.map((e) => (
-            <div key={e.key}>
-              <dt>{e.key}</dt>
-              <dd data-key={e.key}>{show(e.value)}</dd>
-            </div>
+      <footer className="mw-display__bar">
+        {state.length > 0 ? (
+          <dl className="mw-display__state" aria-label="Room state">
+            {state.map((e) => (
+              <div key={e.key}>
+                <dt>{e.key}</dt>
+                <dd data-key={e.key}>{plainText(e.value)}</dd>
+              </div>
+            ))}
+          </dl>
+        ) : null}
+        <div className="mw-display__status">
+          {problem ? (
+            <p role="alert" className="mw-display__problem">
+              Cannot join yet: {problem}
+            </p>
+          ) : null}
+          {openRoom ? (
+            <p className="mw-display__open" role="note">
+              Open room: any device on this network can join it and put text on this screen.
+            </p>
+          ) : null}
+          <ConnectionStatus {...webrtc} title="This display" variant="display" mesh="controllers" />
+          {notes.map((note) => (
+            <p key={note} className="mw-display__note">
+              {note}
+            </p>
           ))}
-        </dl>
-      ) : null}
-      <footer className="mw-display__status">
-        {problem ? <p role="alert">Cannot join yet: {problem}</p> : null}
-        {step.kind === "in" && keyed === false ? (
-          <p className="mw-display__open" role="note">
-            Open room: any device on this network can join it and put text on this screen.
-          </p>
-        ) : null}
-        <button type="button" onClick={() => void document.documentElement.requestFullscreen().catch(() => undefined)}>
-          Full screen
-        </button>
-        {step.kind === "in" && keyed ? (
-          <button type="button" id="forget-room" onClick={forget}>
-            Forget this room
-          </button>
-        ) : null}
-        <ConnectionStatus {...webrtc} title="This display" />
+          <div className="mw-display__actions">
+            {fullScreen ? null : (
+              <button type="button" onClick={() => void document.documentElement.requestFullscreen().catch(() => undefined)}>
+                Full screen
+              </button>
+            )}
+            {joined && keyed ? (
+              <button type="button" id="forget-room" onClick={forget}>
+                Forget this room
+              </button>
+            ) : null}
+          </div>
+        </div>
       </footer>
     </main>
   );

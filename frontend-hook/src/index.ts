@@ -18,7 +18,12 @@ export {
   PEER_TYPE_LABELS,
   DISPLAY_CLASS_LABELS,
   FOUND_BY_LABELS,
+  DISPLAY_SUMMARY_LABELS,
+  NOT_NEEDED_LABEL,
+  displaySummary,
   type ConnectionStatusProps,
+  type DisplaySummary,
+  type SummaryTone,
 } from "./ConnectionStatus";
 export {
   applyStateEvent,

@@ -2,8 +2,9 @@ import { act, cleanup, render, screen, waitFor, within } from "@testing-library/
 import { clearMocks } from "@tauri-apps/api/mocks";
 import { afterEach, describe, expect, it } from "vitest";
 
-import { ConnectionStatus } from "../src/ConnectionStatus";
+import { ConnectionStatus, DISPLAY_SUMMARY_LABELS, displaySummary } from "../src/ConnectionStatus";
 import { WebRTCCommandError } from "../src/errors";
+import type { PeerInfo } from "../src/generated/sidecar-types";
 import type { LeaderView } from "../src/state";
 import { useWebRTC } from "../src/useWebRTC";
 import { BOOTH, LOBBY, PREFIX, STAGE, fire, flush, installTauri, peer } from "./helpers";
@@ -243,5 +244,99 @@ describe("ConnectionStatus", () => {
     );
     expect(screen.getByLabelText("Pairing code").textContent).toBe("042193");
     expect(screen.getByText(/2 tries left/)).toBeTruthy();
+  });
+
+  it("says when a channel goes through the leader rather than a direct path", () => {
+    render(
+      <ConnectionStatus
+        connectionState="follower"
+        leader={{ ...boothLeads, isLeader: false, state: "follower" }}
+        self={peer(STAGE, { connection_state: "self" })}
+        peers={[peer(BOOTH, { connection_state: "connected", via: "relay" }), peer(STAGE, { connection_state: "self" })]}
+      />,
+    );
+    expect(row(/Booth/).cells.at(-1)).toBe("Connected (relayed by the leader)");
+  });
+
+  it("under mesh controllers, two displays need no link: not 'Not connected yet'", () => {
+    const me = peer(STAGE, { connection_state: "self" });
+    render(
+      <ConnectionStatus
+        connectionState="follower"
+        leader={{ ...boothLeads, isLeader: false, state: "follower", leader: null }}
+        self={me}
+        peers={[peer(BOOTH, { connection_state: "new" }), me, peer(LOBBY, { connection_state: "new" })]}
+        mesh="controllers"
+      />,
+    );
+    const lobby = row(/Lobby TV/);
+    expect(lobby.cells).toEqual(["Display", "Lobby", "No link needed"]);
+    expect(lobby.tr.className).toContain("mw-state--unneeded");
+    expect(row(/Booth/).cells).toEqual(["Controller", "—none", "Not connected yet"]); // that one is wanted
+  });
+});
+
+describe("ConnectionStatus variant display", () => {
+  const me = peer(STAGE, { connection_state: "self" });
+  const following = { ...boothLeads, isLeader: false, state: "follower" as const, leader: null };
+
+  it("is one line for a volunteer, the details folded away", () => {
+    render(
+      <ConnectionStatus
+        connectionState="follower"
+        leader={following}
+        self={me}
+        peers={[peer(BOOTH, { connection_state: "connected" }), me, peer(LOBBY, { connection_state: "new" })]}
+        variant="display"
+        mesh="controllers"
+        title="This display"
+      />,
+    );
+    const panel = screen.getByRole("region", { name: "This display" });
+    const line = within(panel).getByRole("status", { name: "This display's connection" });
+    expect(line.textContent).toBe("Connected to the booth");
+    expect(line.className).toContain("mw-summary--ok");
+    const details = panel.querySelector("details");
+    expect(details?.open).toBe(false);
+    expect(details?.querySelector("summary")?.textContent).toBe("Details");
+    expect(within(panel).getByRole("table", { hidden: true })).toBeTruthy(); // inside the fold
+    expect(row(/Lobby TV/).cells.at(-1)).toBe("No link needed");
+  });
+
+  it("with only displays in the room, waits for the booth: nothing is wrong", () => {
+    render(
+      <ConnectionStatus
+        connectionState="follower"
+        leader={{ ...following, leaderId: LOBBY.peer_id }}
+        self={me}
+        peers={[me, peer(LOBBY, { connection_state: "new", is_leader: true })]}
+        variant="display"
+        mesh="controllers"
+      />,
+    );
+    const line = screen.getByRole("status", { name: "This display's connection" });
+    expect(line.textContent).toBe("Waiting for the booth");
+    expect(line.className).toContain("mw-summary--waiting");
+    expect(screen.queryByRole("alert")).toBeNull();
+    expect(screen.getByRole("region").className).not.toContain("mw-tone--attention");
+  });
+
+  it("words every state for a volunteer", () => {
+    const L = DISPLAY_SUMMARY_LABELS;
+    const booth = (connection_state: PeerInfo["connection_state"]) => [peer(BOOTH, { connection_state }), me];
+    expect(displaySummary("idle", [], null)).toEqual({ tone: "waiting", text: L.idle });
+    expect(displaySummary("starting", [], null)).toEqual({ tone: "waiting", text: "Looking for the room…" });
+    expect(displaySummary("discovering", [], null).text).toBe(L.looking);
+    expect(displaySummary("electing", [], null).text).toBe(L.looking);
+    expect(displaySummary("offline", [], null).tone).toBe("attention");
+    expect(displaySummary("error", [], null)).toEqual({ tone: "attention", text: "Could not join the room" });
+    expect(displaySummary("follower", booth("connected"), me.peer_id)).toEqual({ tone: "ok", text: "Connected to the booth" });
+    expect(displaySummary("follower", booth("connecting"), me.peer_id)).toEqual({ tone: "waiting", text: L.connecting });
+    expect(displaySummary("follower", booth("new"), me.peer_id).text).toBe(L.connecting);
+    expect(displaySummary("follower", booth("disconnected"), me.peer_id)).toEqual({ tone: "attention", text: L.lost });
+    expect(displaySummary("leader", [me], me.peer_id)).toEqual({ tone: "waiting", text: "Waiting for the booth" });
+    // a second booth connected is enough
+    const two = [peer(BOOTH, { connection_state: "disconnected" }), peer(BOOTH, { peer_id: "b2", connection_state: "connected" }), me];
+    expect(displaySummary("follower", two, me.peer_id).tone).toBe("ok");
   });
 });
