@@ -28,7 +28,7 @@ import { createRoot } from "react-dom/client";
 
 import { ConnectionStatus, displaySummary } from "../src/ConnectionStatus";
 import "../src/ConnectionStatus.css";
-import { WebRTCCommandError } from "../src/errors";
+import { SidecarErrorCode, WebRTCCommandError } from "../src/errors";
 import type { DisplayClass, MessageParams, StartPeerParams } from "../src/generated/sidecar-types";
 import { webPeerTransport } from "../src/transport";
 import { useWebRTC } from "../src/useWebRTC";
@@ -294,6 +294,12 @@ function Display() {
           (err: unknown) => {
             // A refused key stays kept (a refusal may be forged, or come from a device
             // that missed a rotation): a pairing replaces it, "Forget" removes it.
+            if (err instanceof WebRTCCommandError && err.code === SidecarErrorCode.AlreadyStarted) {
+              // Started already (a second start raced the first): the page is in the room.
+              clearError();
+              setStep({ kind: "in" });
+              return;
+            }
             const next = afterFailure(err, location.host);
             if (next) {
               setProblem(null);
