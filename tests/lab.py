@@ -82,6 +82,7 @@ HOST_IFACE = "eth0"
 BRIDGE = "br0"
 SPLIT_BRIDGE = "brsplit"
 MCAST_TABLE = "mwl_nomcast"
+ISOLATION_TABLE = "mwl_isolation"
 """The other half of a partition (Lab.partition)."""
 MAX_HOSTS = 254
 
@@ -1034,6 +1035,26 @@ class Lab:
                 ),
             )
             self._nft_tables.add(MCAST_TABLE)
+
+    def isolate_clients(self, wired: Sequence[Host]) -> None:
+        """Client isolation, as on a venue's Wi-Fi: the bridge forwards nothing between
+        two hosts that are not `wired` (unicast and multicast alike); a wired host
+        reaches every host and every host reaches it."""
+        with self._lock:
+            self._check_open()
+            ports = ", ".join(f'"{h.bridge_port}"' for h in wired)
+            _run(
+                ["ip", "netns", "exec", self.bridge_netns, "nft", "-f", "-"],
+                input_text=(
+                    f"table bridge {ISOLATION_TABLE} {{\n"
+                    "  chain forward {\n"
+                    "    type filter hook forward priority 0; policy accept;\n"
+                    f"    iifname != {{ {ports} }} oifname != {{ {ports} }} counter drop\n"
+                    "  }\n"
+                    "}\n"
+                ),
+            )
+            self._nft_tables.add(ISOLATION_TABLE)
 
     def add_router(self, networks: Sequence[int] = (0, 1), allow: Sequence[str] = ()) -> str:
         """A router namespace on ``networks`` (address ``.254`` on each), forwarding unicast
