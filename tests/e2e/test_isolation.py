@@ -80,3 +80,32 @@ async def test_with_client_isolation_every_screen_gets_the_cues_and_one_leader_s
         assert led_by(peer, ctrl)
         assert len(notes(peer, "webrtc:leader_changed")) == before[peer.peer_id]
     assert await page.eval("return window.__mw.peer.leaderStatus().leader_id;") == ctrl.peer_id
+
+
+async def test_with_client_isolation_and_no_controller_each_display_leads_until_one_returns(
+    room: Room,
+) -> None:
+    ctrl = await room.spawn(CONTROLLER)
+    aud = await room.spawn(display("Audience"))
+    stage = await room.spawn(display("Stage", "stage"))
+    room.lab.isolate_clients(wired=[ctrl.host])
+    for peer in (ctrl, aud, stage):
+        await peer.start()
+    await agree_on([ctrl, aud, stage], ctrl, SETUP_S)
+    both = {aud.peer_id, stage.peer_id}
+    await ctrl.client.wait_until(lambda: both <= connected_ids(ctrl), SETUP_S)
+    await ctrl.client.call("send_control_message", {"payload": "Welcome", "retain": "slide"})
+    for peer in (aud, stage):
+        await peer.client.wait_until(functools.partial(lambda p: len(messages(p)) == 1, peer), 5)
+    # The booth laptop restarts: each wireless display hears nobody and leads alone.
+    await ctrl.client.call("stop_peer")
+    for peer in (aud, stage):
+        await peer.client.wait_until(functools.partial(led_by, peer, peer), SETUP_S)
+        values = {e["key"]: e["value"] for e in await peer.client.call("get_state")}
+        assert values == {"slide": "Welcome"}  # what they show stays
+    # It is back (a new peer id): one room again.
+    await ctrl.start()
+    await agree_on([ctrl, aud, stage], ctrl, SETUP_S)
+    await ctrl.client.wait_until(
+        lambda: {aud.peer_id, stage.peer_id} <= connected_ids(ctrl), SETUP_S
+    )
