@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -89,6 +90,15 @@ An honest channel has at most its window in flight (core/flow.py: ~140 KiB)."""
 MAX_MEMBERS_PER_ADDRESS = 16
 """Members registered from one source address (a computer with a few browser
 tabs, a sidecar and its page): one device cannot fill the room."""
+APP_PAGE_ORIGINS = frozenset(
+    {"tauri://localhost", "http://tauri.localhost", "https://tauri.localhost"}
+)
+"""The origins of a Tauri v2 app's own pages, as its webview sends them: `tauri://localhost`
+(iOS, macOS, Linux), `http://tauri.localhost` (Android, Windows), `https://tauri.localhost`
+(those two with `useHttpsScheme`). No web site can claim one: a browser sets `Origin` from
+the page's own address, and `*.localhost` is the browser's own device (RFC 6761; Chromium
+and Firefox resolve it to loopback without asking DNS). Only software on that device serves
+there, and such software can open a WebSocket with no `Origin` at all."""
 
 # ----------------------------------------------------------------- actions
 
@@ -397,6 +407,21 @@ class RoomRegistry:
     def set_known(self, records: Sequence[PeerRecord]) -> None:
         """What a `query` is answered: this peer's record, then its leader's."""
         self._known = list(records)[:MAX_ROOM_INFO]
+
+    def admits_page(self, origin: str) -> bool:
+        """Whether a WebSocket whose `Origin` is `origin` (a web page's) may open this
+        signaling server: the room's own display page, `http://<address>:<port>` of a
+        device of the room (serves_page), or a Tauri app's own page (APP_PAGE_ORIGINS:
+        an app on iOS or Android, which runs a web peer). Native clients send no
+        `Origin` and are not asked."""
+        if origin in APP_PAGE_ORIGINS:
+            return True
+        try:
+            parts = urllib.parse.urlsplit(origin)
+            port = parts.port or 80
+        except ValueError:
+            return False
+        return parts.scheme == "http" and self.serves_page(parts.hostname or "", port)
 
     def serves_page(self, address: str, port: int) -> bool:
         """Whether a device of the room serves its display page at `address:port`

@@ -6,6 +6,9 @@ import { defineConfig } from "vite";
 export default defineConfig({
   // The built page is embedded by tauri::generate_context! (tauri.conf.json: frontendDist).
   base: "./",
+  // VITE_PEER (web | plugin) and the Tauri CLI's TAURI_ENV_PLATFORM reach the page as
+  // import.meta.env: src/transport.ts picks the plugin or a web peer with them.
+  envPrefix: ["VITE_", "TAURI_ENV_"],
   esbuild: { jsx: "automatic" },
   resolve: { dedupe: ["react", "react-dom", "@tauri-apps/api", "@noble/curves", "@noble/hashes", "@noble/ciphers"] },
   server: { strictPort: true, fs: { allow: [".", "../../frontend-hook"] } },

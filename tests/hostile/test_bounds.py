@@ -107,6 +107,10 @@ async def test_6_only_the_room_s_own_page_may_open_its_signaling(room: Room) -> 
     page = await Hostile.start(phone, "ws", url=url, origin=f"http://{disp.host.ip}:3010")
     await page.wait(frame_of("challenge"))
     await page.close()
+    # A Tauri app's own page (the example app on Android; iOS sends tauri://localhost).
+    app = await Hostile.start(phone, "ws", url=url, origin="http://tauri.localhost")
+    await app.wait(frame_of("challenge"))
+    await app.close()
     # A native client sends no Origin: let in (ws_attacker sends none).
     native, _ = await ws_attacker(room, ctrl)
     await native.close()

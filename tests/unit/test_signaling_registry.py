@@ -1388,6 +1388,30 @@ def test_a_page_may_come_only_from_a_device_of_the_room() -> None:
     assert not reg.serves_page("192.0.2.1", 3010)
 
 
+def test_a_websocket_s_origin_is_the_room_s_page_or_a_tauri_app_s_own() -> None:
+    reg = make()
+    join(reg, 1, A)  # 10.0.0.9:3010
+    assert reg.admits_page("http://10.0.0.9:3010")  # the display page of a member
+    # The example app on iOS (tauri://localhost) and Android (http://tauri.localhost,
+    # https:// with useHttpsScheme): its web peer joins from the app's own page.
+    for app in ("tauri://localhost", "http://tauri.localhost", "https://tauri.localhost"):
+        assert reg.admits_page(app), app
+    for elsewhere in (
+        "http://10.0.0.9:8080",  # another port of a member: another server
+        "https://10.0.0.9:3010",  # the room's pages are served over http only
+        "http://192.0.2.1:3010",  # a device that is not in the room
+        "http://tauri.localhost:8080",  # not an app's origin (it has no port)
+        "http://tauri.localhost.example.com",  # a web site whose name starts like one
+        "http://evil.tauri.localhost",
+        "tauri://localhost.example.com",
+        "TAURI://LOCALHOST",  # browsers send origins in lower case: nothing else matches
+        "null",  # a sandboxed frame, a file:// page
+        "http://[::1",  # malformed
+        "",
+    ):
+        assert not reg.admits_page(elsewhere), elsewhere
+
+
 def test_a_member_s_odd_frames_are_answered_not_crashed_on() -> None:
     """Frames a member never sends (a query, a pairing frame, a rekey in an open
     room, one that opens but is not valid) get an error; the member stays."""

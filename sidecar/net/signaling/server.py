@@ -9,7 +9,6 @@ import ipaddress
 import itertools
 import logging
 import time
-import urllib.parse
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -341,23 +340,15 @@ class SignalingServer:
     async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
         if request.method == "GET" and request.path == SIGNAL_PATH:
             origin = request.headers.get("Origin")
-            if origin is not None and not self._page_of_the_room(origin):
+            if origin is not None and not self._registry.admits_page(origin):
                 # A page from elsewhere (a web site on a congregant's phone) may not
-                # join: native clients send no Origin, the room's pages their device's.
+                # join: native clients send no Origin, the room's pages their device's,
+                # a Tauri app's pages its own (core/registry.py, APP_PAGE_ORIGINS).
                 log.info("signaling: refused a WebSocket from a page at %r", origin[:200])
-                return page_response(403, "Only the room's own display page may join.")
+                return page_response(403, "Only the room's own pages may join.")
             return await self._handle(request)
         page = static_response(request)  # the display page, for web peers
         return page if page is not None else page_response(404, "Not found.")
-
-    def _page_of_the_room(self, origin: str) -> bool:
-        try:
-            parts = urllib.parse.urlsplit(origin)
-            port = parts.port or 80
-        except ValueError:
-            return False
-        host = parts.hostname or ""
-        return parts.scheme == "http" and self._registry.serves_page(host, port)
 
     async def _handle(self, request: web.BaseRequest) -> web.WebSocketResponse:
         # aiohttp refuses a frame whose size *equals* max_msg_size, hence the + 1.
