@@ -412,7 +412,11 @@ class LinkCore:
         self._advance(now)
         if self._upgrade is not None and self._upgrade.epoch == epoch:
             self._drop_upgrade(now)
-        elif self._current is not None and self._current.epoch == epoch:
+        elif (
+            self._current is not None
+            and self._current.epoch == epoch
+            and not self._relay_instead(now)
+        ):
             self._fail("failed")
 
     def offer_received(self, epoch: int, sdp: str, now: float) -> None:
@@ -489,6 +493,8 @@ class LinkCore:
             return
         if self.migrating and not self.offerer:
             return  # the offerer replaces it; the deadline bounds the wait
+        if self._relay_instead(now):
+            return
         self._fail(reason)
 
     def send_failed(self, epoch: int, now: float) -> None:
@@ -887,6 +893,15 @@ class LinkCore:
         if not self.web_peer or not self.offerer:
             return False
         return self._current is None or not self._current.relay
+
+    def _relay_instead(self, now: float) -> bool:
+        """(Offerer, with a web peer) The direct transport failed before the channel
+        ever opened (a browser with no usable address fails in milliseconds): the
+        relay now, not a retry of what just failed."""
+        if self.state != "connecting" or not self._relay_fallback_pending():
+            return False
+        self.offer(now, relay=True)
+        return True
 
     def _relayed_and_open(self) -> bool:
         t = self._current

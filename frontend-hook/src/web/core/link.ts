@@ -255,7 +255,7 @@ export class LinkCore {
   negotiationFailed(epoch: number, now: number): void {
     this.advance(now);
     if (this.upgrade?.epoch === epoch) this.dropUpgrade(now);
-    else if (this.current?.epoch === epoch) this.fail("failed");
+    else if (this.current?.epoch === epoch && !this.relayInstead(now)) this.fail("failed");
   }
 
   offerReceived(epoch: number, sdp: string, now: number): void {
@@ -327,6 +327,7 @@ export class LinkCore {
     }
     if (this.current?.epoch !== epoch) return;
     if (this.migrating && !this.offerer) return;
+    if (this.relayInstead(now)) return;
     this.fail(reason);
   }
 
@@ -719,6 +720,14 @@ export class LinkCore {
 
   private relayFallbackPending(): boolean {
     return this.offerer && this.webPeer && this.current?.relay !== true;
+  }
+
+  /** (Offerer, with a web peer) The direct transport failed before the channel ever
+   * opened: the relay now, not a retry of what just failed. */
+  private relayInstead(now: number): boolean {
+    if (this.state !== "connecting" || !this.relayFallbackPending()) return false;
+    this.offer(now, true);
+    return true;
   }
 
   private relayedAndOpen(): boolean {
