@@ -17,6 +17,7 @@ from sidecar.compat import media
 media.install()
 
 import aioice.ice  # noqa: E402 (after the stand-ins)
+import aioice.mdns  # noqa: E402
 from aiortc import (  # noqa: E402
     RTCConfiguration,
     RTCDataChannel,
@@ -124,7 +125,7 @@ def _is_mdns_candidate(line: str) -> bool:
     fields = line.split()
     if not line.startswith("a=candidate:") or len(fields) < 5:
         return False
-    return fields[4].lower().endswith(".local")
+    return bool(aioice.mdns.is_mdns_hostname(fields[4]))
 
 
 def remote_sdp_for_aioice(sdp: str, kind: str) -> str:
@@ -147,7 +148,7 @@ def remote_sdp_for_aioice(sdp: str, kind: str) -> str:
       candidates reach us from its real address, a peer-reflexive candidate
       (RFC 8445 §7.3.1.3), as with Chromium's hidden ones.
     """
-    lines = sdp.split("\r\n")
+    lines = sdp.splitlines()  # as aiortc reads it: any line ending
     mdns = [n for n, line in enumerate(lines) if _is_mdns_candidate(line)]
     if not mdns:
         return sdp
@@ -157,4 +158,4 @@ def remote_sdp_for_aioice(sdp: str, kind: str) -> str:
         for n, line in enumerate(lines)
         if n not in dropped and line.strip() != "a=end-of-candidates"
     ]
-    return "\r\n".join(kept)
+    return "\r\n".join(kept) + "\r\n"

@@ -3,6 +3,8 @@ channel is tried again (docs/protocol.md, "Who connects"), sans I/O."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sidecar.contract import MeshPolicy, SignalPeer
 
 
@@ -19,6 +21,17 @@ def wants(mesh: MeshPolicy, a: SignalPeer, b: SignalPeer, leader_id: str | None 
     return "controller" in (a.peer_type, b.peer_type) or (
         leader_id is not None and leader_id in (a.peer_id, b.peer_id)
     )
+
+
+def make_room_for(me: SignalPeer, newcomer: SignalPeer, linked: Sequence[SignalPeer]) -> str | None:
+    """At MAX_LINKS channels, which one to give up for a channel with `newcomer`:
+    a pair with a controller outranks a pair of displays (kept while a display led,
+    or by a full mesh), so a display that led a large room takes the booth back.
+    None: no room (the newcomer is no controller's pair, or every channel is)."""
+    if me.peer_type == "controller" or newcomer.peer_type != "controller":
+        return None
+    displays = sorted(p.peer_id for p in linked if p.peer_type != "controller")
+    return displays[-1] if displays else None
 
 
 def is_offerer(my_id: str, their_id: str) -> bool:

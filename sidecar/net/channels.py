@@ -48,7 +48,14 @@ from sidecar.contract import (
 )
 from sidecar.core.identity import Identity
 from sidecar.core.link import LinkState
-from sidecar.core.mesh import MAX_LINKS, OfferBudget, backoff_s, is_offerer, wants
+from sidecar.core.mesh import (
+    MAX_LINKS,
+    OfferBudget,
+    backoff_s,
+    is_offerer,
+    make_room_for,
+    wants,
+)
 from sidecar.core.roomkey import matches, sdp_auth
 from sidecar.net.link import Link, new_link_id
 from sidecar.net.transport import ice_server_addresses, rtc_configuration
@@ -147,7 +154,10 @@ class Channels:
 
     def update_room(self, members: Sequence[SignalPeer], leader_id: str | None = None) -> None:
         """The room as the leader lists it. Opens what is missing; never closes a
-        healthy channel (a peer list during a change of leader may be partial).
+        healthy channel because a peer is missing from a list (a peer list during
+        a change of leader may be partial), but closes those the mesh keeps no
+        more under a confirmed leader (two displays paired while one of them led,
+        once a controller leads again).
         A peer back in the room is offered at once, whatever its backoff; a
         peer listed at other addresses gets its links' paths checked."""
         if self._closed:
@@ -172,6 +182,12 @@ class Channels:
             if peer.peer_id not in self._links and peer.peer_id not in self._retries:
                 self._maybe_offer(peer)
         self._room = room
+        if leader_id is not None:  # a confirmed leader: channels the mesh keeps no more go
+            for link in list(self._links.values()):
+                other = room.get(link.remote.peer_id)
+                if other is not None and not wants(self.mesh, self.me, other, leader_id):
+                    log.info("channel to %s closed: not kept with this leader", other.peer_id)
+                    self.link_down(link, "closed", link.unacked(), retry=False)
 
     def route_changed(self) -> None:
         """We have a (new) signaling route: send pending offers again, and retry
@@ -256,7 +272,7 @@ class Channels:
                 "offer from %s, which is not the offerer of a pair we keep: ignored", peer_id
             )
             return None
-        if peer_id not in self._links and len(self._links) >= MAX_LINKS:
+        if peer_id not in self._links and not self._room_for(remote):
             log.warning("offer from %s: already %d channels; ignored", peer_id, MAX_LINKS)
             return None
         old = self._links.get(peer_id)
@@ -395,10 +411,25 @@ class Channels:
         keeps = wants(self.mesh, self.me, peer, self._leader_id)
         if not keeps or not is_offerer(self.me.peer_id, peer.peer_id):
             return
-        if len(self._links) >= MAX_LINKS:
+        if not self._room_for(peer):
             log.warning("not opening a channel to %s: already %d", peer.peer_id, MAX_LINKS)
             return
         self._new_link(peer, new_link_id(), offerer=True).offer()
+
+    def _room_for(self, peer: SignalPeer) -> bool:
+        """Whether a new channel to `peer` fits under MAX_LINKS; a controller's
+        takes the place of one between two displays (core/mesh.py, make_room_for)."""
+        if len(self._links) < MAX_LINKS:
+            return True
+        victim = make_room_for(self.me, peer, [link.remote for link in self._links.values()])
+        link = self._links.get(victim) if victim is not None else None
+        if link is None:
+            return False
+        log.info(
+            "channel to %s closed: room for the controller %s", link.remote.peer_id, peer.peer_id
+        )
+        self.link_down(link, "closed", link.unacked(), retry=False)
+        return True
 
     def _retry(self, peer_id: str) -> None:
         self._retries.pop(peer_id, None)

@@ -37,7 +37,11 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 EXAMPLE = REPO / "tauri-bridge" / "example"
 APP_ORIGIN = "http://tauri.localhost"  # a Tauri v2 app's page on Android (and Windows)
 SETUP_S = 15.0
-KEPT = "return localStorage.getItem('mobile-worship:room-key:default');"
+
+
+def kept(device: str) -> str:
+    """The key the page keeps for the default room joined through `device` (host:port)."""
+    return f"return localStorage.getItem('mobile-worship:room-key:{device}|default');"
 
 
 def js(value: object) -> str:
@@ -155,7 +159,10 @@ async def test_the_example_page_pairs_with_a_code_and_works_over_a_web_peer(
         "in the booth's keyed room, connected to the booth and the stage",
         SETUP_S,
     )
-    assert await app.page.eval(KEPT) == key  # kept in the app's own storage
+    # Kept in the app's own storage, for this device only: a link naming another
+    # device (maybe a stranger's) finds no key there and cannot replace this one.
+    assert await app.page.eval(kept(f"{ctrl.host.ip}:3010")) == key
+    assert await app.page.eval(kept("10.77.0.250:3010")) is None
     phone = await self_id(app)
 
     # A cue from the booth shows on the phone.

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from sidecar.compat.rtc import restrict_ice_gathering
 from sidecar.contract import IceServer, PeerType, SignalPeer
-from sidecar.core.mesh import backoff_s, is_offerer, wants
+from sidecar.core.mesh import backoff_s, is_offerer, make_room_for, wants
 from sidecar.net.transport import rtc_configuration
 
 
@@ -27,6 +27,15 @@ def test_default_mesh_connects_only_pairs_with_a_controller() -> None:
     assert wants("controllers", c, d1) and wants("controllers", d1, c)
     assert not wants("controllers", d1, d2)
     assert wants("controllers", c, peer("c2", "controller"))
+
+
+def test_at_the_cap_a_controller_takes_the_place_of_a_pair_of_displays() -> None:
+    me, booth = peer("d0", "display"), peer("c", "controller")
+    displays = [peer(f"d{n}", "display") for n in range(1, 65)]
+    assert make_room_for(me, booth, displays) == "d9"  # the highest id: deterministic
+    assert make_room_for(me, peer("d99", "display"), displays) is None  # only a controller
+    assert make_room_for(me, booth, [booth] * 64) is None  # nothing to give up
+    assert make_room_for(booth, peer("c2", "controller"), displays) is None  # all its pairs
 
 
 def test_full_mesh_connects_every_pair() -> None:

@@ -104,3 +104,11 @@ def test_a_description_without_mdns_candidates_is_left_alone() -> None:
 
     plain = FIREFOX_OFFER.replace("6dd8063a-910b-4264-93b3-6b43e9a81c69.local", "10.0.0.8")
     assert remote_sdp_for_aioice(plain, "offer") == plain
+
+
+def test_a_description_with_bare_line_feeds_is_read_as_aiortc_reads_it() -> None:
+    from sidecar.compat.rtc import remote_sdp_for_aioice
+
+    offer = remote_sdp_for_aioice(FIREFOX_OFFER.replace("\r\n", "\n"), "offer")
+    assert ".local" not in offer
+    assert "a=end-of-candidates" not in offer

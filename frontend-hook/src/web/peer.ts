@@ -325,9 +325,16 @@ export class WebPeer {
     const listed = this.members;
     const everyone = listed.some((p) => p.peer_id === me.peer_id) ? listed : [...listed, me];
     this.emit("webrtc:peer_list_changed", { peers: everyone.map((p) => this.info(p)) });
+    // Under this leader, channels the mesh keeps no more go (paired while a display led).
+    for (const link of [...this.links.values()]) {
+      const other = listed.find((p) => p.peer_id === link.peerId);
+      if (other && !this.wants(other)) this.onDown(link, "closed", link.unacked());
+    }
     for (const peer of listed) {
       if (peer.peer_id === me.peer_id || !this.wants(peer)) continue;
-      if (!this.links.has(peer.peer_id) && isOfferer(me.peer_id, peer.peer_id)) this.newLink(peer.peer_id, randomHex(8), true);
+      if (this.links.has(peer.peer_id) || !isOfferer(me.peer_id, peer.peer_id)) continue;
+      if (this.links.size >= MAX_LINKS) break; // as the sidecar: a room cannot make a page open more
+      this.newLink(peer.peer_id, randomHex(8), true);
     }
   }
 
@@ -486,8 +493,9 @@ export class WebPeer {
     const attempt = (this.attempts.get(peer.peer_id) ?? 0) + 1;
     this.attempts.set(peer.peer_id, attempt);
     setTimeout(() => {
-      const listed = this.members.some((m) => m.peer_id === peer.peer_id);
-      if (!this.stopped && listed && !this.links.has(peer.peer_id)) this.newLink(peer.peer_id, randomHex(8), true);
+      const listed = this.members.find((m) => m.peer_id === peer.peer_id);
+      if (this.stopped || !listed || !this.wants(listed) || this.links.has(peer.peer_id)) return;
+      if (this.links.size < MAX_LINKS) this.newLink(peer.peer_id, randomHex(8), true);
     }, backoffMs(attempt));
   }
 

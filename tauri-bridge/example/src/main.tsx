@@ -507,7 +507,7 @@ function DeviceForm({ connect }: { connect: (signal: string) => void }) {
 function WebRoot() {
   const [signal, setSignal] = useState<string | null>(() => initialSignal());
   const backend = useMemo<Backend | null>(
-    () => (signal === null ? null : { keys: roomKeys("web"), web: { ...webBackend(signal), signal } }),
+    () => (signal === null ? null : { keys: roomKeys("web", deviceOf(signal)), web: { ...webBackend(signal), signal } }),
     [signal],
   );
   useEffect(

@@ -27,32 +27,40 @@ const PREFIX = "mobile-worship:room-key:";
  * in a Tauri mobile app the app's own (`tauri://localhost`, `http://tauri.localhost`), in a
  * browser the address the page came from. No storage (a private window): the device pairs
  * at every start.
+ *
+ * Kept per device the page joins through (`host:port`) and room: a link naming another
+ * device (`#signal=`, maybe a stranger's) and a pairing there cannot replace the key of
+ * the room this phone is in; it finds no key there and asks for a code.
  */
-const webKeys: RoomKeys = {
-  saved: (room) => {
-    try {
-      return Promise.resolve(localStorage.getItem(PREFIX + room));
-    } catch {
-      return Promise.resolve(null);
-    }
-  },
-  forget: (room) => {
-    try {
-      localStorage.removeItem(PREFIX + room);
-    } catch {
-      // nothing kept
-    }
-    return Promise.resolve();
-  },
-  keep: (room, key) => {
-    try {
-      localStorage.setItem(PREFIX + room, key);
-    } catch {
-      // not kept: the next start pairs again
-    }
-  },
-};
+function webKeys(device: string): RoomKeys {
+  const slot = (room: string) => `${PREFIX}${device}|${room}`;
+  return {
+    saved: (room) => {
+      try {
+        return Promise.resolve(localStorage.getItem(slot(room)));
+      } catch {
+        return Promise.resolve(null);
+      }
+    },
+    forget: (room) => {
+      try {
+        localStorage.removeItem(slot(room));
+      } catch {
+        // nothing kept
+      }
+      return Promise.resolve();
+    },
+    keep: (room, key) => {
+      try {
+        localStorage.setItem(slot(room), key);
+      } catch {
+        // not kept: the next start pairs again
+      }
+    },
+  };
+}
 
-export function roomKeys(mode: PeerMode): RoomKeys {
-  return mode === "plugin" ? pluginKeys : webKeys;
+/** The keys of the plugin, or of a web peer joining through `device` (`host:port`). */
+export function roomKeys(mode: PeerMode, device = ""): RoomKeys {
+  return mode === "plugin" ? pluginKeys : webKeys(device);
 }
