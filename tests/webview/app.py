@@ -100,14 +100,27 @@ class App:
 
     @classmethod
     async def launch(
-        cls, host: Host, artifacts: Path, timeout: float = 90.0, work: Path | None = None
+        cls,
+        host: Host,
+        artifacts: Path,
+        timeout: float = 90.0,
+        work: Path | None = None,
+        binary: Path = APP,
     ) -> App:
-        """Launch the app; `work`: the folder of an earlier run (its data, as after a
-        restart of the app), else a new one."""
+        """Launch the app (`binary`: the example as built, or as a bundle installed it);
+        `work`: the folder of an earlier run (its data, as after a restart of the app),
+        else a new one."""
         work = work or Path(tempfile.mkdtemp(prefix="mw-app-"))
         driver = tauri_driver()
         assert driver is not None
-        argv = ["env", f"TAURI_DRIVER={driver}", sys.executable, str(DRIVER), str(APP), str(work)]
+        argv = [
+            "env",
+            f"TAURI_DRIVER={driver}",
+            sys.executable,
+            str(DRIVER),
+            str(binary),
+            str(work),
+        ]
         stderr = (work / "driver.stderr").open("wb")
         try:
             page = await Page.launch(host, argv, str(work / "scratch"), timeout, stderr=stderr)
