@@ -3,7 +3,8 @@
 # Installs what it needs itself: on Debian/Ubuntu as root the WebKitGTK build packages
 # (and iproute2 for the network-namespace test), the locked Python env of the sidecar
 # (its tests spawn the real sidecar), and the example's page (npm ci, tsc, vite build: its
-# dist/ is embedded in the example app).  Then `cargo test` and `cargo build` of the example.
+# dist/ is embedded in the example app).  Then `cargo test` and `cargo build` of the example,
+# and the packages app developers take (tests/packaging).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -69,6 +70,16 @@ elapsed $t
 step "cargo build --locked -p mobile-worship-example --features dev-sidecar"
 t=$SECONDS
 cargo build --locked -p mobile-worship-example --features dev-sidecar
+elapsed $t
+
+# The crates and the hook as app developers take them: `cargo package` of sidecar-client
+# and the plugin (verified), `npm pack` of frontend-hook/, each used by a scratch app in a
+# temporary folder outside the repository (tests/packaging; it reuses the target folder the
+# steps above filled, so it comes last).
+step "packages: cargo package, npm pack, scratch apps outside the repository (tests/packaging)"
+t=$SECONDS
+cd "$root"
+uv run --locked pytest tests/packaging
 elapsed $t
 
 leftover=$(ip netns list 2>/dev/null | grep -E '^mwr[0-9]+x' || true)

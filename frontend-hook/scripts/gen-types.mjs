@@ -1,7 +1,10 @@
 #!/usr/bin/env node
 // @ts-check
 /**
- * Generates src/generated/sidecar-types.ts from the sidecar's JSON Schema.
+ * Generates src/generated/sidecar-types.ts from the sidecar's JSON Schema, and
+ * the same file for the Tauri plugin's JS bindings
+ * (tauri-bridge/crates/tauri-plugin-mobile-worship/guest-js/sidecar-types.ts:
+ * the plugin's .crate holds its guest-js/, which cannot reach into frontend-hook/).
  *
  * The schema (draft 2020-12, every type under `$defs`) is the one that
  * `mobile-worship-sidecar schema` prints; the sidecar builds it from its
@@ -12,8 +15,8 @@
  * Usage (from frontend-hook/ or anywhere):
  *   node scripts/gen-types.mjs                  run `uv run mobile-worship-sidecar schema` at the repo root
  *   node scripts/gen-types.mjs --schema FILE    read a saved schema instead ("-" for stdin)
- *   node scripts/gen-types.mjs --check [...]    write nothing; exit 1 if the committed file is stale
- *   node scripts/gen-types.mjs --out FILE       write elsewhere (default src/generated/sidecar-types.ts)
+ *   node scripts/gen-types.mjs --check [...]    write nothing; exit 1 if a committed file is stale
+ *   node scripts/gen-types.mjs --out FILE       write FILE only (default: both files above)
  *
  * A small generator of its own rather than json-schema-to-typescript: the
  * schema is `$defs` only (no root type), and the output here is named after
@@ -37,6 +40,15 @@ export const PACKAGE_ROOT = resolve(here, "..");
 export const REPO_ROOT = resolve(PACKAGE_ROOT, "..");
 /** The committed output. */
 export const OUTPUT_FILE = join(PACKAGE_ROOT, "src", "generated", "sidecar-types.ts");
+/** Its committed copy beside the Tauri plugin's JS bindings (the same text). */
+export const GUEST_JS_FILE = join(
+  REPO_ROOT,
+  "tauri-bridge",
+  "crates",
+  "tauri-plugin-mobile-worship",
+  "guest-js",
+  "sidecar-types.ts",
+);
 /** The command that prints the schema, run at REPO_ROOT. */
 export const SCHEMA_COMMAND = ["uv", "run", "--locked", "--quiet", "mobile-worship-sidecar", "schema"];
 
@@ -574,8 +586,8 @@ function reachable(defs, root) {
  * @param {string[]} argv
  */
 function parseArgs(argv) {
-  /** @type {{ check: boolean, schema: string | null, out: string }} */
-  const opts = { check: false, schema: null, out: OUTPUT_FILE };
+  /** @type {{ check: boolean, schema: string | null, out: string[] }} */
+  const opts = { check: false, schema: null, out: [OUTPUT_FILE, GUEST_JS_FILE] };
   for (let i = 0; i < argv.length; i++) {
     const arg = /** @type {string} */ (argv[i]);
     const value = () => {
@@ -586,8 +598,8 @@ function parseArgs(argv) {
     if (arg === "--check") opts.check = true;
     else if (arg === "--schema") opts.schema = value();
     else if (arg.startsWith("--schema=")) opts.schema = arg.slice("--schema=".length);
-    else if (arg === "--out") opts.out = resolve(value());
-    else if (arg.startsWith("--out=")) opts.out = resolve(arg.slice("--out=".length));
+    else if (arg === "--out") opts.out = [resolve(value())];
+    else if (arg.startsWith("--out=")) opts.out = [resolve(arg.slice("--out=".length))];
     else if (arg === "-h" || arg === "--help") {
       process.stdout.write(
         "usage: gen-types.mjs [--check] [--schema FILE|-] [--out FILE] [FILE]\n" +
@@ -610,20 +622,26 @@ export function main(argv) {
   const source = generate(schema);
   const origin = opts.schema ?? SCHEMA_COMMAND.join(" ");
   if (opts.check) {
-    const current = existsSync(opts.out) ? readFileSync(opts.out, "utf8") : null;
-    if (current === source) {
-      process.stdout.write(`${opts.out} is up to date with ${origin}\n`);
-      return 0;
+    let status = 0;
+    for (const out of opts.out) {
+      const current = existsSync(out) ? readFileSync(out, "utf8") : null;
+      if (current === source) {
+        process.stdout.write(`${out} is up to date with ${origin}\n`);
+        continue;
+      }
+      process.stderr.write(
+        `${out} is ${current === null ? "missing" : "stale"}: the sidecar's schema changed. ` +
+          "Run `npm run gen:types` in frontend-hook/ and commit the result.\n",
+      );
+      status = 1;
     }
-    process.stderr.write(
-      `${opts.out} is ${current === null ? "missing" : "stale"}: the sidecar's schema changed. ` +
-        "Run `npm run gen:types` in frontend-hook/ and commit the result.\n",
-    );
-    return 1;
+    return status;
   }
-  mkdirSync(dirname(opts.out), { recursive: true });
-  writeFileSync(opts.out, source);
-  process.stdout.write(`wrote ${opts.out} from ${origin}\n`);
+  for (const out of opts.out) {
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, source);
+    process.stdout.write(`wrote ${out} from ${origin}\n`);
+  }
   return 0;
 }
 

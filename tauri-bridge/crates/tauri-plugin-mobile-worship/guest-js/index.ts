@@ -3,8 +3,10 @@
  *
  * Commands take and return the types of the sidecar's stdio API (docs/api.md),
  * field names unchanged (snake_case).  Events carry the sidecar's notification params.
- * The payload types are those generated from the sidecar's schema in frontend-hook/
- * (src/generated/sidecar-types.ts), re-exported here.
+ * The payload types are those generated from the sidecar's schema
+ * (./sidecar-types.ts, written by frontend-hook/scripts/gen-types.mjs beside the
+ * hook's src/generated/sidecar-types.ts, the same text), re-exported here: the
+ * plugin's .crate and this folder stand alone.
  */
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type EventCallback, type UnlistenFn } from "@tauri-apps/api/event";
@@ -30,7 +32,7 @@ import type {
   RoomKeyParams,
   PairingParams,
   RotationResult,
-} from "../../../../frontend-hook/src/generated/sidecar-types";
+} from "./sidecar-types.js";
 
 export type {
   ConnectedParams,
@@ -57,7 +59,7 @@ export type {
   RoomKeyParams,
   PairingParams,
   RotationResult,
-} from "../../../../frontend-hook/src/generated/sidecar-types";
+} from "./sidecar-types.js";
 
 /** What a failed command rejects with. */
 export interface MobileWorshipError {
