@@ -27,7 +27,7 @@ from tests.e2e.room import (
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 
 SETUP_S = 15.0
-WATCH_S = 10.0
+WATCH_S = 5.0
 
 
 def led_by(peer: LabPeer, leader: LabPeer) -> bool:
