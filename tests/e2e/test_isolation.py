@@ -30,13 +30,8 @@ SETUP_S = 15.0
 WATCH_S = 5.0
 
 
-def led_by(peer: LabPeer, leader: LabPeer) -> bool:
-    return peer.client.leader_id == leader.peer_id
-
-
-async def test_with_client_isolation_every_screen_gets_the_cues_and_one_leader_stays(
-    room: Room, pages: Pages
-) -> None:
+async def isolated_room(room: Room) -> tuple[LabPeer, LabPeer, LabPeer]:
+    """A wired controller and two wireless displays that reach only it, in one room."""
     ctrl = await room.spawn(CONTROLLER)
     aud = await room.spawn(display("Audience"))
     stage = await room.spawn(display("Stage", "stage"))
@@ -44,6 +39,17 @@ async def test_with_client_isolation_every_screen_gets_the_cues_and_one_leader_s
     for peer in (ctrl, aud, stage):
         await peer.start()
     await agree_on([ctrl, aud, stage], ctrl, SETUP_S)
+    return ctrl, aud, stage
+
+
+def led_by(peer: LabPeer, leader: LabPeer) -> bool:
+    return peer.client.leader_id == leader.peer_id
+
+
+async def test_with_client_isolation_every_screen_gets_the_cues_and_one_leader_stays(
+    room: Room, pages: Pages
+) -> None:
+    ctrl, aud, stage = await isolated_room(room)
     page = await pages.open(
         room.lab.add_host("phone"), f"http://{ctrl.host.ip}:3010/#name=Phone&echo=1"
     )
@@ -85,13 +91,7 @@ async def test_with_client_isolation_every_screen_gets_the_cues_and_one_leader_s
 async def test_with_client_isolation_and_no_controller_each_display_leads_until_one_returns(
     room: Room,
 ) -> None:
-    ctrl = await room.spawn(CONTROLLER)
-    aud = await room.spawn(display("Audience"))
-    stage = await room.spawn(display("Stage", "stage"))
-    room.lab.isolate_clients(wired=[ctrl.host])
-    for peer in (ctrl, aud, stage):
-        await peer.start()
-    await agree_on([ctrl, aud, stage], ctrl, SETUP_S)
+    ctrl, aud, stage = await isolated_room(room)
     both = {aud.peer_id, stage.peer_id}
     await ctrl.client.wait_until(lambda: both <= connected_ids(ctrl), SETUP_S)
     await ctrl.client.call("send_control_message", {"payload": "Welcome", "retain": "slide"})

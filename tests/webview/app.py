@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.browser.page import Page
+from tests.e2e.room import LabPeer, Room, display
 from tests.lab import Host, _pids_in_netns
 
 REPO = Path(__file__).resolve().parents[2]
@@ -192,6 +193,26 @@ class App:
         if code:
             await self.page.type("#start input[aria-label='pairing code']", code)
         await self.page.click("#start button[type='submit']")
+
+    async def leads_and_a_display_echoes(self, room: Room, setup_s: float) -> LabPeer:
+        """Start as the booth: the page says Leader, a display started elsewhere shows
+        Connected, and the display's echo of a cue sent from the page shows. The display."""
+        await self.start("Booth")
+        lead = "s.role === 'Leader' && s.leader === 'This device (Booth)'"
+        await self.see(lead, "Leader", setup_s)
+        (stage,) = await room.start({**display("Stage", "stage"), "echo": True})
+        row = f"s.rows.some((r) => r.id === {json.dumps(stage.peer_id)} && r.state === 'Connected')"
+        await self.see(
+            f"{row} && s.connected === '1 of 1 other device'", "the display connected", setup_s
+        )
+        await self.send_cue('{"slide": 7}')
+        echo = stage.peer_id[:8] + ': {"slide":7}'  # the page's "Last messages" line
+        await self.see(
+            f"s.messages.some((m) => m.includes({json.dumps(echo)}))",
+            "the display's echo of the cue",
+            5,
+        )
+        return stage
 
     async def send_cue(self, cue: str, to: str = "all") -> None:
         await self.page.type("#cue input", cue)

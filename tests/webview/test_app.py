@@ -35,21 +35,7 @@ def connected(peer_id: str) -> str:
 async def test_the_app_leads_a_display_joins_and_the_echo_of_a_cue_shows(
     app: App, room: Room
 ) -> None:
-    await app.start("Booth")
-    await app.see("s.role === 'Leader' && s.leader === 'This device (Booth)'", "Leader", SETUP_S)
-    (stage,) = await room.start({**display("Stage", "stage"), "echo": True})
-    await app.see(
-        f"{connected(stage.peer_id)} && s.connected === '1 of 1 other device'",
-        "the display connected",
-        SETUP_S,
-    )
-    await app.send_cue('{"slide": 7}')
-    echo = stage.peer_id[:8] + ': {"slide":7}'  # the page's "Last messages" line
-    await app.see(
-        f"s.messages.some((m) => m.includes({js(echo)}))",
-        "the display's echo of the cue",
-        5,
-    )
+    await app.leads_and_a_display_echoes(room, SETUP_S)
     # A send that reaches no peer is a warning, not a success.
     await app.send_cue('{"slide": 8}', to="lobby")
     await app.see(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.room import Room, display
+from tests.e2e.room import Room
 from tests.lab import Lab
 from tests.webview.app import REPO, App, app_missing
 
@@ -82,17 +82,7 @@ async def test_the_installed_app_leads_a_display_joins_and_the_echo_shows(
     bundled_app: App, room: Room
 ) -> None:
     app = bundled_app
-    await app.start("Booth")
-    await app.see("s.role === 'Leader' && s.leader === 'This device (Booth)'", "Leader", SETUP_S)
-    (stage,) = await room.start({**display("Stage", "stage"), "echo": True})
-    await app.see(
-        f"s.rows.some((r) => r.id === {json.dumps(stage.peer_id)} && r.state === 'Connected')",
-        "the display connected",
-        SETUP_S,
-    )
-    await app.send_cue('{"slide": 7}')
-    echo = stage.peer_id[:8] + ': {"slide":7}'
-    await app.see(f"s.messages.some((m) => m.includes({json.dumps(echo)}))", "the echo", 5)
+    await app.leads_and_a_display_echoes(room, SETUP_S)
     # Closing the window leaves no process behind (the app's nor its sidecar's).
     assert app.sidecar_pids(), app.processes()
     await app.page.close_window()
