@@ -93,6 +93,8 @@ def selected_path(pc: Any) -> Path | None:
 
 
 _remote_allowed: list[Callable[[str], bool]] = []
+MAX_REMOTE_CANDIDATES = 64
+"""Remote candidates one ICE transport keeps (a browser offers a handful)."""
 
 
 def restrict_remote_candidates(allowed: Callable[[str], bool]) -> None:
@@ -118,6 +120,28 @@ def restrict_remote_candidates(allowed: Callable[[str], bool]) -> None:
             original(self, remote_candidate, network_host)
 
         aioice.ice.Connection._add_remote_candidate = add_remote  # type: ignore[method-assign]
+
+        # A check from an address the SDP never named makes aioice learn it as a
+        # peer-reflexive candidate and send checks back (RFC 8445 §7.3.1.3): the same
+        # rule applies there, and a transport learns at most MAX_REMOTE_CANDIDATES.
+        # (In an open room the ICE password travels with the SDP, so anyone who reads
+        # the signaling could otherwise make us check any address, without bound.)
+        incoming = aioice.ice.Connection.check_incoming
+
+        def check_incoming(self: Any, message: Any, addr: tuple[str, int], protocol: Any) -> None:
+            known = any(
+                c._network_host == addr[0] and c.port == addr[1] for c in self._remote_candidates
+            )
+            if not known:
+                if _remote_allowed and not _remote_allowed[0](addr[0]):
+                    log.info("ICE: ignoring a check from %s (not on our networks)", addr[0])
+                    return
+                if len(self._remote_candidates) >= MAX_REMOTE_CANDIDATES:
+                    log.info("ICE: ignoring a check from %s (candidates full)", addr[0])
+                    return
+            incoming(self, message, addr, protocol)
+
+        aioice.ice.Connection.check_incoming = check_incoming  # type: ignore[method-assign]
 
 
 def _is_mdns_candidate(line: str) -> bool:

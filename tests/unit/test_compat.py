@@ -27,6 +27,8 @@ def test_the_internals_are_where_compat_expects_them() -> None:
     from zeroconf._services.registry import ServiceRegistry
 
     assert callable(aioice.ice.get_host_addresses)
+    assert callable(aioice.ice.Connection.check_incoming)
+    assert isinstance(aioice.ice.Connection(ice_controlling=True)._remote_candidates, list)
     assert callable(ServiceRegistry.async_remove)
     assert callable(ServiceRegistry.async_get_service_infos)
     assert isinstance(RTCPeerConnection.sctp, property)
@@ -112,3 +114,32 @@ def test_a_description_with_bare_line_feeds_is_read_as_aiortc_reads_it() -> None
     offer = remote_sdp_for_aioice(FIREFOX_OFFER.replace("\r\n", "\n"), "offer")
     assert ".local" not in offer
     assert "a=end-of-candidates" not in offer
+
+
+def test_a_check_from_an_address_refused_teaches_ice_no_candidate() -> None:
+    import types
+
+    import aioice.ice
+
+    from sidecar.compat.rtc import MAX_REMOTE_CANDIDATES, restrict_remote_candidates
+
+    restrict_remote_candidates(lambda address: address.startswith("10.77."))
+    try:
+        conn = aioice.ice.Connection(ice_controlling=False)
+        protocol = types.SimpleNamespace(local_candidate=types.SimpleNamespace(component=1))
+        message = types.SimpleNamespace(attributes={"PRIORITY": 1})
+        conn.check_incoming(message, ("203.0.113.5", 9), protocol)  # type: ignore[arg-type]
+        assert conn._remote_candidates == []
+        assert conn._check_list == []
+        # A full list learns nothing more, even from an allowed address.
+        conn._remote_candidates = [
+            aioice.Candidate("f", 1, "udp", 1, f"10.77.0.{n}", 9, "host")
+            for n in range(MAX_REMOTE_CANDIDATES)
+        ]
+        for candidate in conn._remote_candidates:
+            candidate._network_host = candidate.host
+        conn.check_incoming(message, ("10.77.1.1", 9), protocol)  # type: ignore[arg-type]
+        assert len(conn._remote_candidates) == MAX_REMOTE_CANDIDATES
+        assert conn._check_list == []
+    finally:
+        restrict_remote_candidates(lambda address: True)
