@@ -15,6 +15,8 @@ from typing import IO, Any
 from tests.lab import Host
 
 DRIVER = Path(__file__).with_name("page_driver.py")
+JOINED = "const p = window.__mw && window.__mw.peer; return !!(p && p.leaderStatus().leader_id);"
+"""True once the page's web peer is in the room (it knows its leader)."""
 MINIBROWSER = "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser"
 # engine: (what it needs, where it comes from); ./scripts/test installs them all
 NEEDS: dict[str, list[tuple[str, str]]] = {
@@ -120,6 +122,30 @@ class Page:
     async def wait(self, js: str, timeout: float = 10.0) -> Any:
         """Until `js` (a function body) returns something truthy in the page; its value."""
         return await self._do(timeout + 10.0, op="wait", js=js, timeout=timeout)
+
+    async def joined(self, timeout: float) -> str:
+        """The page's peer id, once its web peer is in the room."""
+        await self.wait(JOINED, timeout)
+        return str(await self.eval("return window.__mw.peer.selfInfo().peer_id;"))
+
+    async def reloaded(self, before: str, timeout: float) -> str:
+        """Reload the page; once its web peer (a new one, not `before`) is in the room
+        again, its peer id."""
+        await self.eval("setTimeout(() => location.reload(), 0); return true;")
+        await self.wait(
+            "const p = window.__mw && window.__mw.peer; const me = p && p.selfInfo();"
+            f" return !!(me && me.peer_id !== {json.dumps(before)} && p.leaderStatus().leader_id);",
+            timeout,
+        )
+        return str(await self.eval("return window.__mw.peer.selfInfo().peer_id;"))
+
+    async def shows(self, text: str, timeout: float = 5.0) -> None:
+        """Until the page shows `text` as its latest cue (`#last-message`)."""
+        await self.wait(
+            "const e = document.getElementById('last-message');"
+            f" return !!e && e.textContent.trim() === {json.dumps(text)};",
+            timeout,
+        )
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """A method of the page's web peer (what the hook calls)."""

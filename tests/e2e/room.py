@@ -240,3 +240,25 @@ async def keyed_controller(room: Room, setup_s: float = 10.0) -> tuple[LabPeer, 
     assert created["reason"] == "created" and len(created["room_key"]) >= 43
     await ctrl.client.wait_until(lambda: ctrl.client.leader_id == ctrl.peer_id, setup_s)
     return ctrl, str(created["room_key"])
+
+
+async def via(peer: LabPeer, peer_id: str) -> str | None:
+    """How `peer`'s channel to `peer_id` goes (`direct`, `relay`), or None."""
+    for info in await peer.client.call("get_connected_peers"):
+        if info["peer_id"] == peer_id:
+            return str(info["via"])
+    return None
+
+
+def page_url(peer: LabPeer, **fragment: str) -> str:
+    """The display page `peer` serves, with `fragment` (name, class, key, echo…)."""
+    return f"http://{peer.host.ip}:3010/#" + "&".join(f"{k}={v}" for k, v in fragment.items())
+
+
+async def two_booths(room: Room, setup_s: float) -> tuple[LabPeer, LabPeer]:
+    """Two controllers in one room: (the leader, the one that succeeds it)."""
+    first, second = await room.start(CONTROLLER, {**CONTROLLER, "name": "Second booth"})
+    leader = min([first, second], key=lambda p: (p.info["started_at"], p.peer_id))
+    survivor = second if leader is first else first
+    await agree_on([first, second], leader, setup_s)
+    return leader, survivor

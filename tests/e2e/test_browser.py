@@ -8,7 +8,6 @@ import asyncio
 import functools
 import json
 import time
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,9 @@ from tests.e2e.room import (
     disconnects,
     display,
     messages,
+    page_url,
+    two_booths,
+    via,
 )
 from tests.lab import Host
 
@@ -45,36 +47,12 @@ async def three_cues_echoed(ctrl: LabPeer, phone: str) -> None:
     assert [m["payload"] for m in messages(ctrl) if m["from"] == phone] == [0, 1, 2]
 
 
-async def via(peer: LabPeer, peer_id: str) -> str | None:
-    for info in await peer.client.call("get_connected_peers"):
-        if info["peer_id"] == peer_id:
-            return str(info["via"])
-    return None
-
-
 def lists(peer: LabPeer, peer_id: str) -> bool:
     return peer_id in peer.client.peer_ids()
 
 
-def page_url(peer: LabPeer, **fragment: str) -> str:
-    return f"http://{peer.host.ip}:3010/#" + "&".join(f"{k}={v}" for k, v in fragment.items())
-
-
 async def open_display(pages: Pages, host: Host, url: str) -> Page:
     return await pages.open(host, url)
-
-
-def peer_id_of(page_info: dict[str, Any]) -> str:
-    return str(page_info["peer_id"])
-
-
-async def browser_self(page: Page) -> dict[str, Any]:
-    """The page's own PeerInfo, once it joined (from its web peer)."""
-    await page.wait(
-        "const p = window.__mw && window.__mw.peer; return !!(p && p.leaderStatus().leader_id);",
-        SETUP_S,
-    )
-    return dict(await page.eval("return window.__mw.peer.selfInfo();"))
 
 
 async def test_a_browser_display_joins_gets_cues_and_echoes_them_directly(
@@ -85,8 +63,7 @@ async def test_a_browser_display_joins_gets_cues_and_echoes_them_directly(
     page = await open_display(
         pages, room.lab.add_host("phone"), page_url(ctrl, name="Phone", echo="1")
     )
-    me = await browser_self(page)
-    phone = peer_id_of(me)
+    phone = await page.joined(SETUP_S)
     # It is in every peer list, and its channel to the controller is direct.
     await ctrl.client.wait_until(lambda: phone in connected_ids(ctrl), SETUP_S)
     for peer in (ctrl, disp):
@@ -121,17 +98,11 @@ async def test_a_browser_that_makes_the_offer_also_opens_a_direct_path(
     page = await open_display(
         pages, room.lab.add_host("phone"), page_url(ctrl, name="Phone", echo="1")
     )
-    phone = peer_id_of(await browser_self(page))
+    phone = await page.joined(SETUP_S)
     for _ in range(16):  # a fresh peer id per load: the page offers when its id is lower
         if phone < ctrl.peer_id:
             break
-        await page.eval("setTimeout(() => location.reload(), 0); return true;")
-        await page.wait(
-            "const p = window.__mw && window.__mw.peer; const me = p && p.selfInfo();"
-            f" return !!(me && me.peer_id !== {json.dumps(phone)} && p.leaderStatus().leader_id);",
-            SETUP_S,
-        )
-        phone = peer_id_of(await page.eval("return window.__mw.peer.selfInfo();"))
+        phone = await page.reloaded(phone, SETUP_S)
     assert phone < ctrl.peer_id, "16 page loads, and the controller's id was always lower"
     await ctrl.client.wait_until(lambda: phone in connected_ids(ctrl), SETUP_S)
     assert await via(ctrl, phone) == "direct"
@@ -146,7 +117,7 @@ async def test_with_its_udp_blocked_a_browser_joins_through_the_leader(
     phone_host.run(["nft", "-f", "-"], input=NO_UDP, check=True)
     started = time.monotonic()
     page = await open_display(pages, phone_host, page_url(ctrl, name="Phone", echo="1"))
-    phone = peer_id_of(await browser_self(page))
+    phone = await page.joined(SETUP_S)
     await ctrl.client.wait_until(lambda: phone in connected_ids(ctrl), SETUP_S)
     assert time.monotonic() - started < 5.0 + 5.0  # the page's load, then 5 s at most
     assert await via(ctrl, phone) == "relay"
@@ -160,7 +131,7 @@ async def test_a_relayed_browser_moves_to_a_direct_path_once_udp_works(
     phone_host = room.lab.add_host("phone")
     phone_host.run(["nft", "-f", "-"], input=NO_UDP, check=True)
     page = await open_display(pages, phone_host, page_url(ctrl, name="Phone", echo="1"))
-    phone = peer_id_of(await browser_self(page))
+    phone = await page.joined(SETUP_S)
     await ctrl.client.wait_until(lambda: phone in connected_ids(ctrl), SETUP_S)
     assert await via(ctrl, phone) == "relay"
     phone_host.run(["nft", "delete", "table", "inet", "mwl_noudp"], check=True)
@@ -177,12 +148,9 @@ async def test_a_relayed_browser_moves_to_a_direct_path_once_udp_works(
 async def test_when_the_leader_dies_the_browser_follows_the_successor(
     room: Room, pages: Pages
 ) -> None:
-    first, second = await room.start(CONTROLLER, {**CONTROLLER, "name": "Second booth"})
-    leader = min([first, second], key=lambda p: (p.info["started_at"], p.peer_id))
-    survivor = second if leader is first else first
-    await agree_on([first, second], leader, SETUP_S)
+    leader, survivor = await two_booths(room, SETUP_S)
     page = await open_display(pages, room.lab.add_host("phone"), page_url(survivor, name="Phone"))
-    phone = peer_id_of(await browser_self(page))
+    phone = await page.joined(SETUP_S)
     await survivor.client.wait_until(lambda: phone in connected_ids(survivor), SETUP_S)
     leader.client.process.kill()
     await agree_on([survivor], survivor, SETUP_S)
@@ -205,7 +173,7 @@ async def test_in_a_keyed_room_only_a_page_with_the_key_joins(room: Room, pages:
     keyed = await open_display(
         pages, room.lab.add_host("tv"), page_url(ctrl, name="Lobby TV", key=key)
     )
-    tv = peer_id_of(await browser_self(keyed))
+    tv = await keyed.joined(SETUP_S)
     await ctrl.client.wait_until(lambda: tv in connected_ids(ctrl), SETUP_S)
     assert key not in str(await keyed.eval("return location.href;"))  # taken out of the address
     stranger = await open_display(pages, room.lab.add_host("guest"), page_url(ctrl, name="Guest"))

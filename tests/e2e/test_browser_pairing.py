@@ -4,8 +4,6 @@ opens the member's one-time pairing link, then comes back on its own."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.browser.page import Page, Pages
@@ -15,7 +13,6 @@ pytestmark = [pytest.mark.lab, pytest.mark.timeout(180)]
 
 SETUP_S = 10.0
 STORED = "return localStorage.getItem('mobile-worship:room-key:default');"
-JOINED = "const p = window.__mw && window.__mw.peer; return !!(p && p.leaderStatus().leader_id);"
 FORM = (
     "const f = document.getElementById('pairing-code'); return f ? document.body.innerText : null;"
 )
@@ -23,12 +20,6 @@ FORM = (
 
 async def open_page(pages: Pages, room: Room, name: str, url: str) -> Page:
     return await pages.open(room.lab.add_host(name), url)
-
-
-async def joined_as(page: Page) -> str:
-    """The page's peer id, once its web peer is in the room."""
-    await page.wait(JOINED, SETUP_S)
-    return str(await page.eval("return window.__mw.peer.selfInfo().peer_id;"))
 
 
 async def shows_cue(ctrl: LabPeer, page: Page, peer_id: str, cue: str) -> None:
@@ -42,14 +33,9 @@ async def shows_cue(ctrl: LabPeer, page: Page, peer_id: str, cue: str) -> None:
 
 async def back_after_reload(page: Page, before: str) -> str:
     """Reload the page; it joins again on its own (no code): its new peer id."""
-    await page.eval("setTimeout(() => location.reload(), 0); return true;")
-    await page.wait(
-        f"const p = window.__mw && window.__mw.peer; const me = p && p.selfInfo();"
-        f" return !!(me && me.peer_id !== {json.dumps(before)} && p.leaderStatus().leader_id);",
-        SETUP_S,
-    )
+    again = await page.reloaded(before, SETUP_S)
     assert await page.eval("return document.getElementById('pairing-code') === null;")
-    return str(await page.eval("return window.__mw.peer.selfInfo().peer_id;"))
+    return again
 
 
 def paired_count(ctrl: LabPeer) -> int:
@@ -66,7 +52,7 @@ async def test_a_tv_pairs_by_typing_the_code_and_comes_back_without_it(
     assert "private" in asked and "six-digit code" in asked
     await tv.type("#pairing-code", window["code"])
     await tv.click("button[type=submit]")
-    first = await joined_as(tv)
+    first = await tv.joined(SETUP_S)
     await shows_cue(ctrl, tv, first, "Verse 1")
     assert await tv.eval(STORED) == key  # kept for the next visit, in this browser only
     assert paired_count(ctrl) == 1
@@ -86,7 +72,7 @@ async def test_a_phone_pairs_by_opening_the_link_once_and_a_second_use_is_refuse
     assert link.startswith(f"http://{ctrl.host.ip}:3010/#") and window["token"] in link
     assert key not in link
     phone = await open_page(pages, room, "phone", link)
-    first = await joined_as(phone)
+    first = await phone.joined(SETUP_S)
     assert "pair=" not in str(await phone.eval("return location.href;"))  # taken out at once
     await shows_cue(ctrl, phone, first, "Welcome")
     assert await phone.eval(STORED) == key
@@ -116,7 +102,7 @@ async def test_a_page_whose_device_is_revoked_takes_no_new_key(room: Room, pages
     await lobby.start()
     link = (await lobby.client.call("open_pairing", {}))["pair_url"]
     tv = await open_page(pages, room, "tv", link)  # the page comes from the lobby PC
-    await joined_as(tv)
+    await tv.joined(SETUP_S)
     kept = await tv.eval(STORED)
     assert kept is not None
     await ctrl.client.call("rotate_room_key", {"revoke": [lobby.peer_id]})

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.browser.page import Page, Pages
-from tests.e2e.room import CONTROLLER, LabPeer, Room, agree_on, connected_ids
+from tests.e2e.room import CONTROLLER, LabPeer, Room, agree_on, connected_ids, page_url
 
 pytestmark = [
     pytest.mark.lab,
@@ -24,7 +24,6 @@ pytestmark = [
 SETUP_S = 15.0
 WAKE_S = 2.0
 FROZEN_S = 30.0
-JOINED = "const p = window.__mw && window.__mw.peer; return !!(p && p.leaderStatus().leader_id);"
 CUE = (
     "const e = document.getElementById('last-message'); const t = e ? e.textContent.trim() : null;"
 )
@@ -40,13 +39,6 @@ window.__shown = [];
 document.addEventListener('visibilitychange', () => window.__shown.push(document.visibilityState));
 return true;
 """
-LONGEST_GAP = (
-    "const t = window.__ticks; return Math.max(0, ...t.slice(1).map((x, i) => x - t[i])) / 1000;"
-)
-
-
-def page_url(peer: LabPeer, **fragment: str) -> str:
-    return f"http://{peer.host.ip}:3010/#" + "&".join(f"{k}={v}" for k, v in fragment.items())
 
 
 async def page_state(page: Page) -> dict[str, Any]:
@@ -58,8 +50,7 @@ async def joined_page(room: Room, pages: Pages) -> tuple[LabPeer, Page, str]:
     (ctrl,) = await room.start(CONTROLLER)
     await agree_on([ctrl], ctrl, SETUP_S)
     page = await pages.open(room.lab.add_host("phone"), page_url(ctrl, name="Phone"))
-    await page.wait(JOINED, SETUP_S)
-    phone = str(await page.eval("return window.__mw.peer.selfInfo().peer_id;"))
+    phone = await page.joined(SETUP_S)
     await ctrl.client.wait_until(lambda: phone in connected_ids(ctrl), SETUP_S)
     assert await page.eval(WATCH)
     return ctrl, page, phone

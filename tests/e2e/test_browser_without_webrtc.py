@@ -10,15 +10,17 @@ import time
 
 import pytest
 
-from tests.browser.page import Page, Pages
+from tests.browser.page import Pages
 from tests.e2e.room import (
     CONTROLLER,
-    LabPeer,
     Room,
     agree_on,
     connected_ids,
     display,
     messages,
+    page_url,
+    two_booths,
+    via,
 )
 
 pytestmark = [
@@ -28,35 +30,9 @@ pytestmark = [
 ]
 
 SETUP_S = 15.0
-JOINED = "const p = window.__mw && window.__mw.peer; return !!(p && p.leaderStatus().leader_id);"
 ALERTS = (
     "return [...document.querySelectorAll('[role=alert]')].map((e) => e.textContent).join(' | ');"
 )
-
-
-def page_url(peer: LabPeer, **fragment: str) -> str:
-    return f"http://{peer.host.ip}:3010/#" + "&".join(f"{k}={v}" for k, v in fragment.items())
-
-
-async def via(peer: LabPeer, peer_id: str) -> str | None:
-    for info in await peer.client.call("get_connected_peers"):
-        if info["peer_id"] == peer_id:
-            return str(info["via"])
-    return None
-
-
-async def joined(page: Page) -> str:
-    await page.wait(JOINED, SETUP_S)
-    return str(await page.eval("return window.__mw.peer.selfInfo().peer_id;"))
-
-
-async def shows(page: Page, text: str, timeout: float = 5.0) -> None:
-    """Until the page shows `text` as its latest cue."""
-    await page.wait(
-        "const e = document.getElementById('last-message');"
-        f" return !!e && e.textContent.trim() === {json.dumps(text)};",
-        timeout,
-    )
 
 
 async def test_the_page_has_no_webrtc_and_takes_the_relay_at_once(room: Room, pages: Pages) -> None:
@@ -65,7 +41,7 @@ async def test_the_page_has_no_webrtc_and_takes_the_relay_at_once(room: Room, pa
     await ctrl.client.call("send_control_message", {"payload": "Welcome", "retain": "slide"})
     page = await pages.open(room.lab.add_host("tv"), page_url(ctrl, name="Lobby TV", echo="1"))
     assert await page.eval("return typeof RTCPeerConnection;") == "undefined"
-    tv = await joined(page)
+    tv = await page.joined(SETUP_S)
     in_room = time.monotonic()
     await ctrl.client.wait_until(lambda: tv in connected_ids(ctrl), SETUP_S)
     # Through the leader at once: no direct offer first, and no 3 s wait for one.
@@ -74,7 +50,7 @@ async def test_the_page_has_no_webrtc_and_takes_the_relay_at_once(room: Room, pa
     # The room's state reached it first, then a cue shows, and its echo comes back.
     await page.wait("return !!document.querySelector('dd[data-key=slide]');", 5)
     await ctrl.client.call("send_control_message", {"payload": "Amazing grace", "to": tv})
-    await shows(page, "Amazing grace")
+    await page.shows("Amazing grace")
     await ctrl.client.wait_until(lambda: any(m["from"] == tv for m in messages(ctrl)), 5)
     assert await page.eval(ALERTS) == ""
 
@@ -82,15 +58,12 @@ async def test_the_page_has_no_webrtc_and_takes_the_relay_at_once(room: Room, pa
 async def test_when_the_leader_dies_the_page_follows_without_an_error(
     room: Room, pages: Pages
 ) -> None:
-    first, second = await room.start(CONTROLLER, {**CONTROLLER, "name": "Second booth"})
-    leader = min([first, second], key=lambda p: (p.info["started_at"], p.peer_id))
-    survivor = second if leader is first else first
-    await agree_on([first, second], leader, SETUP_S)
+    leader, survivor = await two_booths(room, SETUP_S)
     page = await pages.open(room.lab.add_host("tv"), page_url(survivor, name="Lobby TV"))
-    tv = await joined(page)
+    tv = await page.joined(SETUP_S)
     await survivor.client.wait_until(lambda: tv in connected_ids(survivor), SETUP_S)
     await leader.client.call("send_control_message", {"payload": "Before", "to": tv})
-    await shows(page, "Before")
+    await page.shows("Before")
     leader.client.process.kill()
     await agree_on([survivor], survivor, SETUP_S)
     await page.wait(
@@ -99,7 +72,7 @@ async def test_when_the_leader_dies_the_page_follows_without_an_error(
     )
     await survivor.client.wait_until(lambda: tv in connected_ids(survivor), SETUP_S)
     await survivor.client.call("send_control_message", {"payload": "After", "to": tv})
-    await shows(page, "After")
+    await page.shows("After")
     text = str(await page.eval("return document.body.innerText;"))
     assert "Error" not in text and "Cannot join" not in text, text
     assert await page.eval(ALERTS) == ""

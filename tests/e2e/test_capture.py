@@ -24,14 +24,14 @@ from tests.e2e.room import (
     keyed_controller,
     messages,
     notes,
+    via,
 )
-from tests.e2e.test_browser import NO_UDP, via
+from tests.e2e.test_browser import NO_UDP
 from tests.e2e.wire_capture import Capture
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(240)]
 
 SETUP_S = 15.0
-JOINED = "const p = window.__mw && window.__mw.peer; return !!(p && p.leaderStatus().leader_id);"
 
 
 async def paired_display(room: Room, ctrl: LabPeer, name: str) -> LabPeer:
@@ -81,8 +81,7 @@ async def test_a_listener_reads_no_key_no_cue_and_no_value(
     phone_host = room.lab.add_host("phone")
     phone_host.run(["nft", "-f", "-"], input=NO_UDP, check=True)
     page = await pages.open(phone_host, window["pair_url"])
-    await page.wait(JOINED, SETUP_S)
-    phone = str(await page.eval("return window.__mw.peer.selfInfo().peer_id;"))
+    phone = await page.joined(SETUP_S)
     await ctrl.client.wait_until(
         lambda: any(n["peer"]["peer_id"] == phone for n in notes(ctrl, "webrtc:connected")), SETUP_S
     )

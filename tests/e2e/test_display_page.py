@@ -31,7 +31,6 @@ SETUP_S = 10.0
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
 SIZES = [(1920, 1080), (1280, 720), (390, 844)]
 FIREFOX_MIN_WIDTH = 500
-JOINED = "const p = window.__mw && window.__mw.peer; return !!(p && p.leaderStatus().leader_id);"
 BAR = "return document.querySelector('.mw-display__bar').innerText;"
 
 
@@ -142,8 +141,7 @@ async def test_the_cue_is_the_largest_thing_on_the_page_at_each_size(
     ctrl, key = await keyed_controller(room)
     url = f"http://{ctrl.host.ip}:3010/#name=Projector&key={key}"
     page = await pages.open(room.lab.add_host("tv"), url)
-    await page.wait(JOINED, SETUP_S)
-    tv = str(await page.eval("return window.__mw.peer.selfInfo().peer_id;"))
+    tv = await page.joined(SETUP_S)
     await ctrl.client.wait_until(lambda: tv in connected_ids(ctrl), SETUP_S)
     await page.wait(says("Connected to the booth"), SETUP_S)
     folder = artifacts(request)
@@ -205,8 +203,7 @@ async def test_the_status_waits_for_the_booth_quietly_then_says_it_is_relayed(
     phone_host = room.lab.add_host("phone")
     phone_host.run(["nft", "-f", "-"], input=NO_UDP, check=True)  # no direct path: the relay
     page = await pages.open(phone_host, f"http://{lobby.host.ip}:3010/#name=Phone&key={key}")
-    await page.wait(JOINED, SETUP_S)
-    phone = str(await page.eval("return window.__mw.peer.selfInfo().peer_id;"))
+    phone = await page.joined(SETUP_S)
     await lobby.client.wait_until(lambda: phone in lobby.client.peer_ids(), SETUP_S)
     # Only displays: nothing is wrong, nothing is amber; the page waits for the booth.
     await page.wait(says("Waiting for the booth"), SETUP_S)
@@ -253,8 +250,7 @@ async def test_a_browser_without_webrtc_says_discreetly_that_it_is_relayed(
         room.lab.add_host("tv"), f"http://{ctrl.host.ip}:3010/#name=Lobby%20TV&key={key}"
     )
     assert await page.eval("return typeof RTCPeerConnection;") == "undefined"
-    await page.wait(JOINED, SETUP_S)
-    tv = str(await page.eval("return window.__mw.peer.selfInfo().peer_id;"))
+    tv = await page.joined(SETUP_S)
     await ctrl.client.wait_until(lambda: tv in connected_ids(ctrl), SETUP_S)
     await page.wait(says("Connected to the booth"), SETUP_S)
     status = str(await page.eval(BAR))

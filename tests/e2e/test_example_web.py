@@ -28,6 +28,7 @@ from tests.e2e.room import (
     keyed_controller,
     messages,
     notes,
+    via,
 )
 from tests.lab import HOST_IFACE, Host, expect_line
 from tests.webview.app import REPO, App
@@ -119,14 +120,6 @@ async def room_choices(app: App) -> list[str]:
             ".map((o) => o.value);"
         )
     )
-
-
-async def via(peer: LabPeer, peer_id: str) -> str | None:
-    """How `peer`'s channel to `peer_id` goes (`direct`, `relay`), or None."""
-    for info in await peer.client.call("get_connected_peers"):
-        if info["peer_id"] == peer_id:
-            return str(info["via"])
-    return None
 
 
 async def self_id(app: App) -> str:

@@ -53,11 +53,7 @@ async def test_with_client_isolation_every_screen_gets_the_cues_and_one_leader_s
     page = await pages.open(
         room.lab.add_host("phone"), f"http://{ctrl.host.ip}:3010/#name=Phone&echo=1"
     )
-    await page.wait(
-        "const p = window.__mw && window.__mw.peer; return !!(p && p.leaderStatus().leader_id);",
-        SETUP_S,
-    )
-    phone = str(await page.eval("return window.__mw.peer.selfInfo().peer_id;"))
+    phone = await page.joined(SETUP_S)
     everyone = {aud.peer_id, stage.peer_id, phone}
     await ctrl.client.wait_until(lambda: everyone <= connected_ids(ctrl), SETUP_S)
     # The displays cannot reach each other (nor need to: mesh controllers).

@@ -160,11 +160,7 @@ async def test_6_a_future_dated_write_is_refused_by_a_browser_as_by_a_sidecar(
     page = await pages.open(
         room.lab.add_host("tv"), f"http://{ctrl.host.ip}:3010/#name=TV&class=lobby"
     )
-    await page.wait(
-        "const p = window.__mw && window.__mw.peer; return !!(p && p.leaderStatus().leader_id);",
-        SETUP_S,
-    )
-    tv = str(await page.eval("return window.__mw.peer.selfInfo().peer_id;"))
+    tv = await page.joined(SETUP_S)
     await ctrl.client.wait_until(lambda: tv in connected_ids(ctrl), SETUP_S)
     await ctrl.client.call("send_control_message", {"payload": "Verse 1", "retain": "song"})
     # A guest writes the same key two days ahead, to the browser and to the display.

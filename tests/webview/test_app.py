@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.room import CONTROLLER, Room, agree_on, display
+from tests.e2e.room import Room, display, two_booths
 from tests.lab import Lab
 from tests.webview.app import App
 
@@ -48,10 +48,7 @@ async def test_the_app_leads_a_display_joins_and_the_echo_of_a_cue_shows(
 async def test_the_page_shows_the_new_leader_when_the_leader_elsewhere_dies(
     app: App, room: Room
 ) -> None:
-    first, second = await room.start(CONTROLLER, {**CONTROLLER, "name": "Second booth"})
-    leader = min([first, second], key=lambda p: (p.info["started_at"], p.peer_id))
-    survivor = second if leader is first else first
-    await agree_on([first, second], leader, SETUP_S)
+    leader, survivor = await two_booths(room, SETUP_S)
     await app.start("Lobby TV", "display", "lobby")
     name = leader.params["name"]
     await app.see(
