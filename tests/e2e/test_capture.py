@@ -68,6 +68,8 @@ async def cues(ctrl: LabPeer, n: int, tag: str) -> tuple[list[str], list[str]]:
     return texts, values
 
 
+# Also WebKitGTK: a page without WebRTC, relayed from its first offer (webrtc: false).
+@pytest.mark.parametrize("engine", ["chromium", "firefox", "webkit"])
 async def test_a_listener_reads_no_key_no_cue_and_no_value(
     room: Room, pages: Pages, tmp_path: Path
 ) -> None:
