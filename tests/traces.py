@@ -329,9 +329,10 @@ def run_mesh(trace: dict[str, Any], record: bool = False) -> dict[str, Any]:
     ({peer_id, peer_type}) under a `mesh` and the room's `leader` (if any), each
     with `wants` and `offerer` (the first offers); `backoff` the delays (ms) of
     attempts 1, 2, ...; `offers` the offers of new transports taken from peers
-    ({peer, at, taken})."""
+    ({peer, at, taken}); `closes` the channels `me` closes when the room is listed
+    under `leader` ({mesh, me, linked, leader, unwanted})."""
     from sidecar.contract import SignalPeer
-    from sidecar.core.mesh import OfferBudget, backoff_s, is_offerer, wants
+    from sidecar.core.mesh import OfferBudget, backoff_s, is_offerer, unwanted, wants
 
     def peer(p: dict[str, Any]) -> SignalPeer:
         return SignalPeer(
@@ -353,6 +354,13 @@ def run_mesh(trace: dict[str, Any], record: bool = False) -> dict[str, Any]:
             case.update(got)
         else:
             assert got == {k: case[k] for k in got}, f"pair {case}"
+    for case in trace.get("closes", []):
+        linked = [peer(p) for p in case["linked"]]
+        closed = unwanted(case["mesh"], peer(case["me"]), linked, case.get("leader"))
+        if record:
+            case["unwanted"] = closed
+        else:
+            assert closed == case["unwanted"], f"closes {case}"
     delays = [round(backoff_s(n) * 1000) for n in range(1, len(trace["backoff"]) + 1)]
     if record:
         trace["backoff"] = delays

@@ -11,7 +11,7 @@ import { describe, expect, it } from "vitest";
 
 import { FollowerCore } from "../src/web/core/follower";
 import { LinkCore, type Output } from "../src/web/core/link";
-import { backoffMs, isOfferer, OfferBudget, wants } from "../src/web/core/mesh";
+import { backoffMs, isOfferer, OfferBudget, unwanted, wants } from "../src/web/core/mesh";
 import { chunks, entryOf, RoomState, StateError, valueSize, wireOf, type Entry } from "../src/web/core/state";
 import type { MeshPolicy, PeerType, SignalMessage, StateEntry } from "../src/generated/sidecar-types";
 
@@ -312,6 +312,13 @@ interface MeshTrace {
   }[];
   backoff: number[];
   offers?: { peer: string; at: number; taken: boolean }[];
+  closes?: {
+    mesh: MeshPolicy;
+    me: { peer_id: string; peer_type: PeerType };
+    linked: { peer_id: string; peer_type: PeerType }[];
+    leader?: string;
+    unwanted: string[];
+  }[];
 }
 
 describe("mesh traces (tests/vectors/mesh)", () => {
@@ -327,6 +334,9 @@ describe("mesh traces (tests/vectors/mesh)", () => {
       expect(trace.backoff.map((_, i) => backoffMs(i + 1))).toEqual(trace.backoff);
       const budget = new OfferBudget();
       for (const offer of trace.offers ?? []) expect(budget.take(offer.peer, offer.at), JSON.stringify(offer)).toBe(offer.taken);
+      for (const c of trace.closes ?? []) {
+        expect(unwanted(c.mesh, c.me, c.linked, c.leader ?? null), JSON.stringify(c)).toEqual(c.unwanted);
+      }
     });
   }
 });

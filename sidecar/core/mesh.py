@@ -23,6 +23,18 @@ def wants(mesh: MeshPolicy, a: SignalPeer, b: SignalPeer, leader_id: str | None 
     )
 
 
+def unwanted(
+    mesh: MeshPolicy, me: SignalPeer, linked: Sequence[SignalPeer], leader_id: str | None
+) -> list[str]:
+    """The channels to close when the room is listed under `leader_id`: those the
+    mesh keeps no more (two displays paired while one of them led, once a
+    controller leads again). None while there is no confirmed leader: a list made
+    during a change of leader may be partial, and a healthy channel stays."""
+    if leader_id is None:
+        return []
+    return [p.peer_id for p in linked if not wants(mesh, me, p, leader_id)]
+
+
 def make_room_for(me: SignalPeer, newcomer: SignalPeer, linked: Sequence[SignalPeer]) -> str | None:
     """At MAX_LINKS channels, which one to give up for a channel with `newcomer`:
     a pair with a controller outranks a pair of displays (kept while a display led,

@@ -54,6 +54,7 @@ from sidecar.core.mesh import (
     backoff_s,
     is_offerer,
     make_room_for,
+    unwanted,
     wants,
 )
 from sidecar.core.roomkey import matches, sdp_auth
@@ -182,12 +183,11 @@ class Channels:
             if peer.peer_id not in self._links and peer.peer_id not in self._retries:
                 self._maybe_offer(peer)
         self._room = room
-        if leader_id is not None:  # a confirmed leader: channels the mesh keeps no more go
-            for link in list(self._links.values()):
-                other = room.get(link.remote.peer_id)
-                if other is not None and not wants(self.mesh, self.me, other, leader_id):
-                    log.info("channel to %s closed: not kept with this leader", other.peer_id)
-                    self.link_down(link, "closed", link.unacked(), retry=False)
+        linked = [room[peer_id] for peer_id in self._links if peer_id in room]
+        for peer_id in unwanted(self.mesh, self.me, linked, leader_id):
+            log.info("channel to %s closed: not kept with this leader", peer_id)
+            link = self._links[peer_id]
+            self.link_down(link, "closed", link.unacked(), retry=False)
 
     def route_changed(self) -> None:
         """We have a (new) signaling route: send pending offers again, and retry

@@ -24,7 +24,7 @@ import type {
   StateEnvelope,
 } from "../generated/sidecar-types";
 import { constantTimeEqual, Identity, randomHex, sdpAuth, uuid4 } from "./core/crypto";
-import { backoffMs, isOfferer, MAX_LINKS, OfferBudget, wants } from "./core/mesh";
+import { backoffMs, isOfferer, MAX_LINKS, OfferBudget, unwanted, wants } from "./core/mesh";
 import { Replica } from "./core/replica";
 import { keyProblem, StateError, valueSize } from "./core/state";
 import { hasWebRTC, Link } from "./link";
@@ -326,9 +326,10 @@ export class WebPeer {
     const everyone = listed.some((p) => p.peer_id === me.peer_id) ? listed : [...listed, me];
     this.emit("webrtc:peer_list_changed", { peers: everyone.map((p) => this.info(p)) });
     // Under this leader, channels the mesh keeps no more go (paired while a display led).
-    for (const link of [...this.links.values()]) {
-      const other = listed.find((p) => p.peer_id === link.peerId);
-      if (other && !this.wants(other)) this.onDown(link, "closed", link.unacked());
+    const linked = listed.filter((p) => this.links.has(p.peer_id));
+    for (const peerId of unwanted(this.options?.mesh ?? "controllers", me, linked, leaderId)) {
+      const link = this.links.get(peerId);
+      if (link) this.onDown(link, "closed", link.unacked());
     }
     for (const peer of listed) {
       if (peer.peer_id === me.peer_id || !this.wants(peer)) continue;

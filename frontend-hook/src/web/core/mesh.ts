@@ -14,6 +14,14 @@ export function wants(mesh: MeshPolicy, a: Pair, b: Pair, leaderId: string | nul
   return leaderId !== null && (a.peer_id === leaderId || b.peer_id === leaderId);
 }
 
+/** The channels to close when the room is listed under `leaderId`: those the mesh
+ * keeps no more (two displays paired while one of them led, once a controller leads
+ * again). None without a confirmed leader: a list made meanwhile may be partial. */
+export function unwanted(mesh: MeshPolicy, me: Pair, linked: readonly Pair[], leaderId: string | null): string[] {
+  if (leaderId === null) return [];
+  return linked.filter((p) => !wants(mesh, me, p, leaderId)).map((p) => p.peer_id);
+}
+
 /** The lower peer id of a pair makes the offer: no glare. */
 export function isOfferer(myId: string, theirId: string): boolean {
   return myId < theirId;
