@@ -456,6 +456,11 @@ function mergeLeaderStatus(state: RoomState, status: LeaderStatus, issued: numbe
       },
     };
   }
+  // Whether this device's room is keyed is its own fact, whoever leads: any read of a
+  // running peer tells it (a read older than a leader event is otherwise dropped).
+  if (status.state !== "idle" && state.phase !== "idle" && prev.keyed === null) {
+    return { ...state, phase, leader: { ...prev, keyed: status.keyed ?? false } };
+  }
   return phase === state.phase ? state : { ...state, phase };
 }
 

@@ -72,6 +72,20 @@ describe("roomReducer", () => {
     expect(state.leader.leaderId).toBeNull();
   });
 
+  it("a read older than a leader event still says whether this device's room is keyed", () => {
+    // Started with a kept key: the leader is named (an event) before the read issued
+    // earlier returns, still electing. Whether the room is keyed is this device's own
+    // fact, not the leader's: the read tells it whoever leads.
+    const state = run([
+      { type: "start_begin", at: 1 },
+      { type: "start_ok", at: 2, self: STAGE },
+      { type: "leader_changed", at: 4, params: { leader_id: BOOTH.peer_id, is_leader: false, term: 3 } },
+      { type: "leader_status", issued: 3, status: { ...IDLE_STATUS, state: "electing", keyed: true } },
+    ]);
+    expect(state.leader.leaderId).toBe(BOOTH.peer_id);
+    expect(state.leader.keyed).toBe(true);
+  });
+
   it("a leader read says idle: the sidecar is not running", () => {
     const state = run([
       { type: "start_begin", at: 1 },
